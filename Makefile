@@ -1,0 +1,58 @@
+# azaion-assets: `make demo` runs the whole asset graph, `make test` runs the tests.
+# Both set everything up first on a fresh Debian machine (venv, packages, data dirs).
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+VAR := $(CURDIR)/var
+
+# The demo profile: a tiny YOLO26 from its architecture YAML, on CPU-friendly sizes.
+DEMO_ENV := AZAION_ROOT_DIR=$(VAR)/azaion DAGSTER_HOME=$(VAR)/dagster \
+	TRAINING_MODEL=yolo26n.yaml TRAINING_EPOCHS=$(or $(EPOCHS),30) TRAINING_IMGSZ=128 \
+	TRAINING_BATCH_SIZE=16 TRAINING_WORKERS=0 TRAINING_OPTIMIZER=AdamW TRAINING_LR0=0.002 \
+	EXPORT_ONNX_IMGSZ=128
+
+.PHONY: install system-deps demo dev test lint bench env-example clean
+
+system-deps:
+	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1; then \
+		echo "installing python3-venv"; apt-get update -qq && apt-get install -y -qq python3-venv; fi
+
+$(VENV)/.installed: pyproject.toml | system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+$(VAR)/dagster/dagster.yaml: dagster.yaml
+	mkdir -p $(VAR)/dagster
+	cp dagster.yaml $@
+
+demo: install $(VAR)/dagster/dagster.yaml
+	env $(DEMO_ENV) $(BIN)/azaion-assets demo
+
+dev: install $(VAR)/dagster/dagster.yaml
+	env $(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pyright
+	$(BIN)/azaion-assets env-example --check
+	$(BIN)/dagster definitions validate -m azaion_assets.definitions
+	$(BIN)/dg check defs
+
+bench: install
+	$(BIN)/python -m bench.dataset_forming
+
+env-example: install
+	$(BIN)/azaion-assets env-example
+
+clean:
+	rm -rf $(VAR) .pytest_cache

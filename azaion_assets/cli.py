@@ -1,0 +1,226 @@
+"""``azaion-assets``: configuration, data tree, synthetic data and the end-to-end demo.
+
+Exit codes: 0 success, 1 a failed run, 2 invalid configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from azaion_assets.core.atomic import atomic_write_text
+from azaion_assets.core.datatree import DataTree
+from azaion_assets.core.envfile import render_config_yaml, render_env_example
+from azaion_assets.core.settings import (
+    DEFAULT_CONFIG_FILE,
+    DEFAULT_ENV_FILE,
+    ConfigError,
+    Scope,
+    Settings,
+    load_settings,
+    missing_for,
+)
+from azaion_assets.core.synthetic import write_samples
+from azaion_assets.core.training import BaseModelError, resolve_base_model
+
+EXIT_CONFIG = 2
+DEMO_ASSETS = "dataset,model,onnx_model"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, args.env_file)
+
+
+def checked_settings(args: argparse.Namespace, scopes: set[Scope] | None) -> Settings:
+    """Load and validate for ``scopes`` (None = all); raise ``ConfigError`` with every problem."""
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        extra = missing_for(exc.absent, scopes) if exc.absent is not None else []
+        raise ConfigError(exc.problems + extra) from None
+    problems = settings.missing(scopes)
+    if scopes is None or Scope.TRAINING in scopes:
+        try:
+            resolve_base_model(settings.training_model, DataTree.from_settings(settings).models)
+        except BaseModelError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _scopes(args: argparse.Namespace) -> set[Scope] | None:
+    return {Scope(s) for s in args.scope} if args.scope else None
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    settings = checked_settings(args, _scopes(args))
+    for key, value in settings.public_dict().items():
+        print(f"{key}={'' if value is None else value}")
+    print("configuration OK", file=sys.stderr)
+    return 0
+
+
+def cmd_config_render(args: argparse.Namespace) -> int:
+    settings = checked_settings(args, _scopes(args))
+    out = Path(args.output)
+    atomic_write_text(out, render_config_yaml(settings), mode=0o600)
+    print(f"wrote {out} (mode 0600)")
+    return 0
+
+
+def cmd_env_example(args: argparse.Namespace) -> int:
+    text = render_env_example()
+    if args.check:
+        current = Path(args.output).read_text("utf-8") if Path(args.output).exists() else ""
+        if current != text:
+            print(f"{args.output} is out of date; run: azaion-assets env-example", file=sys.stderr)
+            return 1
+        return 0
+    atomic_write_text(Path(args.output), text)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_tree(args: argparse.Namespace) -> int:
+    tree = DataTree.from_settings(_settings(args)).ensure()
+    print(tree.root)
+    return 0
+
+
+def cmd_synthetic(args: argparse.Namespace) -> int:
+    tree = DataTree.from_settings(_settings(args)).ensure()
+    target = tree.seed if args.unvalidated else tree.data
+    written = write_samples(target, args.count, seed=args.seed)
+    print(f"wrote {len(written)} annotations to {target.root}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job: synthetic annotations -> dataset -> model -> ONNX, on a real instance."""
+    settings = checked_settings(args, {Scope.TRAINING})
+    if not os.environ.get("DAGSTER_HOME"):
+        raise ConfigError(["DAGSTER_HOME is not set (the demo records its runs there)"])
+    tree = DataTree.from_settings(settings).ensure()
+    write_samples(tree.data, args.count, seed=args.seed)
+    partition = args.partition or datetime.now(UTC).date().isoformat()
+    print(f"materialising {DEMO_ASSETS} for {partition} with {settings.training_model} ...")
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+    cmd = [
+        dagster,
+        "asset",
+        "materialize",
+        "-m",
+        "azaion_assets.definitions",
+        "--select",
+        DEMO_ASSETS,
+        "--partition",
+        partition,
+    ]
+    result = subprocess.run(cmd, check=False)
+    if result.returncode != 0:
+        print("demo run failed; see the run log above or in the UI", file=sys.stderr)
+        return 1
+    _print_summary(tree, partition)
+    return 0
+
+
+def _print_summary(tree: DataTree, partition: str) -> None:
+    from dagster import AssetKey, DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        print("\n== azaion-assets demo: done ==")
+        for key in DEMO_ASSETS.split(","):
+            event = instance.get_latest_materialization_event(AssetKey(key))
+            meta = (
+                event.asset_materialization.metadata
+                if event and event.asset_materialization
+                else {}
+            )
+            shown = {
+                k: getattr(v, "value", v)
+                for k, v in meta.items()
+                if k
+                in (
+                    "path",
+                    "images",
+                    "corrupted",
+                    "mAP50",
+                    "mAP50-95",
+                    "wall_time_s",
+                    "device",
+                    "opset",
+                    "onnx_latency_ms",
+                    "torch_latency_ms",
+                    "published",
+                )
+            }
+            print(f"{key:<11} {shown}")
+    print(f"data tree   {tree.root}")
+    print(f"champion    {tree.champion}")
+    print(f"onnx        {tree.champion_onnx}")
+    print(f"instance    {os.environ['DAGSTER_HOME']}")
+    print(
+        "UI          make dev   (dagster dev on http://127.0.0.1:3000; "
+        f"open Assets > onnx_model, partition {partition})"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="azaion-assets", description=__doc__)
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG_FILE), help="config.yaml to read")
+    parser.add_argument("--env-file", default=str(DEFAULT_ENV_FILE), help=".env file to read")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    config = sub.add_parser("config", help="check or render the configuration")
+    config_sub = config.add_subparsers(dest="action", required=True)
+    scope_help = "only the variables these parts need (default: all)"
+    check = config_sub.add_parser("check", help="list every missing or invalid variable")
+    check.add_argument(
+        "--scope", action="append", choices=[s.value for s in Scope], help=scope_help
+    )
+    check.set_defaults(func=cmd_config_check)
+    render = config_sub.add_parser("render", help="validate, then write config.yaml (mode 0600)")
+    render.add_argument(
+        "--scope", action="append", choices=[s.value for s in Scope], help=scope_help
+    )
+    render.add_argument("--output", default=str(DEFAULT_CONFIG_FILE))
+    render.set_defaults(func=cmd_config_render)
+
+    env = sub.add_parser("env-example", help="write .env.example from the settings schema")
+    env.add_argument("--output", default=".env.example")
+    env.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
+    env.set_defaults(func=cmd_env_example)
+
+    sub.add_parser("tree", help="create the data tree").set_defaults(func=cmd_tree)
+
+    synth = sub.add_parser("synthetic", help="write synthetic annotations into data/")
+    synth.add_argument("--count", type=int, default=64)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--unvalidated", action="store_true", help="write to data-seed/ instead")
+    synth.set_defaults(func=cmd_synthetic)
+
+    demo = sub.add_parser("demo", help="synthetic data -> dataset -> model -> ONNX")
+    demo.add_argument("--count", type=int, default=96)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--partition", help="YYYY-MM-DD (default: today, UTC)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

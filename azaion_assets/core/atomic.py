@@ -1,0 +1,111 @@
+"""Crash-safe file writes: a reader sees the old file or the new one, never half of one.
+
+Every file the pipeline publishes goes through here: write to a temp file in the same
+directory, fsync it, rename it over the target, then fsync the directory so the rename itself
+survives a power cut.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+
+def fsync_dir(path: Path) -> None:
+    """Persist a directory entry change (create, rename) made inside ``path``."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def replacing(target: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """Yield a handle on a temp file beside ``target`` that replaces it on a clean exit.
+
+    The temp file is fsynced before the rename and the directory after it; on any error the temp
+    file is removed and ``target`` is left exactly as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+
+
+def atomic_write_bytes(target: Path, data: bytes, mode: int = 0o644) -> Path:
+    """Write ``data`` to ``target`` atomically with file mode ``mode``."""
+    with replacing(target, mode) as handle:
+        handle.write(data)
+    return Path(target)
+
+
+def atomic_write_text(target: Path, text: str, mode: int = 0o644) -> Path:
+    """Write UTF-8 ``text`` to ``target`` atomically."""
+    return atomic_write_bytes(target, text.encode("utf-8"), mode=mode)
+
+
+def atomic_copy(source: Path, target: Path) -> Path:
+    """Copy ``source`` to ``target`` so that readers of ``target`` never see a partial copy."""
+    with (
+        open(source, "rb") as src,
+        replacing(target, stat.S_IMODE(os.fstat(src.fileno()).st_mode)) as out,
+    ):
+        shutil.copyfileobj(src, out, length=1 << 20)
+    return Path(target)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False if unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Swap a fully written ``staging`` directory into place at ``target``.
+
+    Directories cannot be renamed over non-empty ones. On Linux the swap is one atomic
+    ``RENAME_EXCHANGE``, so ``target`` always names a complete directory, old or new. Elsewhere
+    the old directory is renamed aside first; the window in between is two renames long.
+    """
+    staging, target = Path(staging), Path(target)
+    if target.exists() and _exchange(staging, target):
+        shutil.rmtree(staging)  # now holds the old content
+    else:
+        old = target.with_name(f".{target.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(staging, target)
+        if old.exists():
+            shutil.rmtree(old)
+    fsync_dir(target.parent)

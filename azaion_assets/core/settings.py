@@ -1,0 +1,290 @@
+"""The one configuration schema for azaion-assets.
+
+Every variable of the original environment strategy is a field here, under its original name,
+plus the few this project adds. Values are resolved in this order, highest first:
+
+1. the process environment,
+2. a ``.env`` file,
+3. ``config.yaml`` (rendered from the two above by ``azaion-assets config render``),
+4. the defaults below.
+
+Secrets are ``SecretStr`` and have no defaults. A secret is only demanded by the part of the
+pipeline that uses it (see ``Scope``), so a training-only machine needs no broker password, but
+whoever asks for it gets an error that names the variable.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG_FILE = Path("config.yaml")
+DEFAULT_ENV_FILE = Path(".env")
+
+
+class Scope(enum.StrEnum):
+    """Parts of the pipeline, each demanding its own variables."""
+
+    TRAINING = "training"
+    STREAM = "stream"
+    RELEASE = "release"
+
+
+def _field(default: Any = None, *, doc: str, scopes: tuple[Scope, ...] = (), secret=False) -> Any:
+    extra = {"scopes": [s.value for s in scopes], "secret": secret}
+    return Field(default=default, description=doc, json_schema_extra=extra)
+
+
+class ConfigError(Exception):
+    """The configuration is missing variables or holds invalid ones; lists every problem.
+
+    ``absent`` names the fields no source provided, when validation stopped before the scoped
+    checks could run, so that a caller can still report the missing secrets in the same breath.
+    """
+
+    def __init__(self, problems: list[str], absent: set[str] | None = None):
+        self.problems = problems
+        self.absent = absent
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class Settings(BaseSettings):
+    """Typed settings; field ``foo_bar`` is the variable ``FOO_BAR``."""
+
+    model_config = SettingsConfigDict(
+        alias_generator=str.upper,
+        validate_by_name=True,
+        validate_by_alias=True,
+        extra="ignore",
+        env_file_encoding="utf-8",
+        hide_input_in_errors=True,
+        env_ignore_empty=True,
+    )
+
+    # --- Azaion REST API (seed) ---
+    azaion_api_url: str = _field("https://api.azaion.com", doc="Azaion REST API base URL")
+    azaion_api_email: str | None = _field(doc="API login email", scopes=(Scope.RELEASE,))
+    azaion_api_password: SecretStr | None = _field(
+        doc="API login password", scopes=(Scope.RELEASE,), secret=True
+    )
+
+    # --- RabbitMQ stream (seed) ---
+    rabbitmq_host: str = _field("127.0.0.1", doc="RabbitMQ host")
+    rabbitmq_port: int = _field(5552, doc="RabbitMQ Streams port")
+    rabbitmq_user: str = _field("azaion_receiver", doc="RabbitMQ username")
+    rabbitmq_password: SecretStr | None = _field(
+        doc="RabbitMQ password", scopes=(Scope.STREAM,), secret=True
+    )
+    rabbitmq_queue_name: str = _field("azaion-annotations", doc="Stream (queue) name")
+
+    # --- Data tree (seed) ---
+    azaion_root_dir: Path = _field(Path("/azaion"), doc="Root data directory")
+    azaion_data_dir: str = _field("data", doc="Validated annotations dir name")
+    azaion_data_seed_dir: str = _field("data-seed", doc="Unvalidated annotations dir name")
+    azaion_data_deleted_dir: str = _field("data_deleted", doc="Deleted annotations dir name")
+
+    # --- Training and export (seed) ---
+    training_model: str = _field(
+        "yolo26m.pt",
+        doc="Base model: a .pt file on disk (relative paths resolve under models/) "
+        "or an architecture YAML shipped in Ultralytics, trained from scratch",
+    )
+    training_epochs: int = _field(120, doc="Training epochs")
+    training_batch_size: int = _field(11, doc="Training batch size")
+    training_imgsz: int = _field(1280, doc="Training image size")
+    training_save_period: int = _field(1, doc="Checkpoint save interval in epochs (-1 = off)")
+    training_workers: int = _field(24, doc="Dataloader workers")
+    export_onnx_imgsz: int = _field(1280, doc="ONNX export image size")
+
+    # --- Added by azaion-assets ---
+    azaion_data_corrupted_dir: str = _field(
+        "data-corrupted", doc="Where invalid annotations are moved, with their reason"
+    )
+    azaion_runtime_dir: Path | None = _field(
+        doc="Writable runtime state (Ultralytics config, fonts, caches); default <root>/.runtime"
+    )
+    dataset_split: str = _field("70/20/10", doc="train/valid/test percentages, stable by name")
+    training_device: str = _field(
+        "auto", doc="auto (CUDA if present, else CPU), cpu, or CUDA ids such as 0 or 0,1"
+    )
+    training_seed: int = _field(0, doc="Random seed for training")
+    training_amp: bool = _field(True, doc="Mixed precision on CUDA (no online AMP self-check)")
+    training_plots: bool = _field(True, doc="Write Ultralytics training plots")
+    training_optimizer: str = _field(
+        "auto", doc="Ultralytics optimizer: auto, SGD, Adam, AdamW, ... (auto ignores LR0)"
+    )
+    training_lr0: float = _field(0.01, doc="Initial learning rate (unless optimizer is auto)")
+    export_parity_images: int = _field(8, doc="Validation images used for the ONNX parity check")
+    export_parity_conf: float = _field(0.25, doc="Only boxes above this score are compared")
+    export_parity_score_tol: float = _field(0.001, doc="Max score difference ONNX vs PyTorch")
+    export_parity_iou: float = _field(0.9, doc="Min IoU for an ONNX box to match a PyTorch box")
+
+    @field_validator("dataset_split")
+    @classmethod
+    def _split_sums_to_100(cls, value: str) -> str:
+        parts = value.replace(",", "/").split("/")
+        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError("must be three whole percentages such as 70/20/10")
+        if sum(int(p) for p in parts) != 100:
+            raise ValueError("percentages must add up to 100")
+        return "/".join(p.strip() for p in parts)
+
+    @field_validator(
+        "training_epochs", "training_batch_size", "training_imgsz", "export_onnx_imgsz"
+    )
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("training_workers", "export_parity_images", "rabbitmq_port")
+    @classmethod
+    def _non_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_absent(cls, data: Any, handler: Any) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            given = (
+                {str(k).lower() for k, v in data.items() if v not in (None, "")}
+                if isinstance(data, dict)
+                else set()
+            )
+            raise ConfigError(_describe(exc), absent=set(cls.model_fields) - given) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init values carry config.yaml, which ranks below the environment and .env.
+        return env_settings, dotenv_settings, init_settings
+
+    # --- derived values ---
+    @property
+    def split_percentages(self) -> tuple[int, int, int]:
+        train, valid, test = (int(p) for p in self.dataset_split.split("/"))
+        return train, valid, test
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.azaion_runtime_dir or self.azaion_root_dir / ".runtime"
+
+    def require(self, name: str) -> Any:
+        """Return a scoped value that must be set, or raise ``ConfigError`` naming the variable."""
+        value = getattr(self, name.lower())
+        if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
+            raise ConfigError([f"{name.upper()} is not set"])
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+    def missing(self, scopes: set[Scope] | None = None) -> list[str]:
+        """Variables required by ``scopes`` (all scopes when None) that are not set."""
+        absent = {
+            name
+            for name in type(self).model_fields
+            if (value := getattr(self, name)) is None
+            or (isinstance(value, SecretStr) and not value.get_secret_value())
+        }
+        return missing_for(absent, scopes)
+
+    def public_dict(self) -> dict[str, Any]:
+        """All values by variable name, secrets masked; safe for logs and metadata."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "**********" if value.get_secret_value() else None
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name.upper()] = value
+        return out
+
+    def render_dict(self) -> dict[str, Any]:
+        """All values by variable name with secrets revealed, for the 0600 ``config.yaml``."""
+        out = self.public_dict()
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out[name.upper()] = value.get_secret_value()
+        return out
+
+
+def missing_for(absent: set[str], scopes: set[Scope] | None = None) -> list[str]:
+    """Problems for the ``absent`` fields that ``scopes`` (all scopes when None) require."""
+    problems = []
+    for name, info in Settings.model_fields.items():
+        field_scopes = set(_extra(info).get("scopes", []))
+        wanted = {s.value for s in scopes} if scopes is not None else field_scopes
+        if name in absent and field_scopes & wanted:
+            problems.append(
+                f"{name.upper()}: missing (required for {', '.join(sorted(field_scopes))})"
+            )
+    return problems
+
+
+def secret_fields() -> list[str]:
+    return [n.upper() for n, i in Settings.model_fields.items() if _extra(i).get("secret")]
+
+
+def _extra(info: Any) -> dict[str, Any]:
+    extra = info.json_schema_extra
+    return extra if isinstance(extra, dict) else {}
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError([f"{path}: not valid YAML{where}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{path}: must be a mapping of VARIABLE: value"])
+    known = {n.upper() for n in Settings.model_fields}
+    unknown = sorted(str(k) for k in raw if str(k).upper() not in known)
+    if unknown:
+        raise ConfigError([f"{path}: unknown variable {k}" for k in unknown])
+    return {str(k).upper(): v for k, v in raw.items() if v is not None}
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    """Turn pydantic errors into one line per variable, never echoing the input value."""
+    problems = []
+    for err in exc.errors(include_input=False, include_url=False):
+        name = str(err["loc"][0]).upper() if err["loc"] else "?"
+        message = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{name}: {message}")
+    return problems
+
+
+def load_settings(
+    config_file: Path | str | None = None,
+    env_file: Path | str | None = DEFAULT_ENV_FILE,
+) -> Settings:
+    """Resolve settings from the environment, ``.env`` and ``config.yaml``.
+
+    A missing ``config.yaml`` or ``.env`` is fine; an invalid one raises ``ConfigError``
+    listing every problem at once.
+    """
+    path = Path(config_file) if config_file is not None else DEFAULT_CONFIG_FILE
+    file_values = _read_config_file(path) if path.is_file() else {}
+    env_path = Path(env_file) if env_file is not None else None
+    return Settings(
+        _env_file=env_path if env_path is not None and env_path.is_file() else None,  # type: ignore[call-arg]
+        **file_values,
+    )

@@ -1,0 +1,105 @@
+"""Shared fixtures: a hermetic environment, a data tree in tmp, and an outbound-network guard."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from azaion_assets.core.datatree import DataTree
+from azaion_assets.core.settings import Settings, load_settings
+
+_PREFIXES = ("AZAION_", "RABBITMQ_", "TRAINING_", "EXPORT_", "DATASET_")
+
+# A tiny, CPU-friendly training profile used by every test that trains.
+TINY_PROFILE = {
+    "TRAINING_MODEL": "yolo26n.yaml",
+    "TRAINING_EPOCHS": "2",
+    "TRAINING_IMGSZ": "96",
+    "TRAINING_BATCH_SIZE": "16",
+    "TRAINING_WORKERS": "0",
+    "TRAINING_PLOTS": "true",
+    "TRAINING_OPTIMIZER": "AdamW",
+    "TRAINING_LR0": "0.002",
+    "EXPORT_ONNX_IMGSZ": "128",
+    "EXPORT_PARITY_IMAGES": "4",
+}
+
+
+@pytest.fixture(scope="session")
+def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One Ultralytics runtime dir per session: Ultralytics reads its flags once, at import."""
+    return tmp_path_factory.mktemp("runtime")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, runtime_dir: Path) -> None:
+    """No configuration leaks in from the machine, and no stray .env/config.yaml is read."""
+    clear_config_env(monkeypatch)
+    monkeypatch.setenv("AZAION_RUNTIME_DIR", str(runtime_dir))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "azaion"
+    monkeypatch.setenv("AZAION_ROOT_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def settings(root: Path) -> Settings:
+    return load_settings()
+
+
+@pytest.fixture
+def tree(settings: Settings) -> DataTree:
+    return DataTree.from_settings(settings).ensure()
+
+
+class NetworkAttempt(AssertionError):
+    pass
+
+
+def guard_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Fail any outbound connection or DNS lookup, and record each attempt.
+
+    Unix sockets stay allowed (they never leave the machine). The failure is an AssertionError,
+    not an OSError, so library code that tolerates being offline cannot swallow it quietly; the
+    returned list lets a test assert that nothing was even tried.
+    """
+    attempts: list[str] = []
+    real_connect = socket.socket.connect
+
+    def guarded_connect(self: socket.socket, address, *args, **kwargs):
+        if self.family == socket.AF_UNIX:
+            return real_connect(self, address, *args, **kwargs)
+        attempts.append(f"connect {address!r}")
+        raise NetworkAttempt(f"outbound connection attempted: {address!r}")
+
+    def guarded_connect_ex(self: socket.socket, address, *args, **kwargs):
+        attempts.append(f"connect_ex {address!r}")
+        raise NetworkAttempt(f"outbound connection attempted: {address!r}")
+
+    def guarded_getaddrinfo(host, *args, **kwargs):
+        attempts.append(f"getaddrinfo {host!r}")
+        raise NetworkAttempt(f"DNS lookup attempted: {host!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
+    return attempts
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    yield guard_network(monkeypatch)
+
+
+def clear_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith(_PREFIXES):
+            monkeypatch.delenv(key)

@@ -1,0 +1,138 @@
+import json
+import os
+
+import yaml
+
+from azaion_assets.core.classes import load_classes, slot_names
+from azaion_assets.core.forming import form_dataset, read_manifest
+from azaion_assets.core.split import assign_split
+from azaion_assets.core.synthetic import write_samples
+
+SPLIT = (70, 20, 10)
+
+
+def _form(tree, partition="2026-11-24"):
+    return form_dataset(tree, partition, SPLIT, slot_names(load_classes(tree.classes_file)))
+
+
+def test_dataset_holds_every_valid_annotation_in_its_stable_split(tree):
+    samples = write_samples(tree.data, 40, seed=3)
+    report = _form(tree)
+    assert sum(report.images.values()) == 40 and report.corrupted == {}
+    for sample in samples:
+        split = assign_split(sample.name, SPLIT)
+        image = report.path / split / "images" / f"{sample.name}.jpg"
+        label = report.path / split / "labels" / f"{sample.name}.txt"
+        assert image.is_file() and label.is_file()
+        # hardlinked, not copied: same inode as the source
+        assert os.stat(image).st_ino == os.stat(tree.data.images / f"{sample.name}.jpg").st_ino
+    boxes = sum(len(s.boxes) for s in samples)
+    assert sum(sum(c.values()) for c in report.boxes.values()) == boxes
+
+
+def test_data_yaml_and_manifest(tree):
+    write_samples(tree.data, 10, seed=1)
+    report = _form(tree)
+    data = yaml.safe_load((report.path / "data.yaml").read_text())
+    assert data["nc"] == 80 and data["names"][20] == "ArmorVehicle(Wint)"
+    assert (data["train"], data["val"], data["test"]) == (
+        "train/images",
+        "valid/images",
+        "test/images",
+    )
+    assert data["path"] == str(report.path.resolve())
+    manifest = read_manifest(report.path)
+    assert manifest["data_version"] == report.data_version and manifest["images"] == report.images
+
+
+def test_split_is_stable_when_the_dataset_grows(tree):
+    first = write_samples(tree.data, 30, seed=1)
+    day1 = _form(tree, "2026-11-01")
+    write_samples(tree.data, 30, seed=2)
+    day2 = _form(tree, "2026-11-02")
+    for sample in first:
+        in_day1 = [
+            s
+            for s in ("train", "valid", "test")
+            if (day1.path / s / "labels" / f"{sample.name}.txt").exists()
+        ]
+        in_day2 = [
+            s
+            for s in ("train", "valid", "test")
+            if (day2.path / s / "labels" / f"{sample.name}.txt").exists()
+        ]
+        assert in_day1 == in_day2 and len(in_day1) == 1
+
+
+def test_invalid_labels_are_moved_aside_with_their_reason(tree):
+    write_samples(tree.data, 5, seed=1)
+    (tree.data.labels / "bad.txt").write_text("0 0.5 0.5 0.2\n")
+    (tree.data.images / "bad.jpg").write_bytes(b"jpeg")
+    (tree.data.labels / "outside.txt").write_text("85 0.5 0.5 0.2 0.2\n")
+    (tree.data.images / "outside.png").write_bytes(b"png")
+    report = _form(tree)
+    assert set(report.corrupted) == {"bad", "outside"}
+    assert "expected 5 fields" in report.corrupted["bad"]
+    assert not (tree.data.labels / "bad.txt").exists()
+    assert (tree.corrupted.images / "bad.jpg").read_bytes() == b"jpeg"
+    assert (tree.corrupted.labels / "outside.txt").exists()
+    reason = json.loads((tree.corrupted.root / "reasons" / "outside.json").read_text())
+    assert "class id 85" in reason["reason"] and reason["origin"] == "dataset 2026-11-24"
+    assert sum(report.images.values()) == 5
+    for split in ("train", "valid", "test"):
+        assert not (report.path / split / "labels" / "bad.txt").exists()
+
+
+def test_unpaired_files_are_left_in_place_and_reported(tree):
+    write_samples(tree.data, 3, seed=1)
+    (tree.data.images / "inflight.jpg").write_bytes(b"x")
+    (tree.data.labels / "orphan.txt").write_text("")
+    (tree.data.labels / ".tmp.partial").write_text("garbage")
+    report = _form(tree)
+    assert report.unpaired == {
+        "inflight": "image has no label file",
+        "orphan": "label has no image",
+    }
+    assert (tree.data.images / "inflight.jpg").exists() and (
+        tree.data.labels / "orphan.txt"
+    ).exists()
+    assert report.corrupted == {}
+
+
+def test_two_images_with_one_name_are_quarantined(tree):
+    (tree.data.labels / "twin.txt").write_text("")
+    (tree.data.images / "twin.jpg").write_bytes(b"a")
+    (tree.data.images / "twin.png").write_bytes(b"b")
+    report = _form(tree)
+    assert report.corrupted == {"twin": "several images share this name"}
+    assert sorted(p.name for p in tree.corrupted.images.iterdir()) == ["twin.jpg", "twin.png"]
+
+
+def test_data_version_tracks_the_source_snapshot(tree):
+    write_samples(tree.data, 8, seed=1)
+    v1 = _form(tree).data_version
+    assert _form(tree).data_version == v1  # nothing changed
+    label = sorted(tree.data.labels.iterdir())[0]
+    label.write_text("1 0.5 0.5 0.1 0.1\n")
+    assert _form(tree).data_version != v1
+
+
+def test_reforming_replaces_the_dataset_whole(tree):
+    write_samples(tree.data, 6, seed=1)
+    first = _form(tree)
+    stale = first.path / "train" / "images" / "stale.jpg"
+    stale.write_bytes(b"x")
+    second = _form(tree)
+    assert not stale.exists()
+    assert sorted(p.name for p in tree.datasets.iterdir()) == ["azaion-2026-11-24"]
+    assert second.images == first.images
+
+
+def test_a_crashed_staging_directory_is_cleaned_up(tree):
+    write_samples(tree.data, 4, seed=1)
+    leftover = tree.datasets / ".azaion-2026-11-24.staging" / "train" / "images"
+    leftover.mkdir(parents=True)
+    (leftover / "half.jpg").write_bytes(b"x")
+    report = _form(tree)
+    assert not (tree.datasets / ".azaion-2026-11-24.staging").exists()
+    assert sum(report.images.values()) == 4
