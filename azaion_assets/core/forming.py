@@ -9,10 +9,11 @@ built in a hidden staging directory and swapped in whole, so a crash never leave
 
 Speed matters at 100,000+ annotations (see ``bench/``): the loop works on directory file
 descriptors (one path component per system call), reads labels with raw ``os.read``, takes
-inode numbers from the directory listing instead of calling ``stat``, and runs as a two-stage
-pipeline: the calling thread reads and validates one slice of names while a single link thread
-links the previous one (``link`` releases the GIL; two link threads would contend for the same
-directory locks in the kernel and run slower than one).
+inode numbers from the directory listing instead of calling ``stat``, and for large datasets runs
+as a two-stage pipeline: this process reads and validates one slice of names while a helper
+process links the previous one. (A link thread would not do: it needs the GIL back after every
+``link`` and ends up slower than no pipeline at all; two linkers would contend for the same
+directory locks in the kernel.)
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +40,8 @@ from azaion_assets.core.split import SPLITS, assign_split
 
 MANIFEST = "manifest.json"
 DATA_YAML = "data.yaml"
-_SLICE = 2048  # names per unit of work
+_SLICE = 4096  # names per unit of work
+_HELPER_PROCESS_FROM = 10_000  # names; below this, linking inline is faster than a helper
 _KINDS = ("images", "labels")
 
 
@@ -147,6 +150,51 @@ class _Linker:
         shutil.copy2(self.src / name, dst / name)
 
 
+_Link = tuple[str, str, str]  # image file, label file, split
+
+
+def _link_slice(images: Path, labels: Path, staging: Path, links: list[_Link]) -> None:
+    """Link one slice of validated annotations into the staging layout (in any process)."""
+    opened: list[int] = []
+
+    def open_dir(path: Path) -> int:
+        opened.append(os.open(path, os.O_RDONLY | os.O_DIRECTORY))
+        return opened[-1]
+
+    try:
+        image_link = _Linker(images, open_dir(images))
+        label_link = _Linker(labels, open_dir(labels))
+        dst = {
+            split: [(staging / split / kind, open_dir(staging / split / kind)) for kind in _KINDS]
+            for split in SPLITS
+        }
+        for image, label, split in links:
+            (img_dir, img_fd), (lbl_dir, lbl_fd) = dst[split]
+            image_link(image, img_dir, img_fd)
+            label_link(label, lbl_dir, lbl_fd)
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+
+class _InProcess:
+    """The executor interface, run inline: for small datasets a helper process costs more."""
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+    def __enter__(self) -> _InProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 @dataclass
 class _Batch:
     """What one slice of names yielded."""
@@ -166,32 +214,17 @@ class _Batch:
         self.digest = (self.digest + other.digest) % (1 << 128)
 
 
-_Link = tuple[str, str, str]  # image file, label file, split
-
-
 class _Former:
-    """Validates and splits annotations (``validate``), then links them (``link``)."""
+    """Reads, validates and splits annotations; linking happens in ``_link_slice``."""
 
-    def __init__(self, tree: DataTree, staging: Path, percentages: tuple[int, int, int]):
+    def __init__(self, tree: DataTree, percentages: tuple[int, int, int]):
         self.percentages = percentages
         self.images = _scan(tree.data.images)
         self.labels = _scan(tree.data.labels, suffix=".txt")
-        self._fds: list[int] = []
-        self.label_fd = self._open(tree.data.labels)
-        self.image_link = _Linker(tree.data.images, self._open(tree.data.images))
-        self.label_link = _Linker(tree.data.labels, self.label_fd)
-        self.dst = {
-            split: [(staging / split / kind, self._open(staging / split / kind)) for kind in _KINDS]
-            for split in SPLITS
-        }
-
-    def _open(self, path: Path) -> int:
-        self._fds.append(os.open(path, os.O_RDONLY | os.O_DIRECTORY))
-        return self._fds[-1]
+        self.label_fd = os.open(tree.data.labels, os.O_RDONLY | os.O_DIRECTORY)
 
     def close(self) -> None:
-        for fd in self._fds:
-            os.close(fd)
+        os.close(self.label_fd)
 
     def names(self) -> list[str]:
         return sorted(self.images.keys() | self.labels.keys())
@@ -224,12 +257,6 @@ class _Former:
             batch.boxes[split].update(classes)
         return batch, links
 
-    def link(self, links: list[_Link]) -> None:
-        for image, label, split in links:
-            (img_dir, img_fd), (lbl_dir, lbl_fd) = self.dst[split]
-            self.image_link(image, img_dir, img_fd)
-            self.label_link(label, lbl_dir, lbl_fd)
-
 
 def form_dataset(
     tree: DataTree,
@@ -247,16 +274,22 @@ def form_dataset(
         for kind in _KINDS:
             (staging / split / kind).mkdir(parents=True)
 
-    former = _Former(tree, staging, percentages)
+    former = _Former(tree, percentages)
     total = _Batch()
     try:
         names = former.names()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="link") as linker:
+        helper = len(names) >= _HELPER_PROCESS_FROM
+        with (
+            ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            if helper
+            else _InProcess()
+        ) as linker:
             pending = []
             for start in range(0, len(names), _SLICE):
                 batch, links = former.validate(names[start : start + _SLICE])
                 total.merge(batch)
-                pending.append(linker.submit(former.link, links))
+                job = linker.submit(_link_slice, tree.data.images, tree.data.labels, staging, links)
+                pending.append(job)
             for job in pending:
                 job.result()  # re-raise any link failure here
     finally:

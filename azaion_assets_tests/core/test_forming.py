@@ -1,6 +1,7 @@
 import json
 import os
 
+import pytest
 import yaml
 
 from azaion_assets.core.classes import load_classes, slot_names
@@ -136,3 +137,33 @@ def test_a_crashed_staging_directory_is_cleaned_up(tree):
     report = _form(tree)
     assert not (tree.datasets / ".azaion-2026-11-24.staging").exists()
     assert sum(report.images.values()) == 4
+
+
+def test_the_helper_process_path_forms_the_same_dataset(tree, monkeypatch):
+    from azaion_assets.core import forming
+
+    write_samples(tree.data, 30, seed=4)
+    inline = _form(tree, "2026-11-01")
+    monkeypatch.setattr(forming, "_HELPER_PROCESS_FROM", 1)
+    monkeypatch.setattr(forming, "_SLICE", 7)  # several slices in flight
+    helper = _form(tree, "2026-11-02")
+    assert helper.images == inline.images and helper.data_version == inline.data_version
+    for split in ("train", "valid", "test"):
+        assert sorted(p.name for p in (helper.path / split / "images").iterdir()) == sorted(
+            p.name for p in (inline.path / split / "images").iterdir()
+        )
+
+
+def test_a_link_failure_fails_the_dataset_and_leaves_no_partial_one(tree, monkeypatch):
+    from azaion_assets.core import forming
+
+    write_samples(tree.data, 5, seed=4)
+
+    def broken_link(*args, **kwargs):
+        raise PermissionError("link refused")
+
+    monkeypatch.setattr(forming.os, "link", broken_link)
+    monkeypatch.setattr(forming.shutil, "copy2", broken_link)
+    with pytest.raises(PermissionError, match="link refused"):
+        _form(tree)
+    assert not tree.dataset_dir("2026-11-24").exists()
