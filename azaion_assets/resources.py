@@ -1,19 +1,15 @@
 """Dagster resources: the bridge from the one settings schema into runs.
 
-The resource holds only where configuration lives; values are resolved when a step starts, not
-when the code location loads, so the location loads without secrets and a run always sees the
-configuration as it is now.
+The resource holds only where configuration lives; values are resolved when a step first asks,
+not when the code location loads, so the location loads without secrets and each run sees the
+configuration as it is when the run starts.
 """
 
 from dagster import ConfigurableResource
+from pydantic import PrivateAttr
 
 from azaion_assets.core.datatree import DataTree
-from azaion_assets.core.settings import (
-    DEFAULT_CONFIG_FILE,
-    DEFAULT_ENV_FILE,
-    Settings,
-    load_settings,
-)
+from azaion_assets.core.settings import DEFAULT_CONFIG_FILE, DEFAULT_ENV_FILE, Settings, load_settings
 
 
 class AzaionSettingsResource(ConfigurableResource):
@@ -22,8 +18,13 @@ class AzaionSettingsResource(ConfigurableResource):
     config_file: str = str(DEFAULT_CONFIG_FILE)
     env_file: str = str(DEFAULT_ENV_FILE)
 
+    _settings: Settings | None = PrivateAttr(default=None)
+
     def load(self) -> Settings:
-        return load_settings(self.config_file, self.env_file)
+        if self._settings is None:
+            self._settings = load_settings(self.config_file, self.env_file)
+        return self._settings
 
     def tree(self) -> DataTree:
+        """The data tree, created if missing."""
         return DataTree.from_settings(self.load()).ensure()
