@@ -35,6 +35,7 @@ PARITY_CHECK = "onnx_parity"
             PARITY_CHECK,
             asset="onnx_model",
             blocking=True,
+            partitions_def=daily_partitions,
             description="ONNX Runtime agrees with PyTorch on validation images",
         )
     ],

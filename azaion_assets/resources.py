@@ -9,7 +9,12 @@ from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
 from azaion_assets.core.datatree import DataTree
-from azaion_assets.core.settings import DEFAULT_CONFIG_FILE, DEFAULT_ENV_FILE, Settings, load_settings
+from azaion_assets.core.settings import (
+    DEFAULT_CONFIG_FILE,
+    DEFAULT_ENV_FILE,
+    Settings,
+    load_settings,
+)
 
 
 class AzaionSettingsResource(ConfigurableResource):

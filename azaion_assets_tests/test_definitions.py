@@ -2,7 +2,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-from dagster import AssetKey
+from dagster import AssetKey, DynamicPartitionsDefinition
 
 from azaion_assets.definitions import defs
 from azaion_assets.partitions import daily_partitions
@@ -17,6 +17,17 @@ def test_definitions_load_with_the_final_asset_keys_and_lineage():
         for k in ("dataset", "model", "onnx_model")
     }
     assert parents == {"dataset": {"annotations"}, "model": {"dataset"}, "onnx_model": {"model"}}
+
+
+def test_annotations_is_a_declared_asset_partitioned_by_stream_batches():
+    # Not merely an implicit stub for a dependency: the UI shows only declared assets.
+    node = defs.resolve_asset_graph().get(AssetKey("annotations"))
+    assert not node.is_virtual
+    assert node.group_name == "annotations"
+    assert isinstance(node.partitions_def, DynamicPartitionsDefinition)
+    assert node.partitions_def.name == "annotation_batches"
+    for key in ("dataset", "model", "onnx_model"):
+        assert defs.resolve_asset_graph().get(AssetKey(key)).partitions_def == daily_partitions
 
 
 def test_checks_are_defined_and_blocking():

@@ -131,6 +131,10 @@ def test_model_files_metadata_and_epoch_logs(pipeline):
     assert meta["dataset_partition"] == PARTITION
     assert meta["dataset_data_version"] == pipeline.metadata("dataset")["source_snapshot"]
     assert len(meta["ap_by_class"].records) >= 1
+    # The metrics must describe the head we ship: validation ran on the NMS-free head.
+    import torch
+
+    assert torch.load(best, weights_only=False)["train_args"]["nms"] is False
     logs = [e.message for e in pipeline.instance.all_logs(pipeline.result.run_id)]
     assert any("epoch 1/2" in m and "mAP50" in m and "box_loss" in m for m in logs)
     assert any("epoch 2/2" in m for m in logs)

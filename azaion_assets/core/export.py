@@ -3,7 +3,8 @@
 We export YOLO26 in its NMS-free end-to-end form (``nms=False``): one output ``(1, 300, 6)`` of
 ``[x1, y1, x2, y2, score, class]`` rows in input pixels, best first. Edge devices then need no
 NMS of their own, and the ONNX graph is the whole detector. The alternative, the one-to-many head
-``(1, 4 + nc, anchors)``, would push NMS and its thresholds onto every consumer.
+``(1, 4 + nc, anchors)``, would push NMS and its thresholds onto every consumer. Training
+validates the same head (see ``training.train``), so the reported mAP is the shipped model's.
 
 Parity compares both runtimes on the same letterboxed images. Tiny models produce tied scores,
 so rows come out in different orders; the comparison therefore matches boxes by class and IoU

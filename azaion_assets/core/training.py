@@ -184,6 +184,7 @@ def train(
         plots=params.plots,
         optimizer=params.optimizer,
         lr0=params.lr0,
+        nms=False,  # validate, and pick best.pt, on the NMS-free head that we export
         verbose=True,
     )
     wall = time.monotonic() - started
@@ -204,10 +205,10 @@ def train(
         run_dir=Path(trainer.save_dir),
         best=Path(trainer.best),
         last=Path(trainer.last),
-        map50=float(box.map50),
-        map50_95=float(box.map),
-        precision=float(box.mp),
-        recall=float(box.mr),
+        map50=round(float(box.map50), 4),
+        map50_95=round(float(box.map), 4),
+        precision=round(float(box.mp), 4),
+        recall=round(float(box.mr), 4),
         per_class=per_class,
         epochs_completed=int(trainer.epoch) + 1,
         wall_seconds=round(wall, 2),
