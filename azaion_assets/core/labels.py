@@ -35,20 +35,30 @@ def parse_label(text: str, num_slots: int = NUM_SLOTS) -> list[int]:
             cls = int(fields[0])
         except ValueError:
             raise LabelError(f"line {lineno}: class id {fields[0]!r} is not an integer") from None
-        if not 0 <= cls < num_slots:
-            raise LabelError(f"line {lineno}: class id {cls} outside 0..{num_slots - 1}")
         try:
             x, y, w, h = float(fields[1]), float(fields[2]), float(fields[3]), float(fields[4])
         except ValueError:
             raise LabelError(f"line {lineno}: coordinates must be numbers") from None
-        # One chained test on the hot path (NaN and inf fail it too); details only on failure.
-        hw, hh = w / 2, h / 2
-        if not (
-            w > 0 and h > 0 and x - hw >= _LO and x + hw <= _HI and y - hh >= _LO and y + hh <= _HI
-        ):
-            _explain(lineno, x, y, w, h)
+        check_box(lineno, cls, x, y, w, h, num_slots)
         classes.append(cls)
     return classes
+
+
+def check_box(
+    lineno: int, cls: int, x: float, y: float, w: float, h: float, num_slots: int = NUM_SLOTS
+) -> None:
+    """The rules for one box, wherever it comes from (a label line, a stream detection).
+
+    One chained test on the hot path (NaN and inf fail it too); the precise reason is worked
+    out only on failure.
+    """
+    if not 0 <= cls < num_slots:
+        raise LabelError(f"line {lineno}: class id {cls} outside 0..{num_slots - 1}")
+    hw, hh = w / 2, h / 2
+    if not (
+        w > 0 and h > 0 and x - hw >= _LO and x + hw <= _HI and y - hh >= _LO and y + hh <= _HI
+    ):
+        _explain(lineno, x, y, w, h)
 
 
 def _explain(lineno: int, x: float, y: float, w: float, h: float) -> None:
