@@ -369,12 +369,19 @@ def _bulk(status: Status, fields: list[Any], notes: list[str]) -> BulkEvent:
     return BulkEvent(status=status, names=names, email=email, date=date)
 
 
+def pack(fields: Any) -> bytes:
+    """msgpack with timestamps for datetimes, as the .NET publisher writes them."""
+    packed = msgpack.packb(fields, datetime=True)
+    assert packed is not None  # None only for streaming packers
+    return packed
+
+
 def encode_annotation(event: AnnotationEvent) -> bytes:
     """The msgpack body the Azaion platform sends for ``event`` (publisher and tests)."""
     detections = json.dumps(
         [d.model_dump(exclude_none=True) for d in event.detections], separators=(",", ":")
     )
-    return msgpack.packb(
+    return pack(
         [
             event.created_date,
             event.name,
@@ -388,11 +395,8 @@ def encode_annotation(event: AnnotationEvent) -> bytes:
             int(event.source),
             int(event.status),
         ],
-        datetime=True,
     )
 
 
 def encode_bulk(event: BulkEvent) -> bytes:
-    return msgpack.packb(
-        [list(event.names), int(event.status), event.email, event.date], datetime=True
-    )
+    return pack([list(event.names), int(event.status), event.email, event.date])

@@ -1,7 +1,6 @@
 import json
 from datetime import UTC, datetime
 
-import msgpack
 import pytest
 
 from azaion_assets.core.contract import (
@@ -15,6 +14,7 @@ from azaion_assets.core.contract import (
     decode_message,
     encode_annotation,
     encode_bulk,
+    pack,
 )
 from azaion_assets.core.synthetic import render
 
@@ -47,7 +47,7 @@ def _fields(jpeg: bytes, **over) -> list:
 
 
 def _decode(fields, status=10, props=None, **kw):
-    body = fields if isinstance(fields, bytes) else msgpack.packb(fields, datetime=True)
+    body = fields if isinstance(fields, bytes) else pack(fields)
     return decode_message(body, props if props is not None else {"AnnotationStatus": status}, **kw)
 
 
@@ -82,7 +82,7 @@ def test_encode_and_decode_round_trip(jpeg):
 
 
 def test_bulk_messages(jpeg):
-    body = msgpack.packb([["a_1", "b_2"], 40, "admin@azaion.com", WHEN], datetime=True)
+    body = pack([["a_1", "b_2"], 40, "admin@azaion.com", WHEN])
     event = decode_message(body, {b"AnnotationStatus": 40}).event
     assert event == BulkEvent(
         status=Status.DELETED, names=("a_1", "b_2"), email="admin@azaion.com", date=WHEN
@@ -164,13 +164,13 @@ def test_rejections_name_the_annotation_when_known(jpeg):
     ("body", "props", "reason"),
     [
         (b"\xc1\xc1\xc1", {"AnnotationStatus": 10}, "undecodable msgpack"),
-        (msgpack.packb({"name": "x"}), {"AnnotationStatus": 10}, "not an array"),
-        (msgpack.packb([1, 2, 3]), {"AnnotationStatus": 10}, "has 3 fields, expected 11"),
-        (msgpack.packb([["a"]]), {}, "missing application property"),
-        (msgpack.packb([["a"]]), {"AnnotationStatus": 99}, "unknown AnnotationStatus 99"),
-        (msgpack.packb([["a"]]), {"AnnotationStatus": "Archived"}, "unknown AnnotationStatus"),
-        (msgpack.packb(["a"]), {"AnnotationStatus": 30}, "needs a list of names"),
-        (msgpack.packb([["ok", "../x"]]), {"AnnotationStatus": 40}, "unsafe name"),
+        (pack({"name": "x"}), {"AnnotationStatus": 10}, "not an array"),
+        (pack([1, 2, 3]), {"AnnotationStatus": 10}, "has 3 fields, expected 11"),
+        (pack([["a"]]), {}, "missing application property"),
+        (pack([["a"]]), {"AnnotationStatus": 99}, "unknown AnnotationStatus 99"),
+        (pack([["a"]]), {"AnnotationStatus": "Archived"}, "unknown AnnotationStatus"),
+        (pack(["a"]), {"AnnotationStatus": 30}, "needs a list of names"),
+        (pack([["ok", "../x"]]), {"AnnotationStatus": 40}, "unsafe name"),
         ("not bytes", {"AnnotationStatus": 30}, "body is str"),
     ],
 )
@@ -180,6 +180,6 @@ def test_malformed_messages_are_rejected_never_raised(body, props, reason):
 
 
 def test_oversize_payloads_are_rejected_before_decoding(jpeg):
-    body = msgpack.packb(_fields(jpeg), datetime=True)
+    body = pack(_fields(jpeg))
     rejected = decode_message(body, {"AnnotationStatus": 10}, max_bytes=len(body) - 1).event
     assert isinstance(rejected, Rejected) and "exceeds" in rejected.reason
