@@ -15,9 +15,15 @@ DEMO_ENV := AZAION_ROOT_DIR=$(VAR)/azaion DAGSTER_HOME=$(VAR)/dagster \
 
 .PHONY: install system-deps demo dev test lint bench env-example clean
 
+# Debian packages: python3-venv for the venv, rabbitmq-server (with its stream plugin) for the
+# throwaway brokers that the tests, the demo and the benchmarks start.
 system-deps:
-	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1; then \
-		echo "installing python3-venv"; apt-get update -qq && apt-get install -y -qq python3-venv; fi
+	@missing=""; \
+	$(PYTHON) -m venv --help >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing="$$missing rabbitmq-server"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 $(VENV)/.installed: pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)

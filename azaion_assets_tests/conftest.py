@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from azaion_assets.core.datatree import DataTree
+from azaion_assets.core.localbroker import LocalBroker
 from azaion_assets.core.settings import Settings, load_settings
+from azaion_assets.core.stream import StreamTarget
 
 _PREFIXES = ("AZAION_", "RABBITMQ_", "TRAINING_", "EXPORT_", "DATASET_")
 
@@ -103,3 +107,28 @@ def clear_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith(_PREFIXES):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[StreamTarget]:
+    """A real RabbitMQ with the stream plugin: RABBITMQ_* from the environment when
+    RABBITMQ_HOST is set, else a throwaway broker started for this session. Never skipped: a
+    broker that cannot start fails the tests that need it.
+    """
+    if os.environ.get("RABBITMQ_HOST"):
+        yield StreamTarget(
+            host=os.environ["RABBITMQ_HOST"],
+            port=int(os.environ.get("RABBITMQ_PORT", "5552")),
+            user=os.environ.get("RABBITMQ_USER", "azaion_receiver"),
+            password=os.environ["RABBITMQ_PASSWORD"],
+            stream="unused",
+        )
+        return
+    with LocalBroker() as local:
+        yield StreamTarget(local.host, local.stream_port, local.user, local.password, "unused")
+
+
+@pytest.fixture
+def stream(broker: StreamTarget) -> StreamTarget:
+    """A fresh stream of its own for one test."""
+    return dataclasses.replace(broker, stream=f"test-{uuid.uuid4().hex[:12]}")

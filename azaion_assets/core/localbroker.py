@@ -1,0 +1,160 @@
+"""A throwaway RabbitMQ broker with the stream plugin, for tests, the demo and benchmarks.
+
+It runs Debian's ``rabbitmq-server`` in the foreground with its own node name, ports and
+directories, so it needs no root state and never touches the machine's own broker. The user and
+a random password are created at boot from the config file; nothing is hard-coded.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+STREAM_PLUGIN = "rabbitmq_stream"
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be started; the message says why and where its log is."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class LocalBroker:
+    """One broker node under ``base``; use as a context manager or call start/stop."""
+
+    base: Path | None = None
+    user: str = "azaion_receiver"
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
+    host: str = "127.0.0.1"
+    stream_port: int = field(default_factory=free_port)
+    amqp_port: int = field(default_factory=free_port)
+    dist_port: int = field(default_factory=free_port)
+    _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
+    _owns_base: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def node(self) -> str:
+        return f"azaion-{self.stream_port}@localhost"
+
+    @property
+    def log_file(self) -> Path:
+        assert self.base is not None
+        return self.base / "log" / f"{self.node}.log"
+
+    def _env(self) -> dict[str, str]:
+        assert self.base is not None
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
+        return {
+            **inherited,  # any RABBITMQ_ALLOW_INPUT, even "false", would start an Erlang shell
+            "HOME": str(self.base / "home"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": self.host,
+            "RABBITMQ_NODE_PORT": str(self.amqp_port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq"),  # .conf is appended
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.base / "log"),
+            "RABBITMQ_PID_FILE": str(self.base / "rabbitmq.pid"),
+        }
+
+    def _write_config(self) -> None:
+        assert self.base is not None
+        for sub in ("home", "mnesia", "log"):
+            (self.base / sub).mkdir(parents=True, exist_ok=True)
+        (self.base / "enabled_plugins").write_text(f"[{STREAM_PLUGIN}].\n")
+        conf = self.base / "rabbitmq.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    f"listeners.tcp.1 = {self.host}:{self.amqp_port}",
+                    f"stream.listeners.tcp.1 = {self.host}:{self.stream_port}",
+                    "stream.advertised_host = localhost",
+                    f"stream.advertised_port = {self.stream_port}",
+                    f"default_user = {self.user}",
+                    f"default_pass = {self.password}",
+                    "default_permissions.configure = .*",
+                    "default_permissions.read = .*",
+                    "default_permissions.write = .*",
+                    "loopback_users = none",
+                    "log.console = false",
+                    "log.file.level = warning",
+                    "",
+                ]
+            )
+        )
+        conf.chmod(0o600)
+
+    def start(self, timeout: float = 60.0) -> LocalBroker:
+        if not SERVER.exists():
+            raise BrokerError(f"{SERVER} not found: install Debian's rabbitmq-server package")
+        if self.base is None:
+            self.base = Path(tempfile.mkdtemp(prefix="azaion-broker-"))
+            self._owns_base = True
+        self._write_config()
+        self._proc = subprocess.Popen(
+            [str(SERVER)],
+            env=self._env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # our own process group: stop() takes Erlang down with it
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BrokerError(
+                    f"broker exited with {self._proc.returncode}; see {self.log_file}"
+                )
+            if port_open(self.host, self.stream_port):
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise BrokerError(f"broker not ready after {timeout:.0f}s; see {self.log_file}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self._owns_base and self.base is not None:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def restart(self) -> None:
+        """Stop and start the same node, keeping its data (streams survive)."""
+        owns, self._owns_base = self._owns_base, False
+        self.stop()
+        self._owns_base = owns
+        self.start()
+
+    def __enter__(self) -> LocalBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
