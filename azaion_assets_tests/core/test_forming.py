@@ -125,17 +125,19 @@ def test_reforming_replaces_the_dataset_whole(tree):
     stale.write_bytes(b"x")
     second = _form(tree)
     assert not stale.exists()
-    assert sorted(p.name for p in tree.datasets.iterdir()) == ["azaion-2026-11-24"]
+    visible = sorted(p.name for p in tree.datasets.iterdir() if not p.name.startswith("."))
+    assert visible == ["azaion-2026-11-24"]
+    assert not list(tree.datasets.glob(".*staging*"))
     assert second.images == first.images
 
 
 def test_a_crashed_staging_directory_is_cleaned_up(tree):
     write_samples(tree.data, 4, seed=1)
-    leftover = tree.datasets / ".azaion-2026-11-24.staging" / "train" / "images"
+    leftover = tree.datasets / ".azaion-2026-11-24.staging-crashed" / "train" / "images"
     leftover.mkdir(parents=True)
     (leftover / "half.jpg").write_bytes(b"x")
     report = _form(tree)
-    assert not (tree.datasets / ".azaion-2026-11-24.staging").exists()
+    assert not (tree.datasets / ".azaion-2026-11-24.staging-crashed").exists()
     assert sum(report.images.values()) == 4
 
 
@@ -167,3 +169,91 @@ def test_a_link_failure_fails_the_dataset_and_leaves_no_partial_one(tree, monkey
     with pytest.raises(PermissionError, match="link refused"):
         _form(tree)
     assert not tree.dataset_dir("2026-11-24").exists()
+
+
+def _hook_link(monkeypatch, before=None, after=None):
+    """Run ``before``/``after`` around the linking of each slice (writers racing the run)."""
+    from azaion_assets.core import forming
+
+    real = forming._link_slice
+
+    def hooked(*args):
+        if before:
+            before()
+        result = real(*args)
+        if after:
+            after()
+        return result
+
+    monkeypatch.setattr(forming, "_link_slice", hooked)
+
+
+def _replace_by_rename(path, text):
+    """How every writer in the pipeline replaces a file (atomic write): a new inode."""
+    tmp = path.with_name(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def test_the_checked_label_is_the_published_one_even_if_data_changes_after(tree, monkeypatch):
+    (sample,) = write_samples(tree.data, 1, seed=9)
+    label = tree.data.labels / f"{sample.name}.txt"
+    good = label.read_text()
+    _hook_link(monkeypatch, after=lambda: _replace_by_rename(label, "99 0.5 0.5 0.1 0.1\n"))
+    report = _form(tree)
+    assert report.corrupted == {} and sum(report.images.values()) == 1
+    split = assign_split(sample.name, SPLIT)
+    assert (report.path / split / "labels" / label.name).read_text() == good
+    assert label.read_text().startswith("99")  # the newer version waits for the next dataset
+
+
+def test_a_label_replaced_by_an_invalid_one_before_linking_is_quarantined(tree, monkeypatch):
+    (sample,) = write_samples(tree.data, 1, seed=9)
+    label = tree.data.labels / f"{sample.name}.txt"
+    _hook_link(monkeypatch, before=lambda: _replace_by_rename(label, "99 0.5 0.5 0.1 0.1\n"))
+    report = _form(tree)
+    assert "class id 99" in report.corrupted[sample.name]
+    assert sum(report.images.values()) == 0
+    assert (tree.corrupted.labels / label.name).read_text().startswith("99")
+    assert not label.exists() and not (tree.data.images / f"{sample.name}.jpg").exists()
+    staged = list(report.path.rglob(f"{sample.name}.*"))
+    assert staged == []
+
+
+def test_files_that_vanish_mid_run_are_reported_not_fatal(tree, monkeypatch):
+    samples = write_samples(tree.data, 3, seed=2)
+    victim = tree.data.labels / f"{samples[0].name}.txt"
+    _hook_link(monkeypatch, before=lambda: victim.unlink(missing_ok=True))
+    report = _form(tree)
+    assert report.unpaired == {samples[0].name: "vanished while the dataset was formed"}
+    assert sum(report.images.values()) == 2
+    assert not list(report.path.rglob(f"{samples[0].name}.*"))
+
+
+def test_a_label_with_a_byte_order_mark_is_valid(tree):
+    (sample,) = write_samples(tree.data, 1, seed=3)
+    label = tree.data.labels / f"{sample.name}.txt"
+    label.write_bytes(b"\xef\xbb\xbf" + label.read_bytes())
+    report = _form(tree)
+    assert report.corrupted == {} and sum(report.images.values()) == 1
+
+
+def test_repeat_quarantines_keep_the_earlier_evidence(tree):
+    for content in ("0 0.5\n", "1 0.5 0.5\n"):
+        (tree.data.labels / "bad.txt").write_text(content)
+        (tree.data.images / "bad.jpg").write_bytes(b"img")
+        _form(tree)
+    assert sorted(p.name for p in tree.corrupted.labels.iterdir()) == ["bad.1.txt", "bad.txt"]
+    assert sorted(p.name for p in (tree.corrupted.root / "reasons").iterdir()) == [
+        "bad.1.json",
+        "bad.json",
+    ]
+    assert (tree.corrupted.labels / "bad.txt").read_text() == "0 0.5\n"
+
+
+def test_the_data_version_covers_the_split(tree):
+    write_samples(tree.data, 6, seed=1)
+    names = slot_names(load_classes(tree.classes_file))
+    a = form_dataset(tree, "2026-11-01", (70, 20, 10), names).data_version
+    b = form_dataset(tree, "2026-11-02", (60, 20, 20), names).data_version
+    assert a != b
