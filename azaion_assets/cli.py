@@ -173,8 +173,12 @@ def _print_summary(tree: DataTree, partition: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="azaion-assets", description=__doc__)
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG_FILE), help="config.yaml to read")
-    parser.add_argument("--env-file", default=str(DEFAULT_ENV_FILE), help=".env file to read")
+    parser.add_argument(
+        "--config", help=f"config.yaml to read (default: ./{DEFAULT_CONFIG_FILE}, if present)"
+    )
+    parser.add_argument(
+        "--env-file", help=f".env file to read (default: ./{DEFAULT_ENV_FILE}, if present)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     config = sub.add_parser("config", help="check or render the configuration")

@@ -64,7 +64,10 @@ def _sample(items: dict[str, str]) -> str:
     deps=[AssetDep(annotations, partition_mapping=AllPartitionMapping())],
     group_name="training",
     kinds={"yolo", "dataset"},
-    description="datasets/azaion-YYYY-MM-DD/: validated annotations split 70/20/10, stable by name",
+    description=(
+        "datasets/azaion-YYYY-MM-DD/: validated annotations split train/valid/test by "
+        "DATASET_SPLIT (default 70/20/10), stable by name"
+    ),
 )
 def dataset(context: AssetExecutionContext, settings: AzaionSettingsResource) -> MaterializeResult:
     config = settings.load()

@@ -15,9 +15,9 @@ from dagster import (
     asset,
 )
 
-from azaion_assets.core.atomic import atomic_copy
 from azaion_assets.core.forming import DATA_YAML, read_manifest
 from azaion_assets.core.offline import prepare_ultralytics
+from azaion_assets.core.publish import publish
 from azaion_assets.core.training import TrainParams, resolve_base_model, resolve_device, train
 from azaion_assets.dataset import dataset
 from azaion_assets.partitions import daily_partitions
@@ -80,8 +80,8 @@ def model(
         params,
         on_epoch=lambda stats: context.log.info(stats.line()),
     )
-    atomic_copy(result.best, tree.champion)
-    context.log.info(f"mAP50-95 {result.map50_95:.4f}; {result.best} -> {tree.champion}")
+    published = publish(result.best, tree.champion, partition)
+    context.log.info(f"mAP50-95 {result.map50_95:.4f}; {tree.champion.name}: {published.reason}")
     records = [
         TableRecord(
             {"slot": r["slot"], "class": r["name"], "ap50": r["ap50"], "ap50_95": r["ap50_95"]}
@@ -93,6 +93,8 @@ def model(
             "path": MetadataValue.path(str(result.run_dir)),
             "weights": MetadataValue.path(str(result.best)),
             "champion": MetadataValue.path(str(tree.champion)),
+            "published": published.published,
+            "champion_partition": published.partition or "",
             "mAP50": result.map50,
             "mAP50-95": result.map50_95,
             "precision": result.precision,

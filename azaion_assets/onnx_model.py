@@ -15,9 +15,9 @@ from dagster import (
     asset,
 )
 
-from azaion_assets.core.atomic import atomic_copy
 from azaion_assets.core.export import check_parity, describe_onnx, export_onnx
 from azaion_assets.core.offline import prepare_ultralytics
+from azaion_assets.core.publish import publish
 from azaion_assets.model import model
 from azaion_assets.partitions import daily_partitions
 from azaion_assets.resources import AzaionSettingsResource
@@ -69,8 +69,9 @@ def onnx_model(
         min_iou=s.export_parity_iou,
     )
     context.log.info(f"parity {parity.as_dict()}")
-    if parity.passed:
-        atomic_copy(onnx_path, tree.champion_onnx)
+    published = publish(onnx_path, tree.champion_onnx, partition) if parity.passed else None
+    if published is not None:
+        context.log.info(f"{tree.champion_onnx.name}: {published.reason}")
     else:
         context.log.error(
             f"ONNX export disagrees with PyTorch; {tree.champion_onnx} left as it was"
@@ -87,7 +88,8 @@ def onnx_model(
             "parity": MetadataValue.json(parity.as_dict()),
             "onnx_latency_ms": parity.onnx_ms,
             "torch_latency_ms": parity.torch_ms,
-            "published": MetadataValue.path(str(tree.champion_onnx)) if parity.passed else "no",
+            "published": bool(published and published.published),
+            "published_path": MetadataValue.path(str(tree.champion_onnx)),
         },
         check_results=[
             AssetCheckResult(

@@ -9,19 +9,14 @@ from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
 from azaion_assets.core.datatree import DataTree
-from azaion_assets.core.settings import (
-    DEFAULT_CONFIG_FILE,
-    DEFAULT_ENV_FILE,
-    Settings,
-    load_settings,
-)
+from azaion_assets.core.settings import Settings, load_settings
 
 
 class AzaionSettingsResource(ConfigurableResource):
     """Settings from the environment, ``.env`` and ``config.yaml`` (in that order of precedence)."""
 
-    config_file: str = str(DEFAULT_CONFIG_FILE)
-    env_file: str = str(DEFAULT_ENV_FILE)
+    config_file: str | None = None  # default: ./config.yaml if present; a named file must exist
+    env_file: str | None = None  # default: ./.env if present; a named file must exist
 
     _settings: Settings | None = PrivateAttr(default=None)
 

@@ -92,8 +92,23 @@ def guard_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         attempts.append(f"getaddrinfo {host!r}")
         raise NetworkAttempt(f"DNS lookup attempted: {host!r}")
 
+    def guarded_gethostbyname(host, *args, **kwargs):
+        attempts.append(f"gethostbyname {host!r}")
+        raise NetworkAttempt(f"DNS lookup attempted: {host!r}")
+
+    real_sendto = socket.socket.sendto
+
+    def guarded_sendto(self: socket.socket, *args, **kwargs):
+        if self.family == socket.AF_UNIX:
+            return real_sendto(self, *args, **kwargs)
+        attempts.append(f"sendto {args[-1]!r}")
+        raise NetworkAttempt(f"outbound datagram attempted: {args[-1]!r}")
+
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+    monkeypatch.setattr(socket.socket, "sendto", guarded_sendto)
+    monkeypatch.setattr(socket, "gethostbyname", guarded_gethostbyname)
+    monkeypatch.setattr(socket, "gethostbyname_ex", guarded_gethostbyname)
     monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
     return attempts
 

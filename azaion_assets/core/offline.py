@@ -8,6 +8,7 @@ must run before ``ultralytics`` is first imported in a process: the flags are re
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -18,10 +19,16 @@ _ONLINE_SETTINGS = ("sync", "clearml", "comet", "dvc", "mlflow", "raytune", "wan
 
 
 def _bundled_font() -> Path:
-    """DejaVuSans ships inside matplotlib, an Ultralytics dependency, so no download is needed."""
-    import matplotlib  # light: no pyplot
+    """DejaVuSans ships inside matplotlib, an Ultralytics dependency, so no download is needed.
 
-    font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    Found without importing matplotlib: importing it would fix its config dir before
+    ``MPLCONFIGDIR`` is set below.
+    """
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("matplotlib (an Ultralytics dependency) is not installed")
+    package = Path(next(iter(spec.submodule_search_locations)))
+    font = package / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
     if not font.is_file():
         raise FileNotFoundError(f"bundled font missing: {font}")
     return font

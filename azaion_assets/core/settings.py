@@ -272,19 +272,30 @@ def _describe(exc: ValidationError) -> list[str]:
     return problems
 
 
+def _optional_or_named(given: Path | str | None, default: Path, what: str) -> Path | None:
+    """The default file is optional; a file the caller names explicitly must exist."""
+    if given is None:
+        return default if default.is_file() else None
+    path = Path(given)
+    if not path.is_file():
+        raise ConfigError([f"{what} {path} does not exist"])
+    return path
+
+
 def load_settings(
     config_file: Path | str | None = None,
-    env_file: Path | str | None = DEFAULT_ENV_FILE,
+    env_file: Path | str | None = None,
 ) -> Settings:
     """Resolve settings from the environment, ``.env`` and ``config.yaml``.
 
-    A missing ``config.yaml`` or ``.env`` is fine; an invalid one raises ``ConfigError``
-    listing every problem at once.
+    Without arguments, ``config.yaml`` and ``.env`` in the working directory are read if they
+    exist. A file named explicitly must exist. An invalid one raises ``ConfigError`` listing
+    every problem at once.
     """
-    path = Path(config_file) if config_file is not None else DEFAULT_CONFIG_FILE
-    file_values = _read_config_file(path) if path.is_file() else {}
-    env_path = Path(env_file) if env_file is not None else None
+    config_path = _optional_or_named(config_file, DEFAULT_CONFIG_FILE, "config file")
+    env_path = _optional_or_named(env_file, DEFAULT_ENV_FILE, "env file")
+    file_values = _read_config_file(config_path) if config_path is not None else {}
     return Settings(
-        _env_file=env_path if env_path is not None and env_path.is_file() else None,  # type: ignore[call-arg]
+        _env_file=env_path,  # type: ignore[call-arg]
         **file_values,
     )

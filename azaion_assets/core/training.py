@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from azaion_assets.core.atomic import replace_dir
+
 
 class BaseModelError(ValueError):
     """TRAINING_MODEL names neither a weights file on disk nor a shipped architecture."""
@@ -150,8 +152,11 @@ def train(
     from azaion_assets.core.offline import disable_online_checks
 
     disable_online_checks(params.amp)
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # a re-materialisation replaces the partition's model
+    # Train in a hidden folder and swap it in only on success: a failed re-run must not cost the
+    # partition the model it already has.
+    staging = run_dir.with_name(f".{run_dir.name}.training")
+    if staging.exists():
+        shutil.rmtree(staging)
     model = YOLO(params.model)
 
     logged: set[int] = set()
@@ -169,8 +174,8 @@ def train(
     started = time.monotonic()
     results = model.train(
         data=str(data_yaml),
-        project=str(run_dir.parent),
-        name=run_dir.name,
+        project=str(staging.parent),
+        name=staging.name,
         exist_ok=True,
         epochs=params.epochs,
         batch=params.batch,
@@ -190,6 +195,8 @@ def train(
     wall = time.monotonic() - started
     trainer: Any = model.trainer  # a DetectionTrainer; typed loosely upstream
     assert trainer is not None and results is not None
+    assert Path(trainer.save_dir).resolve() == staging.resolve(), trainer.save_dir
+    replace_dir(staging, run_dir)
     box = results.box  # type: ignore[union-attr]
     names = results.names  # type: ignore[union-attr]
     per_class = [
@@ -202,9 +209,9 @@ def train(
         for i, c in enumerate(box.ap_class_index)
     ]
     return TrainResult(
-        run_dir=Path(trainer.save_dir),
-        best=Path(trainer.best),
-        last=Path(trainer.last),
+        run_dir=run_dir,
+        best=run_dir / Path(trainer.best).relative_to(trainer.save_dir),
+        last=run_dir / Path(trainer.last).relative_to(trainer.save_dir),
         map50=round(float(box.map50), 4),
         map50_95=round(float(box.map), 4),
         precision=round(float(box.mp), 4),

@@ -50,8 +50,14 @@ def test_copy_is_atomic_and_keeps_content(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("exchange", [True, False])
 def test_replace_dir_swaps_whole_directories(tmp_path, monkeypatch, exchange):
-    if not exchange:
-        monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
+    swaps: list[bool] = []
+    real_exchange = atomic._exchange
+
+    def spy(a, b):
+        swaps.append(real_exchange(a, b) if exchange else False)
+        return swaps[-1]
+
+    monkeypatch.setattr(atomic, "_exchange", spy)
     target = tmp_path / "azaion-2026-01-01"
     target.mkdir()
     (target / "old.txt").write_text("old")
@@ -61,6 +67,7 @@ def test_replace_dir_swaps_whole_directories(tmp_path, monkeypatch, exchange):
     replace_dir(staging, target)
     assert [p.name for p in target.iterdir()] == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["azaion-2026-01-01"]
+    assert swaps == [exchange]  # with renameat2 support, one atomic exchange did the swap
 
 
 def test_replace_dir_into_a_new_place(tmp_path):

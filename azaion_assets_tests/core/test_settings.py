@@ -115,3 +115,12 @@ def test_config_yaml_round_trips(tmp_path, monkeypatch):
     (tmp_path / "rendered.yaml").write_text(text)
     again = load_settings(tmp_path / "rendered.yaml")
     assert again.training_epochs == 9 and again.require("RABBITMQ_PASSWORD") == "s3cret"
+
+
+def test_a_named_config_or_env_file_must_exist(tmp_path):
+    with pytest.raises(ConfigError, match=r"config file .*nope\.yaml does not exist"):
+        load_settings(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match=r"env file .*nope\.env does not exist"):
+        load_settings(env_file=tmp_path / "nope.env")
+    (tmp_path / "given.env").write_text("TRAINING_EPOCHS=7\n")
+    assert load_settings(env_file=tmp_path / "given.env").training_epochs == 7
