@@ -1,16 +1,29 @@
-"""The code location: every asset, check and resource of azaion-assets."""
+"""The code location: every asset, check, sensor and resource of azaion-assets.
 
-from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+Built when the location loads, not at import, because the sensor's interval is a setting.
+"""
 
-from azaion_assets import dataset, model, onnx_model
-from azaion_assets.annotations import annotations
+from dagster import (
+    Definitions,
+    definitions,
+    load_asset_checks_from_modules,
+    load_assets_from_modules,
+)
+
+from azaion_assets import annotations, dataset, model, onnx_model
+from azaion_assets.annotation_stream_sensor import build_annotation_stream_sensor
+from azaion_assets.core.settings import load_settings
 from azaion_assets.resources import AzaionSettingsResource
 
-_modules = [dataset, model, onnx_model]
+_modules = [annotations, dataset, model, onnx_model]
 
-defs = Definitions(
-    # annotations is a spec (external until the stream ingest lands): the module loader skips those
-    assets=[annotations, *load_assets_from_modules(_modules)],
-    asset_checks=load_asset_checks_from_modules(_modules),
-    resources={"settings": AzaionSettingsResource()},
-)
+
+@definitions
+def defs() -> Definitions:
+    settings = load_settings()
+    return Definitions(
+        assets=load_assets_from_modules(_modules),
+        asset_checks=load_asset_checks_from_modules(_modules),
+        sensors=[build_annotation_stream_sensor(settings.stream_sensor_interval_seconds)],
+        resources={"settings": AzaionSettingsResource()},
+    )

@@ -10,4 +10,5 @@ from dagster import DailyPartitionsDefinition, DynamicPartitionsDefinition
 
 daily_partitions = DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1, timezone="UTC")
 
-annotation_batches = DynamicPartitionsDefinition(name="annotation_batches")
+ANNOTATION_BATCHES = "annotation_batches"
+annotation_batches = DynamicPartitionsDefinition(name=ANNOTATION_BATCHES)

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance
 
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.localbroker import LocalBroker
 from azaion_assets.core.settings import Settings, load_settings
 from azaion_assets.core.stream import StreamTarget
 
-_PREFIXES = ("AZAION_", "RABBITMQ_", "TRAINING_", "EXPORT_", "DATASET_")
+_PREFIXES = ("AZAION_", "RABBITMQ_", "TRAINING_", "EXPORT_", "DATASET_", "STREAM_")
 
 # A tiny, CPU-friendly training profile used by every test that trains.
 TINY_PROFILE = {
@@ -147,3 +148,26 @@ def broker() -> Iterator[StreamTarget]:
 def stream(broker: StreamTarget) -> StreamTarget:
     """A fresh stream of its own for one test."""
     return dataclasses.replace(broker, stream=f"test-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def stream_env(stream: StreamTarget, root: Path, monkeypatch: pytest.MonkeyPatch) -> StreamTarget:
+    """Settings (through the environment) pointing at a fresh stream and a data tree in tmp."""
+    for key, value in {
+        "RABBITMQ_HOST": stream.host,
+        "RABBITMQ_PORT": str(stream.port),
+        "RABBITMQ_USER": stream.user,
+        "RABBITMQ_PASSWORD": stream.password,
+        "RABBITMQ_QUEUE_NAME": stream.stream,
+    }.items():
+        monkeypatch.setenv(key, value)
+    return stream
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
+    """A real, SQLite-backed Dagster instance of its own."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with DagsterInstance.from_config(str(home)) as inst:
+        yield inst

@@ -4,8 +4,10 @@ from datetime import UTC, datetime
 
 from dagster import AssetKey, DynamicPartitionsDefinition
 
-from azaion_assets.definitions import defs
+from azaion_assets.definitions import defs as load_defs
 from azaion_assets.partitions import daily_partitions
+
+defs = load_defs()
 
 
 def test_definitions_load_with_the_final_asset_keys_and_lineage():

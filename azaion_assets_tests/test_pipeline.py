@@ -27,6 +27,8 @@ from azaion_assets_tests.conftest import TINY_PROFILE, clear_config_env, guard_n
 
 PARTITION = "2026-11-24"
 GRAPH = [annotations, dataset, dataset_splits_non_empty, dataset_labels_valid, model, onnx_model]
+# annotations comes from the stream (see test_annotations); here data/ is written directly.
+SELECTION = [dataset, model, onnx_model]
 RESOURCES = {"settings": AzaionSettingsResource()}
 
 pytestmark = pytest.mark.slow
@@ -73,6 +75,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, runtime_dir: Path):
                 instance=instance,
                 partition_key=PARTITION,
                 resources=RESOURCES,
+                selection=SELECTION,
                 raise_on_error=False,
             )
             yield Pipeline(base / "azaion", instance, result, attempts)
@@ -202,6 +205,7 @@ def test_a_dataset_with_an_empty_split_blocks_training(tmp_path, monkeypatch, ru
             instance=instance,
             partition_key=PARTITION,
             resources=RESOURCES,
+            selection=[dataset, model],
             raise_on_error=False,
         )
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
@@ -222,6 +226,7 @@ def test_a_missing_base_model_fails_with_the_path(tmp_path, monkeypatch, runtime
             instance=instance,
             partition_key=PARTITION,
             resources=RESOURCES,
+            selection=[dataset, model],
             raise_on_error=False,
         )
         failures = [e for e in result.all_events if e.is_step_failure]

@@ -119,6 +119,24 @@ class Settings(BaseSettings):
         "auto", doc="Ultralytics optimizer: auto, SGD, Adam, AdamW, ... (auto ignores LR0)"
     )
     training_lr0: float = _field(0.01, doc="Initial learning rate (unless optimizer is auto)")
+    stream_batch_messages: int = _field(
+        1000, doc="Offsets per annotations partition (a partition holds at most this many messages)"
+    )
+    stream_sensor_interval_seconds: int = _field(
+        30, doc="How often annotation_stream_sensor looks for new offsets (read at location load)"
+    )
+    stream_sensor_max_partitions: int = _field(
+        50, doc="Most partitions one sensor tick adds; a larger backlog continues next tick"
+    )
+    stream_start_offset: int = _field(
+        0, doc="Where the sensor starts on a fresh Dagster instance (earlier offsets are skipped)"
+    )
+    stream_max_message_bytes: int = _field(
+        32 << 20, doc="Larger messages are quarantined as oversize"
+    )
+    stream_read_timeout_seconds: float = _field(
+        10.0, doc="An ingest run fails (and retries) if the stream stalls this long"
+    )
     export_parity_images: int = _field(8, doc="Validation images used for the ONNX parity check")
     export_parity_conf: float = _field(0.25, doc="Only boxes above this score are compared")
     export_parity_score_tol: float = _field(0.001, doc="Max score difference ONNX vs PyTorch")
@@ -135,7 +153,14 @@ class Settings(BaseSettings):
         return "/".join(p.strip() for p in parts)
 
     @field_validator(
-        "training_epochs", "training_batch_size", "training_imgsz", "export_onnx_imgsz"
+        "training_epochs",
+        "training_batch_size",
+        "training_imgsz",
+        "export_onnx_imgsz",
+        "stream_batch_messages",
+        "stream_sensor_interval_seconds",
+        "stream_sensor_max_partitions",
+        "stream_max_message_bytes",
     )
     @classmethod
     def _positive(cls, value: int) -> int:
@@ -143,7 +168,9 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 1")
         return value
 
-    @field_validator("training_workers", "export_parity_images", "rabbitmq_port")
+    @field_validator(
+        "training_workers", "export_parity_images", "rabbitmq_port", "stream_start_offset"
+    )
     @classmethod
     def _non_negative(cls, value: int) -> int:
         if value < 0:

@@ -1,11 +1,12 @@
 """The annotation stream over the RabbitMQ streams protocol (rstream), without Dagster.
 
-Three operations, each a short-lived connection:
+Each operation is a short-lived connection:
 
-- ``probe_tail``: the newest offset. rstream 1.1.1 has no last-offset call, so it subscribes at
-  ``LAST``; the broker then delivers the last chunk, whose highest offset is the tail. A
-  synchronous callback receives the whole chunk before the event loop runs again, so a
-  ``call_soon`` scheduled on the first message fires exactly when the chunk is done.
+- ``probe_tail`` / ``probe_head``: the newest / oldest offset. rstream 1.1.1 has no last-offset
+  call, so it subscribes at ``LAST`` (``FIRST``); the broker then delivers that chunk, whose
+  highest (lowest) offset is the answer. A synchronous callback receives the whole chunk before
+  the event loop runs again, so a ``call_soon`` scheduled on the first message fires exactly
+  when the chunk is done.
 - ``read_range``: every message with an offset in ``[first, last]``. Offsets are not contiguous
   (tracking records take offsets too), so the range is closed by the offset itself, not a count.
 - ``publish``: batched sends; ``send_batch`` with about ten messages a call is what keeps the
@@ -73,32 +74,51 @@ async def _consumer(target: StreamTarget):
 
 async def probe_tail(target: StreamTarget, timeout: float = 2.0) -> int | None:
     """The highest offset in the stream, or None if it holds no messages."""
+    return await _probe(target, first=False, timeout=timeout)
+
+
+async def probe_head(target: StreamTarget, timeout: float = 2.0) -> int | None:
+    """The lowest offset still in the stream (retention may have removed older ones).
+
+    None if the stream is empty; ``StreamError`` if it does not exist, since then a misnamed
+    stream would look like one whose every message was removed.
+    """
+    return await _probe(target, first=True, timeout=timeout, must_exist=True)
+
+
+async def _probe(
+    target: StreamTarget, first: bool, timeout: float, must_exist: bool = False
+) -> int | None:
+    """Subscribe at FIRST or LAST: the broker delivers that whole chunk, and we read its ends."""
     from rstream import ConsumerOffsetSpecification, OffsetType, amqp_decoder
 
     consumer = await _consumer(target)
     try:
         if not await consumer.stream_exists(target.stream):
+            if must_exist:
+                raise StreamError(f"stream {target.where()} does not exist")
             return None
         loop = asyncio.get_running_loop()
         done = asyncio.Event()
-        highest: list[int] = []
+        offsets: list[int] = []
 
         def on_message(_message: Any, ctx: Any) -> None:
-            if not highest:
+            if not offsets:
                 loop.call_soon(done.set)  # runs once the rest of this chunk is delivered
-            highest.append(ctx.offset)
+            offsets.append(ctx.offset)
 
+        where = OffsetType.FIRST if first else OffsetType.LAST
         await consumer.subscribe(
             target.stream,
             on_message,
             decoder=amqp_decoder,
-            offset_specification=ConsumerOffsetSpecification(OffsetType.LAST),
+            offset_specification=ConsumerOffsetSpecification(where),
         )
         try:
             await asyncio.wait_for(done.wait(), timeout)
         except TimeoutError:
             return None  # nothing delivered: the stream is empty
-        return max(highest)
+        return min(offsets) if first else max(offsets)
     finally:
         await consumer.close()
 
@@ -172,7 +192,10 @@ async def publish(
     sent = 0
     try:
         async with Producer(target.host, **target._client_kwargs()) as producer:
-            await producer.create_stream(target.stream, exists_ok=True)
+            if not await producer.stream_exists(target.stream):
+                # Created with the broker's defaults; a stream set up by operators (retention,
+                # segment size) is used as it is.
+                await producer.create_stream(target.stream, exists_ok=True)
             batch: list[AMQPMessage] = []
             for body, properties in messages:
                 props: dict[str | bytes, Any] = {**properties}

@@ -1,0 +1,380 @@
+"""Apply Azaion annotation events to the data tree: idempotent, in any order, crash-safe.
+
+Routing (the Azaion contract): Created or Edited by a validator goes to ``data/``, by anyone
+else to ``data-seed/``; a bulk Validated moves ``data-seed/`` to ``data/``; a bulk Deleted moves
+an annotation to ``data_deleted/`` from wherever it is. Where a name belongs is decided by
+replaying its whole event log in offset order (``ingest_state.replay``), so partitions may be
+applied in any order and later events still win.
+
+Events are applied a **group** at a time; a group never touches a name twice, so its events are
+independent and their file work can be batched:
+
+1. plan every event against the names' logs (no file is touched);
+2. write each new file to a hidden temp file beside its target;
+3. fsync all temp files (in parallel: fsync waits on the disk, not the GIL);
+4. rename temps into place, move and remove files as planned; fsync the touched directories;
+5. commit the names' new logs in one SQLite transaction.
+
+A crash before 5 re-applies the group later. Every effect is idempotent: a content write
+replaces the files whole, and moves only ever converge on the replayed place. Stale temp files
+from a crash are hidden (forming skips them) and swept by the next run.
+
+A message that cannot be applied never stops the batch: its raw bytes and the reason go to
+``data-corrupted/stream/<offset>.{bin,json}``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from azaion_assets.core.atomic import fsync_dir
+from azaion_assets.core.contract import (
+    IMAGE_FORMATS,
+    AnnotationEvent,
+    BulkEvent,
+    Decoded,
+    Rejected,
+    Status,
+    decode_message,
+)
+from azaion_assets.core.datatree import AnnotationDir, DataTree
+from azaion_assets.core.ingest_state import IngestState, Kind, NameState, Place, replay
+
+TEMP_SUFFIX = ".ingest-tmp"
+GROUP_SIZE = 256  # events per commit: amortises fsyncs and the SQLite commit
+_EXTENSIONS = tuple(sorted(set(IMAGE_FORMATS.values())))
+_FSYNC_THREADS = 8
+_SAMPLE = 20  # how many unknown names or notes to keep verbatim in the summary
+
+
+def state_path(tree: DataTree) -> Path:
+    return tree.root / ".ingest" / "state.sqlite"
+
+
+def quarantine_dir(tree: DataTree) -> Path:
+    return tree.corrupted.root / "stream"
+
+
+@dataclass
+class IngestSummary:
+    """What one partition held and what applying it did; becomes the run's metadata."""
+
+    messages: int = 0
+    bytes: int = 0
+    first_offset: int | None = None
+    last_offset: int | None = None
+    events: Counter[str] = field(default_factory=Counter)  # Created, Edited, ..., Rejected
+    roles: Counter[str] = field(default_factory=Counter)
+    boxes: Counter[int] = field(default_factory=Counter)  # class slot -> boxes
+    applied: int = 0  # (event, name) pairs applied now
+    already_applied: int = 0  # skipped: committed by an earlier run
+    written: Counter[str] = field(default_factory=Counter)  # content written to data / seed
+    moved: Counter[str] = field(default_factory=Counter)  # files moved by bulk events
+    unknown_names: int = 0
+    unknown_sample: list[str] = field(default_factory=list)
+    quarantined: int = 0
+    quarantine_reasons: Counter[str] = field(default_factory=Counter)
+    notes: Counter[str] = field(default_factory=Counter)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "messages": self.messages,
+            "bytes": self.bytes,
+            "first_offset": self.first_offset,
+            "last_offset": self.last_offset,
+            "events": dict(sorted(self.events.items())),
+            "roles": dict(sorted(self.roles.items())),
+            "boxes": {str(k): v for k, v in sorted(self.boxes.items())},
+            "applied": self.applied,
+            "already_applied": self.already_applied,
+            "written": dict(sorted(self.written.items())),
+            "moved": dict(sorted(self.moved.items())),
+            "unknown_names": self.unknown_names,
+            "unknown_sample": self.unknown_sample,
+            "quarantined": self.quarantined,
+            "quarantine_reasons": dict(self.quarantine_reasons.most_common(_SAMPLE)),
+            "notes": dict(self.notes.most_common(_SAMPLE)),
+        }
+
+
+@dataclass
+class _Plan:
+    """The file work of one group."""
+
+    writes: list[tuple[Path, bytes]] = field(default_factory=list)
+    moves: list[tuple[Path, Path]] = field(default_factory=list)
+    removals: list[Path] = field(default_factory=list)
+    states: dict[str, NameState] = field(default_factory=dict)
+
+
+class Ingest:
+    """Applies the messages of one partition, in stream order, a group at a time.
+
+    Not thread-safe: feed it from one thread. Groups of concurrent runs are serialised by a lock
+    on the data tree, so partitions can be read from the stream in parallel.
+    """
+
+    def __init__(
+        self,
+        tree: DataTree,
+        state: IngestState,
+        partition: str,
+        max_bytes: int,
+        group_size: int = GROUP_SIZE,
+    ) -> None:
+        self.tree, self.state, self.partition = tree, state, partition
+        self.max_bytes, self.group_size = max_bytes, group_size
+        self.summary = IngestSummary()
+        self._group: list[tuple[int, bytes, Mapping[Any, Any], Decoded]] = []
+        self._names: set[str] = set()
+        self._places = {Place.DATA: tree.data, Place.SEED: tree.seed, Place.DELETED: tree.deleted}
+        self._lock_path = tree.root / ".ingest" / "lock"
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+
+    # -- feeding ---------------------------------------------------------------------------
+
+    def add(self, offset: int, body: bytes, properties: Mapping[Any, Any]) -> None:
+        decoded = decode_message(body, properties, self.max_bytes)
+        self._count(offset, body, decoded)
+        names = _names_of(decoded, offset)
+        if self._group and (len(self._group) >= self.group_size or names & self._names):
+            self.flush()
+        self._group.append((offset, body, properties, decoded))
+        self._names |= names
+
+    def flush(self) -> None:
+        """Apply the pending group durably."""
+        if not self._group:
+            return
+        with self.locked():
+            plan = self._plan(self._group)
+            self._execute(plan)
+            self.state.save(plan.states)
+        self._group, self._names = [], set()
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        with open(self._lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def sweep_stale_temps(self) -> int:
+        """Remove temp files left by a crashed run (call under ``locked``)."""
+        removed = 0
+        folders = [d for a in self._places.values() for d in (a.images, a.labels)]
+        for folder in [*folders, quarantine_dir(self.tree)]:
+            if not folder.is_dir():
+                continue
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX):
+                        Path(entry.path).unlink(missing_ok=True)
+                        removed += 1
+        return removed
+
+    # -- planning --------------------------------------------------------------------------
+
+    def _count(self, offset: int, body: bytes, decoded: Decoded) -> None:
+        s = self.summary
+        s.messages += 1
+        s.bytes += len(body)
+        s.first_offset = offset if s.first_offset is None else min(s.first_offset, offset)
+        s.last_offset = offset if s.last_offset is None else max(s.last_offset, offset)
+        s.notes.update(decoded.notes)
+        event = decoded.event
+        if isinstance(event, Rejected):
+            s.events["Rejected"] += 1
+            s.quarantined += 1
+            s.quarantine_reasons[event.reason.split(":")[0][:80]] += 1
+        elif isinstance(event, AnnotationEvent):
+            s.events[event.status.name.title()] += 1
+            s.roles[event.created_role.name.title()] += 1
+            s.boxes.update(d.cls for d in event.detections)
+        else:
+            s.events[event.status.name.title()] += 1
+
+    def _plan(self, group: list[tuple[int, bytes, Mapping[Any, Any], Decoded]]) -> _Plan:
+        plan = _Plan()
+        states = self.state.load(n for _, _, _, d in group for n in _real_names(d))
+        for offset, body, properties, decoded in group:
+            event = decoded.event
+            if isinstance(event, Rejected):
+                self._plan_quarantine(plan, offset, body, properties, event)
+            elif isinstance(event, AnnotationEvent):
+                self._plan_content(plan, offset, event, states[event.name])
+            else:
+                for name in dict.fromkeys(event.names):
+                    self._plan_bulk(plan, offset, event, name, states[name])
+        return plan
+
+    def _plan_content(
+        self, plan: _Plan, offset: int, event: AnnotationEvent, st: NameState
+    ) -> None:
+        if st.has(offset):
+            self.summary.already_applied += 1
+            return
+        kind = Kind.CONTENT_VALIDATED if event.by_validator else Kind.CONTENT_SEED
+        new = st.with_event(offset, kind)
+        placed = replay(new.log)
+        assert placed.place is not None
+        self.summary.applied += 1
+        if placed.content_offset == offset:  # the newest content of this name: write it
+            new.ext = event.image_extension
+            folder = self._places[placed.place]
+            image = folder.images / f"{event.name}{new.ext}"
+            label = folder.labels / f"{event.name}.txt"
+            plan.writes += [(image, event.image), (label, event.label_text().encode())]
+            plan.removals += [p for p in self._copies(event.name) if p not in (image, label)]
+            self.summary.written[placed.place.value] += 1
+        else:  # an older edit arriving late: it cannot win, only the placement may change
+            self._relocate(plan, event.name, new.ext, placed.place)
+        plan.states[event.name] = new
+
+    def _plan_bulk(
+        self, plan: _Plan, offset: int, event: BulkEvent, name: str, st: NameState
+    ) -> None:
+        if st.has(offset):
+            self.summary.already_applied += 1
+            return
+        kind = Kind.VALIDATE if event.status is Status.VALIDATED else Kind.DELETE
+        new = st.with_event(offset, kind)
+        placed = replay(new.log)
+        self.summary.applied += 1
+        if offset in placed.unknown_at:
+            self.summary.unknown_names += 1
+            if len(self.summary.unknown_sample) < _SAMPLE:
+                self.summary.unknown_sample.append(f"{event.status.name.title()} {name}")
+        if placed.place is not None:
+            moved = self._relocate(plan, name, new.ext, placed.place)
+            if moved:
+                self.summary.moved[f"to {placed.place.value}"] += 1
+        plan.states[name] = new
+
+    def _relocate(self, plan: _Plan, name: str, ext: str | None, place: Place) -> bool:
+        """Plan moving a name's files to ``place``; True if anything moves."""
+        moved = False
+        target_dir = self._places[place]
+        wanted = [(target_dir.labels / f"{name}.txt", "labels", f"{name}.txt")]
+        if ext is not None:
+            wanted.append((target_dir.images / f"{name}{ext}", "images", f"{name}{ext}"))
+        for target, kind, fname in wanted:
+            others = [getattr(a, kind) / fname for p, a in self._places.items() if p is not place]
+            present = [p for p in others if os.path.lexists(p)]
+            if not os.path.lexists(target) and present:
+                plan.moves.append((present.pop(0), target))
+                moved = True
+            plan.removals += present  # stale copies left by a crash
+        return moved
+
+    def _copies(self, name: str) -> list[Path]:
+        """Every file of ``name`` anywhere in the tree (all places, all image extensions)."""
+        found = []
+        for folder in self._places.values():
+            found += [folder.images / f"{name}{x}" for x in _EXTENSIONS]
+            found.append(folder.labels / f"{name}.txt")
+        return [p for p in found if os.path.lexists(p)]
+
+    def _plan_quarantine(
+        self,
+        plan: _Plan,
+        offset: int,
+        body: bytes,
+        properties: Mapping[Any, Any],
+        event: Rejected,
+    ) -> None:
+        folder = quarantine_dir(self.tree)
+        record = {
+            "offset": offset,
+            "partition": self.partition,
+            "reason": event.reason,
+            "status": event.status,
+            "name": event.name,
+            "bytes": len(body),
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "properties": {_text(k): _text(v) for k, v in properties.items()},
+        }
+        stem = f"{offset:020d}"
+        plan.writes += [
+            (folder / f"{stem}.bin", bytes(body)),
+            (folder / f"{stem}.json", json.dumps(record, indent=2).encode()),
+        ]
+
+    # -- executing -------------------------------------------------------------------------
+
+    def _execute(self, plan: _Plan) -> None:
+        touched: set[Path] = set()
+        temps: list[tuple[str, Path, int]] = []
+        try:
+            for target, data in plan.writes:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(
+                    dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX
+                )
+                temps.append((tmp, target, fd))
+                os.fchmod(fd, 0o644)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            if temps:
+                with ThreadPoolExecutor(min(_FSYNC_THREADS, len(temps))) as pool:
+                    list(pool.map(os.fsync, [fd for _, _, fd in temps]))
+        except BaseException:
+            for tmp, _, fd in temps:
+                os.close(fd)
+                Path(tmp).unlink(missing_ok=True)
+            raise
+        for tmp, target, fd in temps:
+            os.close(fd)
+            os.replace(tmp, target)
+            touched.add(target.parent)
+        for source, target in plan.moves:
+            try:
+                os.replace(source, target)
+            except FileNotFoundError:
+                continue  # moved by an earlier attempt
+            touched |= {source.parent, target.parent}
+        for path in plan.removals:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            touched.add(path.parent)
+        for folder in touched:
+            fsync_dir(folder)
+
+
+def _names_of(decoded: Decoded, offset: int) -> set[str]:
+    names = _real_names(decoded)
+    return names or {f"\0quarantine:{offset}"}
+
+
+def _real_names(decoded: Decoded) -> set[str]:
+    event = decoded.event
+    if isinstance(event, AnnotationEvent):
+        return {event.name}
+    if isinstance(event, BulkEvent):
+        return set(event.names)
+    return set()
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value)[:200]
+
+
+def ensure_places(tree: DataTree) -> list[AnnotationDir]:
+    tree.ensure()
+    quarantine_dir(tree).mkdir(parents=True, exist_ok=True)
+    return [tree.data, tree.seed, tree.deleted]

@@ -1,0 +1,249 @@
+import io
+import json
+import os
+import random
+
+import pytest
+from PIL import Image
+
+from azaion_assets.core import ingest as ingest_module
+from azaion_assets.core.contract import STATUS_PROPERTY, Role, Status, pack
+from azaion_assets.core.ingest import Ingest, quarantine_dir, state_path
+from azaion_assets.core.ingest_state import IngestState, Kind, Place, replay
+from azaion_assets.core.messages import Author, annotation, bulk
+from azaion_assets.core.synthetic import render
+from azaion_assets_tests.treeview import make_tree, places, snapshot
+
+VALIDATOR = Author(Role.VALIDATOR, "val@azaion.com")
+OPERATOR = Author(Role.OPERATOR, "op@azaion.com")
+BOX = [(0, 0.5, 0.5, 0.2, 0.2)]
+
+
+def _jpeg(seed: int = 0) -> bytes:
+    return render(random.Random(seed), 64, 48)[0]
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _apply(tree, messages, partition="000000000000-000000009999", first=0, group_size=256):
+    """Apply ``(body, props)`` messages at consecutive offsets from ``first``; return summary."""
+    with IngestState(state_path(tree)) as state:
+        ingest = Ingest(tree, state, partition, max_bytes=1 << 20, group_size=group_size)
+        for i, (body, props) in enumerate(messages):
+            ingest.add(first + i, body, props)
+        ingest.flush()
+        return ingest.summary
+
+
+def created(name, author=VALIDATOR, seed=0, boxes=BOX, status=Status.CREATED):
+    return annotation(name, _jpeg(seed), ".jpg", boxes, author, status)
+
+
+def test_created_by_a_validator_goes_to_data_and_by_anyone_else_to_seed(tree):
+    summary = _apply(
+        tree, [created("v1"), created("o1", OPERATOR, boxes=[(3, 0.5, 0.5, 0.1, 0.1)])]
+    )
+    assert places(tree, "v1") == {"data": ["images/v1.jpg", "labels/v1.txt"]}
+    assert places(tree, "o1") == {"seed": ["images/o1.jpg", "labels/o1.txt"]}
+    assert (tree.data.labels / "v1.txt").read_text() == "0 0.500000 0.500000 0.200000 0.200000\n"
+    assert (tree.data.images / "v1.jpg").read_bytes() == _jpeg(0)
+    assert summary.events == {"Created": 2}
+    assert summary.roles == {"Validator": 1, "Operator": 1}
+    assert summary.boxes == {0: 1, 3: 1} and summary.written == {"data": 1, "seed": 1}
+
+
+@pytest.mark.parametrize("role", [Role.VALIDATOR, Role.ADMIN, Role.API_ADMIN])
+def test_every_validator_role_routes_to_data(tree, role):
+    _apply(tree, [created("n", Author(role))])
+    assert list(places(tree, "n")) == ["data"]
+
+
+@pytest.mark.parametrize("role", [Role.OPERATOR, Role.COMPANION_PC])
+def test_other_roles_route_to_seed(tree, role):
+    _apply(tree, [created("n", Author(role))])
+    assert list(places(tree, "n")) == ["seed"]
+
+
+def test_bulk_validate_moves_seed_to_data_and_delete_moves_from_anywhere(tree):
+    _apply(tree, [created("a", OPERATOR), created("b", OPERATOR), created("c")])
+    summary = _apply(
+        tree,
+        [bulk(["a"], Status.VALIDATED, VALIDATOR), bulk(["b", "c"], Status.DELETED, VALIDATOR)],
+        first=10,
+    )
+    assert list(places(tree, "a")) == ["data"]
+    assert places(tree, "b") == {"deleted": ["images/b.jpg", "labels/b.txt"]}
+    assert list(places(tree, "c")) == ["deleted"]
+    assert summary.moved == {"to data": 1, "to deleted": 2} and summary.unknown_names == 0
+
+
+def test_an_edit_by_a_validator_moves_a_seed_annotation_to_data_with_the_new_content(tree):
+    _apply(tree, [created("a", OPERATOR, seed=1)])
+    edit = annotation("a", _png(), ".png", [(5, 0.4, 0.4, 0.2, 0.2)], VALIDATOR, Status.EDITED)
+    _apply(tree, [edit], first=5)
+    assert places(tree, "a") == {"data": ["images/a.png", "labels/a.txt"]}  # old .jpg removed
+    assert (tree.data.labels / "a.txt").read_text().startswith("5 ")
+
+
+def test_validate_or_delete_of_an_unknown_name_is_recorded_not_an_error(tree):
+    summary = _apply(
+        tree,
+        [bulk(["ghost"], Status.VALIDATED, VALIDATOR), bulk(["ghost2"], Status.DELETED, VALIDATOR)],
+    )
+    assert summary.unknown_names == 2 and summary.quarantined == 0
+    assert summary.unknown_sample == ["Validated ghost", "Deleted ghost2"]
+    assert snapshot(tree) == {}
+
+
+def _bad_messages() -> dict[str, tuple[bytes, dict]]:
+    props = {STATUS_PROPERTY: 10}
+
+    def fields(**over):
+        base = {
+            "date": 1_700_000_000,
+            "name": "x",
+            "media": "m.mp4",
+            "ticks": 0,
+            "ext": ".jpg",
+            "dets": "[]",
+            "image": _jpeg(),
+            "role": 20,
+            "email": "e",
+            "source": 1,
+            "status": 10,
+        }
+        base.update(over)
+        return pack(list(base.values()))
+
+    return {
+        "undecodable msgpack": (b"\xc1\xc1\xc1", props),
+        "not an integer": (fields(ticks="soon"), props),
+        "unknown AnnotationStatus": (fields(), {STATUS_PROPERTY: 99}),
+        "unknown role": (fields(role=7), props),
+        "invalid box": (fields(dets='[{"cls":0,"x":0.95,"y":0.5,"w":0.3,"h":0.1}]'), props),
+        "not an image": (fields(image=b"GIF89a-but-not-really"), props),
+        "unsafe name": (fields(name="../../etc/passwd"), props),
+        "path separators": (fields(name="a/b"), props),
+        "exceeds the": (fields(image=_jpeg() + b"\0" * (1 << 20)), props),
+    }
+
+
+def test_bad_messages_are_quarantined_with_raw_bytes_and_reason_and_the_batch_goes_on(tree):
+    bad = _bad_messages()
+    messages = [created("before"), *bad.values(), created("after")]
+    summary = _apply(tree, messages, first=100)
+    assert list(places(tree, "before")) == ["data"] and list(places(tree, "after")) == ["data"]
+    assert summary.quarantined == len(bad) and summary.events["Rejected"] == len(bad)
+    folder = quarantine_dir(tree)
+    for offset, (expected, (body, _)) in enumerate(bad.items(), start=101):
+        record = json.loads((folder / f"{offset:020d}.json").read_text())
+        assert expected in record["reason"], record
+        assert record["offset"] == offset and record["bytes"] == len(body)
+        assert (folder / f"{offset:020d}.bin").read_bytes() == body
+    assert not (tree.root / "etc").exists() and not any(tree.root.parent.glob("**/passwd"))
+
+
+def test_applying_a_partition_twice_changes_nothing(tree):
+    messages = [created("a", OPERATOR), bulk(["a"], Status.VALIDATED, VALIDATOR), created("b")]
+    messages.append(_bad_messages()["not an image"])
+    first = _apply(tree, messages)
+    before = snapshot(tree)
+    again = _apply(tree, messages)
+    assert snapshot(tree) == before
+    assert first.applied == 3 and again.applied == 0 and again.already_applied == 3
+
+
+def test_a_name_seen_twice_in_one_batch_is_applied_in_order(tree):
+    summary = _apply(
+        tree,
+        [
+            created("a", OPERATOR),
+            bulk(["a"], Status.VALIDATED, VALIDATOR),
+            created("a", OPERATOR, seed=3, status=Status.EDITED),
+        ],
+    )
+    assert list(places(tree, "a")) == ["seed"]  # the operator's later edit sends it back
+    assert (tree.seed.images / "a.jpg").read_bytes() == _jpeg(3)
+    assert summary.applied == 3
+
+
+def test_replay_follows_the_routing_rules():
+    assert replay([(1, Kind.CONTENT_SEED), (2, Kind.VALIDATE)]).place is Place.DATA
+    assert replay([(2, Kind.VALIDATE), (1, Kind.CONTENT_SEED)]).place is Place.DATA
+    assert replay([(1, Kind.CONTENT_VALIDATED), (3, Kind.DELETE)]).place is Place.DELETED
+    later_create = replay([(1, Kind.DELETE), (2, Kind.CONTENT_SEED)])
+    assert later_create.place is Place.SEED and later_create.unknown_at == {1}
+    assert replay([(5, Kind.VALIDATE)]).place is None
+    assert replay([(1, Kind.CONTENT_SEED), (4, Kind.CONTENT_VALIDATED)]).content_offset == 4
+
+
+def _history(rng: random.Random, names: list[str], count: int):
+    messages = []
+    for _ in range(count):
+        roll = rng.random()
+        name = rng.choice(names)
+        if roll < 0.5:
+            author = rng.choice([VALIDATOR, OPERATOR])
+            status = rng.choice([Status.CREATED, Status.EDITED])
+            image, ext = (
+                (_png(), ".png") if rng.random() < 0.2 else (_jpeg(rng.randrange(4)), ".jpg")
+            )
+            messages.append(annotation(name, image, ext, BOX, author, status))
+        elif roll < 0.75:
+            messages.append(bulk(rng.sample(names, 2), Status.VALIDATED, VALIDATOR))
+        elif roll < 0.9:
+            messages.append(bulk([name], Status.DELETED, VALIDATOR))
+        else:
+            messages.append(_bad_messages()["invalid box"])
+    return messages
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_partitions_applied_in_any_order_give_the_stream_order_tree(tmp_path, seed):
+    rng = random.Random(seed)
+    messages = _history(rng, ["n1", "n2", "n3", "n4"], 40)
+    in_order = make_tree(tmp_path / "in-order")
+    _apply(in_order, messages, group_size=1 + seed)
+    shuffled = make_tree(tmp_path / "shuffled")
+    cuts = sorted(rng.sample(range(1, len(messages)), 4))
+    parts = [(a, b) for a, b in zip([0, *cuts], [*cuts, len(messages)], strict=True)]
+    rng.shuffle(parts)
+    for a, b in parts:
+        _apply(shuffled, messages[a:b], first=a, group_size=3)
+    assert snapshot(shuffled) == snapshot(in_order)
+    assert snapshot(in_order)  # the history left something to compare
+
+
+def test_a_crash_mid_group_is_repaired_by_applying_again(tree, monkeypatch):
+    messages = [created(f"n{i}", OPERATOR, seed=i) for i in range(6)]
+    messages += [bulk([f"n{i}" for i in range(3)], Status.VALIDATED, VALIDATOR)]
+    messages += [
+        bulk(["n4"], Status.DELETED, VALIDATOR),
+        created("n5", seed=9, status=Status.EDITED),
+    ]
+    reference = make_tree(tree.root.parent / "expected")
+    _apply(reference, messages, group_size=4)
+    expected = snapshot(reference)
+
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def crashing_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt("power cut")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(ingest_module.os, "replace", crashing_replace)
+    with pytest.raises(KeyboardInterrupt):
+        _apply(tree, messages, group_size=4)
+    monkeypatch.setattr(ingest_module.os, "replace", real_replace)
+    assert snapshot(tree) != expected
+    with IngestState(state_path(tree)) as state:
+        Ingest(tree, state, "p", 1 << 20).sweep_stale_temps()
+    _apply(tree, messages, group_size=4)
+    assert snapshot(tree) == expected

@@ -1,0 +1,106 @@
+"""The stream sensor, evaluated against a real broker and a real Dagster instance."""
+
+import asyncio
+import itertools
+import json
+
+from dagster import SensorResult, SkipReason, build_sensor_context
+
+from azaion_assets.annotation_stream_sensor import build_annotation_stream_sensor, read_cursor
+from azaion_assets.core.messages import Author, synthetic
+from azaion_assets.core.offsets import OffsetRange
+from azaion_assets.core.stream import probe_tail, publish
+from azaion_assets.partitions import ANNOTATION_BATCHES
+from azaion_assets.resources import AzaionSettingsResource
+
+SENSOR = build_annotation_stream_sensor(30)
+
+
+def _tick(instance, cursor=None) -> SensorResult | SkipReason:
+    context = build_sensor_context(
+        instance=instance, cursor=cursor, resources={"settings": AzaionSettingsResource()}
+    )
+    result = SENSOR(context)
+    assert isinstance(result, (SensorResult, SkipReason)), result
+    if isinstance(result, SensorResult):  # as the daemon would: register what it asked for
+        for request in result.dynamic_partitions_requests or []:
+            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    return result
+
+
+def _publish(stream, count, seed=0) -> int:
+    asyncio.run(publish(stream, synthetic(count, Author(), seed=seed, width=32, height=32)))
+    tail = asyncio.run(probe_tail(stream))
+    assert tail is not None
+    return tail
+
+
+def test_new_offsets_become_partitions_and_one_run_each(stream_env, instance, monkeypatch):
+    monkeypatch.setenv("STREAM_BATCH_MESSAGES", "10")
+    tail = _publish(stream_env, 25)
+    result = _tick(instance)
+    assert isinstance(result, SensorResult)
+    keys = [str(r.partition_key) for r in result.run_requests or []]
+    ranges = [OffsetRange.parse(k) for k in keys]
+    assert ranges[0].first == 0 and ranges[-1].last == tail
+    assert all(len(r) <= 10 for r in ranges)
+    assert all(a.last + 1 == b.first for a, b in itertools.pairwise(ranges))
+    assert [r.run_key for r in result.run_requests or []] == keys  # no duplicate runs
+    assert instance.get_dynamic_partitions(ANNOTATION_BATCHES) == keys
+    assert read_cursor(result.cursor, 0) == tail + 1
+
+
+def test_no_new_offsets_skips_and_new_ones_continue_from_the_cursor(stream_env, instance):
+    tail = _publish(stream_env, 5)
+    first = _tick(instance)
+    assert isinstance(first, SensorResult)
+    idle = _tick(instance, first.cursor)
+    assert isinstance(idle, SkipReason) and "no new offsets" in (idle.skip_message or "")
+    new_tail = _publish(stream_env, 3, seed=1)
+    more = _tick(instance, first.cursor)
+    assert isinstance(more, SensorResult)
+    keys = [str(r.partition_key) for r in more.run_requests or []]
+    assert keys == [OffsetRange(tail + 1, new_tail).key]
+
+
+def test_a_large_backlog_is_taken_a_bounded_step_per_tick(stream_env, instance, monkeypatch):
+    monkeypatch.setenv("STREAM_BATCH_MESSAGES", "3")
+    monkeypatch.setenv("STREAM_SENSOR_MAX_PARTITIONS", "2")
+    tail = _publish(stream_env, 20)
+    cursor, seen = None, []
+    for _ in range(20):
+        result = _tick(instance, cursor)
+        if isinstance(result, SkipReason):
+            break
+        assert len(result.run_requests or []) <= 2
+        seen += [str(r.partition_key) for r in result.run_requests or []]
+        cursor = result.cursor
+    ranges = [OffsetRange.parse(k) for k in seen]
+    assert ranges[0].first == 0 and ranges[-1].last == tail
+    assert all(a.last + 1 == b.first for a, b in itertools.pairwise(ranges))
+
+
+def test_an_unreachable_broker_skips_with_the_reason_and_keeps_the_cursor(
+    stream_env, instance, monkeypatch
+):
+    from azaion_assets.core.localbroker import free_port
+
+    monkeypatch.setenv("RABBITMQ_PORT", str(free_port()))
+    cursor = json.dumps({"next_offset": 42})
+    result = _tick(instance, cursor)
+    assert isinstance(result, SkipReason)
+    assert "broker unreachable" in (result.skip_message or "") and "42" in (
+        result.skip_message or ""
+    )
+    assert stream_env.password not in (result.skip_message or "")
+
+
+def test_a_missing_password_skips_naming_the_variable(stream_env, instance, monkeypatch):
+    monkeypatch.delenv("RABBITMQ_PASSWORD")
+    result = _tick(instance)
+    assert isinstance(result, SkipReason) and "RABBITMQ_PASSWORD" in (result.skip_message or "")
+
+
+def test_an_empty_stream_skips(stream_env, instance):
+    result = _tick(instance)
+    assert isinstance(result, SkipReason) and "empty" in (result.skip_message or "")

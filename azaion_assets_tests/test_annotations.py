@@ -1,0 +1,142 @@
+"""The annotations asset: stream partitions applied to the data tree, on a real broker and
+a real Dagster instance."""
+
+import asyncio
+
+import pytest
+from dagster import AssetKey, materialize
+
+from azaion_assets.annotations import annotations
+from azaion_assets.core.contract import STATUS_PROPERTY, Role, Status
+from azaion_assets.core.datatree import DataTree
+from azaion_assets.core.ingest import quarantine_dir
+from azaion_assets.core.messages import Author, bulk, synthetic
+from azaion_assets.core.offsets import OffsetRange
+from azaion_assets.core.settings import load_settings
+from azaion_assets.core.stream import probe_tail, publish
+from azaion_assets.partitions import ANNOTATION_BATCHES
+from azaion_assets.resources import AzaionSettingsResource
+from azaion_assets_tests.treeview import places, snapshot
+
+RESOURCES = {"settings": AzaionSettingsResource()}
+VALIDATOR = Author(Role.VALIDATOR, "val@azaion.com")
+OPERATOR = Author(Role.OPERATOR, "op@azaion.com")
+
+
+def _send(stream, messages) -> int:
+    asyncio.run(publish(stream, list(messages)))
+    tail = asyncio.run(probe_tail(stream))
+    assert tail is not None
+    return tail
+
+
+def _run(instance, key: str):
+    instance.add_dynamic_partitions(ANNOTATION_BATCHES, [key])
+    result = materialize([annotations], instance=instance, partition_key=key, resources=RESOURCES)
+    assert result.success
+    event = instance.get_latest_materialization_event(AssetKey("annotations"))
+    meta = event.asset_materialization.metadata
+    return {k: getattr(v, "value", v) for k, v in meta.items()}
+
+
+def _tree() -> DataTree:
+    return DataTree.from_settings(load_settings())
+
+
+def test_a_partition_applies_its_events_with_metadata(stream_env, instance):
+    tail = _send(
+        stream_env,
+        [
+            *synthetic(3, VALIDATOR, prefix="val", width=32, height=32),
+            *synthetic(2, OPERATOR, prefix="op", width=32, height=32),
+            (b"\x93garbage", {STATUS_PROPERTY: 10}),
+            bulk(["op_0000_000000"], Status.VALIDATED, VALIDATOR),
+            bulk(["val_0000_000001", "nobody"], Status.DELETED, VALIDATOR),
+        ],
+    )
+    meta = _run(instance, OffsetRange(0, tail).key)
+    tree = _tree()
+    assert list(places(tree, "val_0000_000000")) == ["data"]
+    assert list(places(tree, "val_0000_000001")) == ["deleted"]
+    assert list(places(tree, "op_0000_000000")) == ["data"]  # validated in bulk
+    assert list(places(tree, "op_0000_000001")) == ["seed"]
+    assert meta["messages"] == 8 and meta["quarantined"] == 1 and meta["unknown_names"] == 1
+    assert meta["range_first"] == 0 and meta["range_last"] == tail
+    assert meta["last_offset"] == tail and meta["bytes"] > 0
+    events = {r.data["what"]: r.data["count"] for r in meta["events"].records}
+    assert events == {"Created": 5, "Deleted": 1, "Rejected": 1, "Validated": 1}
+    roles = {r.data["what"]: r.data["count"] for r in meta["roles"].records}
+    assert roles == {"Operator": 2, "Validator": 3}
+    classes = {r.data["what"] for r in meta["boxes_by_class"].records}
+    assert classes and all("Class-" not in c for c in classes)
+    assert meta["gap"] == "none" and not meta["reused_earlier_run"]
+    assert len(list(quarantine_dir(tree).glob("*.bin"))) == 1
+
+
+def test_rerunning_a_partition_changes_nothing(stream_env, instance):
+    tail = _send(stream_env, synthetic(4, OPERATOR, width=32, height=32))
+    key = OffsetRange(0, tail).key
+    _run(instance, key)
+    before = snapshot(_tree())
+    again = _run(instance, key)
+    assert snapshot(_tree()) == before
+    assert again["reused_earlier_run"] and again["messages"] == 4
+
+
+def test_partitions_materialised_out_of_order_still_let_later_events_win(stream_env, instance):
+    first_tail = _send(stream_env, synthetic(2, OPERATOR, width=32, height=32))
+    second_tail = _send(stream_env, [bulk(["synthetic_0000_000000"], Status.DELETED, VALIDATOR)])
+    _run(instance, OffsetRange(first_tail + 1, second_tail).key)  # the Delete first
+    _run(instance, OffsetRange(0, first_tail).key)  # then the Create it deletes
+    assert list(places(_tree(), "synthetic_0000_000000")) == ["deleted"]
+    assert list(places(_tree(), "synthetic_0000_000001")) == ["seed"]
+
+
+def test_a_malformed_partition_key_fails_without_retrying(stream_env, instance):
+    instance.add_dynamic_partitions(ANNOTATION_BATCHES, ["not-a-range"])
+    result = materialize(
+        [annotations],
+        instance=instance,
+        partition_key="not-a-range",
+        resources=RESOURCES,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.failure_data_for_node("annotations")
+    assert failure is not None and "not an offset-range partition key" in str(failure.error)
+
+
+def test_retention_gap_is_reported_and_the_rest_applied(stream_env, instance):
+    """A stream whose old segments were removed: the run reports the gap and moves on."""
+    from rstream import Producer
+
+    async def truncated_stream():
+        async with Producer(
+            stream_env.host,
+            port=stream_env.port,
+            username=stream_env.user,
+            password=stream_env.password,
+        ) as producer:
+            await producer.create_stream(
+                stream_env.stream,
+                arguments={"max-length-bytes": 100_000, "stream-max-segment-size-bytes": 50_000},
+            )
+
+    asyncio.run(truncated_stream())
+    tail = 0
+    for seed in range(8):  # segments roll over and retention drops the oldest
+        tail = _send(stream_env, synthetic(5, OPERATOR, seed=seed, width=160, height=128))
+    from azaion_assets.core.stream import StreamTarget, probe_head
+
+    head = asyncio.run(probe_head(StreamTarget.from_settings(load_settings())))
+    assert head is not None and head > 0, "retention did not truncate the stream"
+    meta = _run(instance, OffsetRange(0, tail).key)
+    assert meta["gap"] == f"offsets 0..{head - 1} removed by retention before read"
+    assert meta["first_offset"] == head and meta["last_offset"] == tail
+
+
+@pytest.mark.parametrize("role", [Role.ADMIN])
+def test_the_author_role_is_counted(stream_env, instance, role):
+    tail = _send(stream_env, synthetic(1, Author(role), width=32, height=32))
+    meta = _run(instance, OffsetRange(0, tail).key)
+    assert {r.data["what"] for r in meta["roles"].records} == {"Admin"}
