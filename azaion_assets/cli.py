@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from azaion_assets.core.atomic import atomic_write_text
+from azaion_assets.core.contract import Role
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.envfile import render_config_yaml, render_env_example
 from azaion_assets.core.settings import (
@@ -101,32 +100,54 @@ def cmd_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Send Azaion messages to the stream: synthetic, a YOLO folder, or bulk validate/delete."""
+    import asyncio
+
+    from azaion_assets.core import messages
+    from azaion_assets.core.contract import Role, Status
+    from azaion_assets.core.stream import StreamTarget, probe_tail, publish
+
+    settings = checked_settings(args, {Scope.STREAM})
+    target = StreamTarget.from_settings(settings)
+    author = messages.Author(Role[args.role.upper()], args.email)
+    if args.what == "synthetic":
+        batch = messages.synthetic(args.count, author, seed=args.seed, prefix=args.prefix)
+    elif args.what == "folder":
+        status = Status.EDITED if args.edited else Status.CREATED
+        batch = messages.yolo_folder(Path(args.path), author, status)
+    else:
+        names = [*args.names, *_names_from(args.names_file)]
+        if not names:
+            raise ConfigError([f"publish {args.what}: give names or --names-file"])
+        status = Status.VALIDATED if args.what == "validate" else Status.DELETED
+        batch = iter([messages.bulk(names, status, author)])
+    sent = asyncio.run(publish(target, batch, batch_size=args.batch_size))
+    tail = asyncio.run(probe_tail(target))
+    print(f"sent {sent} messages to {target.where()}; tail offset {tail}")
+    return 0
+
+
+def _names_from(path: str | None) -> list[str]:
+    if not path:
+        return []
+    return [line.strip() for line in Path(path).read_text("utf-8").splitlines() if line.strip()]
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job: synthetic annotations -> dataset -> model -> ONNX, on a real instance."""
+    """The main job: synthetic messages -> stream -> sensor -> annotations -> dataset -> model
+    -> ONNX, on a real instance (see ``azaion_assets.demo``)."""
+    from azaion_assets.demo import run_demo
+
     settings = checked_settings(args, {Scope.TRAINING})
     if not os.environ.get("DAGSTER_HOME"):
         raise ConfigError(["DAGSTER_HOME is not set (the demo records its runs there)"])
-    tree = DataTree.from_settings(settings).ensure()
-    write_samples(tree.data, args.count, seed=args.seed)
+    DataTree.from_settings(settings).ensure()
     partition = args.partition or datetime.now(UTC).date().isoformat()
-    print(f"materialising {DEMO_ASSETS} for {partition} with {settings.training_model} ...")
-    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
-    cmd = [
-        dagster,
-        "asset",
-        "materialize",
-        "-m",
-        "azaion_assets.definitions",
-        "--select",
-        DEMO_ASSETS,
-        "--partition",
-        partition,
-    ]
-    result = subprocess.run(cmd, check=False)
-    if result.returncode != 0:
+    if run_demo(settings, args.count, args.seed, partition) != 0:
         print("demo run failed; see the run log above or in the UI", file=sys.stderr)
         return 1
-    _print_summary(tree, partition)
+    _print_summary(DataTree.from_settings(settings), partition)
     return 0
 
 
@@ -161,6 +182,11 @@ def _print_summary(tree: DataTree, partition: str) -> None:
                 )
             }
             print(f"{key:<11} {shown}")
+    from azaion_assets.core.ingest import state_path
+    from azaion_assets.core.ingest_state import IngestState
+
+    with IngestState(state_path(tree)) as state:
+        print(f"stream      {state.totals()} (all annotations partitions)")
     print(f"data tree   {tree.root}")
     print(f"champion    {tree.champion}")
     print(f"onnx        {tree.champion_onnx}")
@@ -208,6 +234,24 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--unvalidated", action="store_true", help="write to data-seed/ instead")
     synth.set_defaults(func=cmd_synthetic)
+
+    pub = sub.add_parser("publish", help="send Azaion messages to the annotation stream")
+    pub.add_argument("--role", default="validator", choices=[r.name.lower() for r in Role])
+    pub.add_argument("--email", default="publisher@azaion.local", help="createdEmail")
+    pub.add_argument("--batch-size", type=int, default=10, help="messages per send_batch")
+    pub_sub = pub.add_subparsers(dest="what", required=True)
+    p_syn = pub_sub.add_parser("synthetic", help="N rendered images with known boxes (Created)")
+    p_syn.add_argument("count", type=int)
+    p_syn.add_argument("--seed", type=int, default=0)
+    p_syn.add_argument("--prefix", default="synthetic", help="annotation name prefix")
+    p_dir = pub_sub.add_parser("folder", help="a YOLO folder: images/ + labels/ (Created)")
+    p_dir.add_argument("path")
+    p_dir.add_argument("--edited", action="store_true", help="send as Edited instead")
+    for what in ("validate", "delete"):
+        p_bulk = pub_sub.add_parser(what, help=f"bulk {what} annotations by name")
+        p_bulk.add_argument("names", nargs="*")
+        p_bulk.add_argument("--names-file", help="a file with one name per line")
+    pub.set_defaults(func=cmd_publish)
 
     demo = sub.add_parser("demo", help="synthetic data -> dataset -> model -> ONNX")
     demo.add_argument("--count", type=int, default=96)

@@ -59,3 +59,53 @@ def test_synthetic_and_tree(root, capsys):
     assert len(list((root / "data" / "labels").iterdir())) == 3
     assert main(["synthetic", "--count", "2", "--unvalidated"]) == 0
     assert len(list((root / "data-seed" / "images").iterdir())) == 2
+
+
+def _stream_messages(stream):
+    import asyncio
+
+    from azaion_assets.core.contract import decode_message
+    from azaion_assets.core.stream import probe_tail, read_range
+
+    tail = asyncio.run(probe_tail(stream))
+    assert tail is not None
+    got = []
+    asyncio.run(read_range(stream, 0, tail, lambda o, b, p: got.append(decode_message(b, p)), 5))
+    return [d.event for d in got]
+
+
+def test_publish_synthetic_folder_and_bulk_as_contract_messages(stream_env, tmp_path, capsys):
+    from azaion_assets.core.contract import AnnotationEvent, BulkEvent, Role, Status
+    from azaion_assets.core.datatree import AnnotationDir
+    from azaion_assets.core.synthetic import write_samples
+
+    assert main(["publish", "--role", "operator", "synthetic", "3", "--prefix", "op"]) == 0
+    assert "sent 3 messages" in capsys.readouterr().out
+    folder = AnnotationDir(tmp_path / "yolo")
+    written = write_samples(folder, 2, seed=5)
+    assert main(["publish", "folder", str(folder.root), "--edited"]) == 0
+    (tmp_path / "names.txt").write_text("op_0000_000000\n\nop_0000_000001\n")
+    assert main(["publish", "validate", "--names-file", str(tmp_path / "names.txt")]) == 0
+    assert main(["publish", "delete", "op_0000_000002"]) == 0
+    events = _stream_messages(stream_env)
+    assert len(events) == 7
+    created = [e for e in events[:3] if isinstance(e, AnnotationEvent)]
+    assert len(created) == 3 and all(e.created_role is Role.OPERATOR for e in created)
+    edited = events[3:5]
+    assert all(isinstance(e, AnnotationEvent) and e.status is Status.EDITED for e in edited)
+    assert [e.name for e in edited if isinstance(e, AnnotationEvent)] == [s.name for s in written]
+    first = edited[0]
+    assert isinstance(first, AnnotationEvent)
+    assert [(d.cls, round(d.x, 6)) for d in first.detections] == [
+        (c, round(x, 6)) for c, x, *_ in written[0].boxes
+    ]
+    validate, delete = events[5], events[6]
+    assert isinstance(validate, BulkEvent) and validate.status is Status.VALIDATED
+    assert validate.names == ("op_0000_000000", "op_0000_000001")
+    assert isinstance(delete, BulkEvent) and delete.names == ("op_0000_000002",)
+
+
+def test_publish_without_a_password_names_it_and_exits_2(stream_env, monkeypatch, capsys):
+    monkeypatch.delenv("RABBITMQ_PASSWORD")
+    assert main(["publish", "synthetic", "1"]) == 2
+    assert "RABBITMQ_PASSWORD" in capsys.readouterr().err

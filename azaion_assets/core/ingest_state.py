@@ -165,3 +165,15 @@ class IngestState:
     def applied_partitions(self) -> list[str]:
         rows = self._db.execute("SELECT partition FROM partitions WHERE summary IS NOT NULL")
         return sorted(r[0] for r in rows)
+
+    def totals(self) -> dict[str, int]:
+        """Sums over every applied partition, for summaries."""
+        out = {"partitions": 0, "messages": 0, "quarantined": 0, "unknown_names": 0}
+        for (summary,) in self._db.execute(
+            "SELECT summary FROM partitions WHERE summary IS NOT NULL"
+        ):
+            data = json.loads(summary)
+            out["partitions"] += 1
+            for key in ("messages", "quarantined", "unknown_names"):
+                out[key] += int(data.get(key, 0))
+        return out

@@ -1,0 +1,169 @@
+"""The main job, end to end through the stream, as production runs it.
+
+1. A broker: the configured one if RABBITMQ_HOST is set, else a throwaway local broker.
+2. The synthetic set is published as Azaion messages (validators' and operators' annotations,
+   a bulk Validate, and one malformed message to show the quarantine).
+3. ``dagster-daemon`` runs: ``annotation_stream_sensor`` turns the new offsets into partitions
+   and the queued ingest runs carry them into ``data/``.
+4. ``dataset -> model -> onnx_model`` is materialised for today's partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from azaion_assets.core import messages
+from azaion_assets.core.contract import STATUS_PROPERTY, Role, Status
+from azaion_assets.core.localbroker import LocalBroker
+from azaion_assets.core.settings import Settings
+from azaion_assets.core.stream import StreamTarget, probe_tail, publish
+
+TRAINING_ASSETS = "dataset,model,onnx_model"
+
+
+def _tool(name: str) -> str:
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or name
+
+
+@contextmanager
+def broker_for(settings: Settings) -> Iterator[dict[str, str]]:
+    """RABBITMQ_* for the runs: the configured broker, or a local one for the demo's lifetime."""
+    if os.environ.get("RABBITMQ_HOST"):
+        yield {}
+        return
+    with LocalBroker() as local:
+        print(f"started a local RabbitMQ with streams on {local.host}:{local.stream_port}")
+        yield {
+            "RABBITMQ_HOST": local.host,
+            "RABBITMQ_PORT": str(local.stream_port),
+            "RABBITMQ_USER": local.user,
+            "RABBITMQ_PASSWORD": local.password,
+            "RABBITMQ_QUEUE_NAME": settings.rabbitmq_queue_name,
+        }
+
+
+def demo_messages(count: int, seed: int) -> list[messages.Message]:
+    """Mostly validators' work; a sixth from an operator, half of which a validator approves."""
+    validator = messages.Author(Role.VALIDATOR, "validator@azaion.local")
+    operator = messages.Author(Role.OPERATOR, "operator@azaion.local")
+    seeded = max(2, count // 6)
+    batch = list(messages.synthetic(count - seeded, validator, seed=seed, prefix="validated"))
+    batch += messages.synthetic(seeded, operator, seed=seed + 1, prefix="seeded")
+    approved = [f"seeded_{seed + 1:04d}_{i:06d}" for i in range(0, seeded, 2)]
+    batch.append(messages.bulk(approved, Status.VALIDATED, validator))
+    batch.append((b"\xc1 not msgpack", {STATUS_PROPERTY: int(Status.CREATED)}))
+    return batch
+
+
+def publish_demo_set(target: StreamTarget, count: int, seed: int) -> int:
+    sent = asyncio.run(publish(target, demo_messages(count, seed)))
+    tail = asyncio.run(probe_tail(target))
+    assert tail is not None
+    print(f"published {sent} messages to {target.where()}; tail offset {tail}")
+    return tail
+
+
+@contextmanager
+def daemon(env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """``dagster-daemon run`` on the project's workspace: sensors and the run queue."""
+    proc = subprocess.Popen([_tool("dagster-daemon"), "run", "-w", "workspace.yaml"], env=env)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _prime_instance() -> None:
+    """Create the instance's SQLite storage once, before the daemon and its code server start
+    together and race to create it."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get():
+        pass
+
+
+def wait_for_ingest(tail: int, timeout: float) -> list[str]:
+    """Until every offset up to ``tail`` is in a materialised annotations partition."""
+    from dagster import AssetKey, DagsterInstance
+
+    from azaion_assets.core.offsets import OffsetRange
+    from azaion_assets.partitions import ANNOTATION_BATCHES
+
+    deadline = time.monotonic() + timeout
+    with DagsterInstance.get() as instance:
+        while True:
+            keys = instance.get_dynamic_partitions(ANNOTATION_BATCHES)
+            done = instance.get_materialized_partitions(AssetKey("annotations"))
+            covered = max((OffsetRange.parse(k).last for k in keys if k in done), default=-1)
+            pending = [k for k in keys if k not in done]
+            if covered >= tail and not pending:
+                return sorted(done)
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"ingest did not reach offset {tail} in {timeout:.0f}s "
+                    f"(partitions {len(keys)}, pending {pending[:5]}); see the daemon log above"
+                )
+            time.sleep(2)
+
+
+def run_demo(settings: Settings, count: int, seed: int, partition: str) -> int:
+    with broker_for(settings) as broker_env:
+        env = {**os.environ, **broker_env}
+        env.setdefault("STREAM_SENSOR_INTERVAL_SECONDS", "5")
+        env.setdefault("STREAM_BATCH_MESSAGES", str(max(10, count // 3)))
+        target = StreamTarget.from_settings(_with_env(settings, broker_env))
+        tail = publish_demo_set(target, count, seed)
+        _prime_instance()
+        started = time.monotonic()
+        with daemon(env):
+            ingested = wait_for_ingest(tail, timeout=600)
+        print(
+            f"sensor and runs ingested {len(ingested)} partitions "
+            f"in {time.monotonic() - started:.0f}s: {', '.join(ingested)}"
+        )
+    print(f"materialising {TRAINING_ASSETS} for {partition} with {settings.training_model} ...")
+    cmd = [
+        _tool("dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "azaion_assets.definitions",
+        "--select",
+        TRAINING_ASSETS,
+        "--partition",
+        partition,
+    ]
+    return subprocess.run(cmd, check=False).returncode
+
+
+def _with_env(settings: Settings, env: dict[str, str]) -> Settings:
+    if not env:
+        return settings
+    return settings.model_copy(
+        update={
+            "rabbitmq_host": env["RABBITMQ_HOST"],
+            "rabbitmq_port": int(env["RABBITMQ_PORT"]),
+            "rabbitmq_user": env["RABBITMQ_USER"],
+            "rabbitmq_password": _secret(env["RABBITMQ_PASSWORD"]),
+        }
+    )
+
+
+def _secret(value: str):
+    from pydantic import SecretStr
+
+    return SecretStr(value)
