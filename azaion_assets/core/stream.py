@@ -16,7 +16,8 @@ Each operation is a short-lived connection:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,37 @@ class StreamTarget:
 
     def _client_kwargs(self) -> dict[str, Any]:
         return {"port": self.port, "username": self.user, "password": self.password}
+
+
+def _transient() -> tuple[type[BaseException], ...]:
+    """What the broker or the network can throw at a client: all of it means "try again"."""
+    from rstream.connection import ConnectionClosed
+    from rstream.exceptions import ClientError, ServerError
+
+    return (OSError, ConnectionError, EOFError, ConnectionClosed, ServerError, ClientError)
+
+
+@asynccontextmanager
+async def _as_stream_errors(target: StreamTarget, doing: str) -> AsyncIterator[None]:
+    """Re-raise broker and network failures as ``StreamError`` naming what and where (never
+    the password: client exceptions don't carry it)."""
+    try:
+        yield
+    except StreamError:
+        raise
+    except _transient() as exc:
+        detail = f": {exc}" if str(exc) else ""
+        raise StreamError(
+            f"{doing} {target.where()} failed: {type(exc).__name__}{detail}"
+        ) from None
+
+
+async def _close_quietly(consumer: Any) -> None:
+    """Closing a consumer whose broker went away must not mask the result or the real error."""
+    try:
+        await consumer.close()
+    except _transient():
+        pass
 
 
 def _body(message: Any) -> bytes:
@@ -90,6 +122,11 @@ async def _probe(
     target: StreamTarget, first: bool, timeout: float, must_exist: bool = False
 ) -> int | None:
     """Subscribe at FIRST or LAST: the broker delivers that whole chunk, and we read its ends."""
+    async with _as_stream_errors(target, "probing"):
+        return await _probe_once(target, first, timeout, must_exist)
+
+
+async def _probe_once(target: StreamTarget, first: bool, timeout: float, must_exist: bool):
     from rstream import ConsumerOffsetSpecification, OffsetType, amqp_decoder
 
     consumer = await _consumer(target)
@@ -120,7 +157,7 @@ async def _probe(
             return None  # nothing delivered: the stream is empty
         return min(offsets) if first else max(offsets)
     finally:
-        await consumer.close()
+        await _close_quietly(consumer)
 
 
 async def read_range(
@@ -132,9 +169,16 @@ async def read_range(
 ) -> int:
     """Call ``on_message(offset, body, properties)`` for each message in ``[first, last]``.
 
-    Returns the number of messages. Raises ``StreamError`` if the stream stops delivering
-    before ``last`` for ``idle_timeout`` seconds.
+    Returns the number of messages. Raises ``StreamError`` if the connection fails or the
+    stream stops delivering before ``last`` for ``idle_timeout`` seconds.
     """
+    async with _as_stream_errors(target, "reading"):
+        return await _read_range_once(target, first, last, on_message, idle_timeout)
+
+
+async def _read_range_once(
+    target: StreamTarget, first: int, last: int, on_message: OnMessage, idle_timeout: float
+) -> int:
     from rstream import ConsumerOffsetSpecification, OffsetType, amqp_decoder
 
     consumer = await _consumer(target)
@@ -178,7 +222,7 @@ async def read_range(
                 )
         return seen[0]
     finally:
-        await consumer.close()
+        await _close_quietly(consumer)
 
 
 async def publish(
@@ -190,25 +234,23 @@ async def publish(
     from rstream import AMQPMessage, Producer
 
     sent = 0
-    try:
-        async with Producer(target.host, **target._client_kwargs()) as producer:
-            if not await producer.stream_exists(target.stream):
-                # Created with the broker's defaults; a stream set up by operators (retention,
-                # segment size) is used as it is.
-                await producer.create_stream(target.stream, exists_ok=True)
-            batch: list[AMQPMessage] = []
-            for body, properties in messages:
-                props: dict[str | bytes, Any] = {**properties}
-                batch.append(AMQPMessage(body=body, application_properties=props))
-                if len(batch) >= batch_size:
-                    await producer.send_batch(target.stream, batch)  # type: ignore[arg-type]
-                    sent += len(batch)
-                    batch = []
-            if batch:
+    async with (
+        _as_stream_errors(target, "publishing to"),
+        Producer(target.host, **target._client_kwargs()) as producer,
+    ):
+        if not await producer.stream_exists(target.stream):
+            # Created with the broker's defaults; a stream set up by operators (retention,
+            # segment size) is used as it is.
+            await producer.create_stream(target.stream, exists_ok=True)
+        batch: list[AMQPMessage] = []
+        for body, properties in messages:
+            props: dict[str | bytes, Any] = {**properties}
+            batch.append(AMQPMessage(body=body, application_properties=props))
+            if len(batch) >= batch_size:
                 await producer.send_batch(target.stream, batch)  # type: ignore[arg-type]
                 sent += len(batch)
-    except StreamError:
-        raise
-    except (OSError, ConnectionError) as exc:
-        raise StreamError(f"cannot publish to {target.where()}: {type(exc).__name__}") from None
+                batch = []
+        if batch:
+            await producer.send_batch(target.stream, batch)  # type: ignore[arg-type]
+            sent += len(batch)
     return sent

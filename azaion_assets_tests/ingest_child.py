@@ -1,0 +1,22 @@
+"""Run one ingest of a partition in a child process, for the kill tests.
+
+    python -m azaion_assets_tests.ingest_child <root> <partition> <group_size>
+
+The stream comes from RABBITMQ_* in the environment, as in a real run.
+"""
+
+import sys
+from pathlib import Path
+
+from azaion_assets.core.ingest_run import ingest_partition
+from azaion_assets.core.settings import load_settings
+from azaion_assets.core.stream import StreamTarget
+from azaion_assets_tests.treeview import make_tree
+
+if __name__ == "__main__":
+    root, partition, group_size = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    target = StreamTarget.from_settings(load_settings())
+    result = ingest_partition(
+        target, make_tree(root), partition, max_bytes=1 << 20, group_size=group_size
+    )
+    print(result.summary["messages"], flush=True)

@@ -1,0 +1,230 @@
+"""Faults: ingest processes killed at random points, and a broker restarted under the sensor and
+under a run. Nothing may be lost and nothing doubled."""
+
+import asyncio
+import itertools
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from dagster import SensorResult, SkipReason, build_sensor_context, materialize
+
+from azaion_assets.annotation_stream_sensor import build_annotation_stream_sensor, read_cursor
+from azaion_assets.annotations import annotations
+from azaion_assets.core import ingest as ingest_module
+from azaion_assets.core.contract import STATUS_PROPERTY, Role, Status
+from azaion_assets.core.localbroker import LocalBroker
+from azaion_assets.core.messages import Author, annotation, bulk
+from azaion_assets.core.offsets import OffsetRange
+from azaion_assets.core.stream import StreamError, StreamTarget, probe_tail, publish
+from azaion_assets.core.synthetic import render
+from azaion_assets.partitions import ANNOTATION_BATCHES
+from azaion_assets.resources import AzaionSettingsResource
+from azaion_assets_tests.treeview import make_tree, snapshot
+
+pytestmark = pytest.mark.slow
+VALIDATOR = Author(Role.VALIDATOR, "val@azaion.com")
+OPERATOR = Author(Role.OPERATOR, "op@azaion.com")
+
+
+def _history(count: int, seed: int) -> list:
+    """Creates, edits, bulk validates and deletes over 60 names, with some malformed messages."""
+    rng = random.Random(seed)
+    images = [render(random.Random(i), 96, 72)[0] for i in range(8)]
+    names = [f"n{i:03d}" for i in range(60)]
+    out = []
+    for _ in range(count):
+        roll = rng.random()
+        if roll < 0.6:
+            status = Status.CREATED if rng.random() < 0.7 else Status.EDITED
+            author = rng.choice([VALIDATOR, OPERATOR])
+            box = [(rng.choice([0, 3, 20]), 0.5, 0.5, 0.2, 0.2)]
+            out.append(
+                annotation(rng.choice(names), rng.choice(images), ".jpg", box, author, status)
+            )
+        elif roll < 0.8:
+            out.append(bulk(rng.sample(names, 3), Status.VALIDATED, VALIDATOR))
+        elif roll < 0.95:
+            out.append(bulk([rng.choice(names)], Status.DELETED, VALIDATOR))
+        else:
+            out.append((b"\xc1 broken", {STATUS_PROPERTY: 10}))
+    return out
+
+
+def _child(root, key: str, group_size: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "azaion_assets_tests.ingest_child", str(root), key, str(group_size)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_killed_ingest_processes_leave_a_tree_that_a_rerun_completes_exactly(stream_env, tmp_path):
+    asyncio.run(publish(stream_env, _history(400, seed=11)))
+    tail = asyncio.run(probe_tail(stream_env))
+    assert tail is not None
+    key = OffsetRange(0, tail).key
+
+    started = time.monotonic()
+    reference = _child(tmp_path / "reference", key, 8)
+    out, err = reference.communicate(timeout=120)
+    assert reference.returncode == 0, err.decode()
+    duration = time.monotonic() - started
+    expected = snapshot(make_tree(tmp_path / "reference"))
+    assert expected and int(out) == 400
+
+    rng = random.Random(5)
+    interrupted = 0
+    for attempt in range(4):
+        root = tmp_path / f"killed-{attempt}"
+        for _ in range(3):  # kill the same partition's run three times, at random moments
+            proc = _child(root, key, 8)
+            time.sleep(rng.uniform(0.2, duration))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            if proc.returncode == -signal.SIGKILL:
+                interrupted += 1
+        final = _child(root, key, 8)
+        _, err = final.communicate(timeout=120)
+        assert final.returncode == 0, err.decode()
+        assert snapshot(make_tree(root)) == expected, f"attempt {attempt}"
+    assert interrupted >= 6  # most kills landed while a run was still going
+
+
+def _until_available(target: StreamTarget, timeout: float = 60.0) -> None:
+    """After a restart the port opens before the stream's leader is back: wait for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            asyncio.run(probe_tail(target))
+            return
+        except StreamError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker this test may restart (the session broker is shared)."""
+    with LocalBroker(base=tmp_path / "broker") as local:
+        yield local
+
+
+def _env_for(broker: LocalBroker, stream: str, monkeypatch, root) -> StreamTarget:
+    target = StreamTarget(broker.host, broker.stream_port, broker.user, broker.password, stream)
+    for name, value in {
+        "RABBITMQ_HOST": target.host,
+        "RABBITMQ_PORT": str(target.port),
+        "RABBITMQ_USER": target.user,
+        "RABBITMQ_PASSWORD": target.password,
+        "RABBITMQ_QUEUE_NAME": stream,
+        "AZAION_ROOT_DIR": str(root),
+        "STREAM_READ_TIMEOUT_SECONDS": "3",
+        "STREAM_BATCH_MESSAGES": "50",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return target
+
+
+def test_the_sensor_resumes_after_a_broker_restart_and_covers_every_offset_once(
+    own_broker, instance, monkeypatch, tmp_path
+):
+    target = _env_for(own_broker, "restart-sensor", monkeypatch, tmp_path / "azaion")
+    sensor = build_annotation_stream_sensor(30)
+    resources = {"settings": AzaionSettingsResource()}
+    asyncio.run(publish(target, _history(120, seed=1)))
+
+    def tick(cursor):
+        ctx = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        result = sensor(ctx)
+        assert isinstance(result, (SensorResult, SkipReason))
+        return result
+
+    requested: list[str] = []
+    cursor = None
+    restarting = threading.Thread(target=own_broker.restart)
+    restarting.start()  # the broker goes down while the next ticks run
+    outcomes = []
+    while restarting.is_alive() or not outcomes:
+        result = tick(cursor)
+        outcomes.append(type(result).__name__)
+        if isinstance(result, SensorResult):
+            requested += [str(r.partition_key) for r in result.run_requests or []]
+            cursor = result.cursor
+        time.sleep(0.3)
+    restarting.join()
+    assert "SkipReason" in outcomes  # at least one tick saw the broker down and skipped
+    _until_available(target)
+    asyncio.run(publish(target, _history(60, seed=2)))
+    tail = asyncio.run(probe_tail(target))
+    assert tail is not None
+    while read_cursor(cursor, 0) <= tail:
+        result = tick(cursor)
+        assert isinstance(result, SensorResult), result
+        requested += [str(r.partition_key) for r in result.run_requests or []]
+        cursor = result.cursor
+    ranges = [OffsetRange.parse(k) for k in requested]
+    assert ranges[0].first == 0 and ranges[-1].last == tail
+    assert all(a.last + 1 == b.first for a, b in itertools.pairwise(ranges))
+
+
+def test_a_run_retries_through_a_broker_restart_and_succeeds(
+    own_broker, instance, monkeypatch, tmp_path
+):
+    target = _env_for(own_broker, "restart-run", monkeypatch, tmp_path / "azaion")
+    big = [
+        annotation(f"big{i:04d}", render(random.Random(i % 16), 640, 480)[0], ".jpg", [], VALIDATOR)
+        for i in range(1500)
+    ]
+    asyncio.run(publish(target, big))
+    tail = asyncio.run(probe_tail(target))
+    assert tail is not None
+    key = OffsetRange(0, tail).key
+    instance.add_dynamic_partitions(ANNOTATION_BATCHES, [key])
+    data = tmp_path / "azaion" / "data" / "images"
+
+    def restart_mid_run():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (data.is_dir() and any(data.iterdir())):
+            time.sleep(0.05)
+        own_broker.restart()
+
+    # A slow disk, in effect: the run takes seconds, so the restart lands in the middle of it.
+    real_decode = ingest_module.decode_message
+
+    def slow_decode(*args, **kwargs):
+        time.sleep(0.003)
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "decode_message", slow_decode)
+    restarter = threading.Thread(target=restart_mid_run)
+    restarter.start()
+    result = materialize(
+        [annotations],
+        instance=instance,
+        partition_key=key,
+        resources={"settings": AzaionSettingsResource()},
+        raise_on_error=False,
+    )
+    restarter.join()
+    retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert result.success and retries, "the run should have failed once and retried"
+    assert "StreamError" in str(retries[0].event_specific_data)
+    files = sorted(p.name for p in data.iterdir())
+    assert files == sorted(f"big{i:04d}.jpg" for i in range(1500))
+
+
+def test_restarting_keeps_the_stream(own_broker):
+    target = StreamTarget(
+        own_broker.host, own_broker.stream_port, own_broker.user, own_broker.password, "keep"
+    )
+    asyncio.run(publish(target, [(b"x", {}), (b"y", {})]))
+    before = asyncio.run(probe_tail(target))
+    own_broker.restart()
+    _until_available(target)
+    assert asyncio.run(probe_tail(target)) == before
