@@ -138,6 +138,10 @@ def decode_message(
         event = _decode(body, _properties(properties), max_bytes, notes)
     except _Reject as exc:
         event = Rejected(str(exc), exc.status, exc.name)
+    except Exception as exc:  # a message must never stop the batch
+        # Anything the checks above did not foresee (a library raising on hostile input):
+        # still a rejection, with the exception type as the reason.
+        event = Rejected(f"decoder error: {type(exc).__name__}: {str(exc)[:200]}")
     return Decoded(event, notes)
 
 
@@ -188,7 +192,7 @@ def _status(props: dict[str, Any], notes: list[str]) -> Status:
         notes.append(f"{STATUS_PROPERTY} given as text")
     try:
         return Status(int(raw))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise _Reject(f"unknown {STATUS_PROPERTY} {raw!r}") from None
 
 
@@ -212,7 +216,10 @@ def _date(value: Any, what: str, notes: list[str]) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         notes.append(f"{what} given as an epoch number")
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise _Reject(f"{what} {value!r} is not a representable date") from None
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -243,6 +250,8 @@ def _image_format(image: Any) -> str:
             fmt, size = img.format, img.size
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise _Reject(f"image bytes are not an image ({type(exc).__name__})") from None
+    except Image.DecompressionBombError:
+        raise _Reject("image declares a decompression-bomb size") from None
     if fmt not in IMAGE_FORMATS or min(size) < 1:
         raise _Reject(f"unsupported image format {fmt}")
     return IMAGE_FORMATS[fmt]
@@ -256,6 +265,8 @@ def _detections(value: Any, notes: list[str]) -> tuple[Detection, ...]:
             value = json.loads(value) if value.strip() else []
         except json.JSONDecodeError as exc:
             raise _Reject(f"detections are not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise _Reject("detections are nested too deeply") from None
     elif isinstance(value, list):
         notes.append("detections given as an array, not a JSON string")
     if not isinstance(value, list):

@@ -183,3 +183,45 @@ def test_oversize_payloads_are_rejected_before_decoding(jpeg):
     body = pack(_fields(jpeg))
     rejected = decode_message(body, {"AnnotationStatus": 10}, max_bytes=len(body) - 1).event
     assert isinstance(rejected, Rejected) and "exceeds" in rejected.reason
+
+
+def _png_header(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF)
+    )
+
+
+@pytest.mark.parametrize(
+    ("over", "props", "reason"),
+    [
+        ({"date": 1e20}, None, "not a representable date"),
+        ({"date": -1e18}, None, "not a representable date"),
+        ({"date": float("nan")}, None, "not a representable date"),
+        ({}, {"AnnotationStatus": float("inf")}, "unknown AnnotationStatus"),
+        ({"dets": "[" * 100_000 + "]" * 100_000}, None, "nested too deeply"),
+        ({"image": _png_header(60_000, 60_000)}, None, "image"),  # bomb or unidentified
+    ],
+)
+def test_hostile_values_are_rejected_not_raised(jpeg, over, props, reason):
+    decoded = _decode(_fields(jpeg, **over), props=props)
+    assert isinstance(decoded.event, Rejected) and reason in decoded.event.reason
+
+
+def test_an_unforeseen_library_error_is_still_a_rejection(jpeg, monkeypatch):
+    from azaion_assets.core import contract
+
+    def explode(*_args, **_kwargs):
+        raise RuntimeError("library bug")
+
+    monkeypatch.setattr(contract, "_detections", explode)
+    decoded = _decode(_fields(jpeg))
+    assert isinstance(decoded.event, Rejected)
+    assert decoded.event.reason.startswith("decoder error: RuntimeError")
