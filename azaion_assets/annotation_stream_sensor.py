@@ -27,7 +27,7 @@ from dagster import (
 from azaion_assets.annotations import INGEST_TAGS, annotations
 from azaion_assets.core.offsets import plan_ranges
 from azaion_assets.core.settings import ConfigError
-from azaion_assets.core.stream import StreamError, StreamTarget, probe_tail
+from azaion_assets.core.stream import StreamError, StreamTarget, probe_head, probe_tail
 from azaion_assets.partitions import ANNOTATION_BATCHES, annotation_batches
 from azaion_assets.resources import AzaionSettingsResource
 
@@ -58,10 +58,20 @@ def build_annotation_stream_sensor(interval_seconds: int) -> SensorDefinition:
         next_offset = read_cursor(context.cursor, config.stream_start_offset)
         try:
             tail = asyncio.run(probe_tail(target))
+            if tail is not None and context.cursor is None:
+                # A fresh instance starts at the stream's head, not at offsets retention
+                # removed long ago (which would only make runs that report a gap).
+                head = asyncio.run(probe_head(target))
+                next_offset = max(next_offset, head if head is not None else 0)
         except StreamError as exc:
             return SkipReason(f"broker unreachable, cursor kept at {next_offset}: {exc}")
         if tail is None:
             return SkipReason(f"stream {target.stream} is empty or does not exist yet")
+        if tail + 1 < next_offset:
+            return SkipReason(
+                f"the stream's tail {tail} is behind the cursor {next_offset}: was the stream "
+                "recreated? Reset this sensor's cursor to read it from the start"
+            )
         if tail < next_offset:
             return SkipReason(f"no new offsets (tail {tail}, next {next_offset})")
         ranges = plan_ranges(

@@ -171,3 +171,36 @@ def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
     home.mkdir()
     with DagsterInstance.from_config(str(home)) as inst:
         yield inst
+
+
+@pytest.fixture
+def truncated_stream(stream_env: StreamTarget) -> tuple[int, int]:
+    """``stream_env`` with small segments and a byte limit, filled until retention removed its
+    first segments; returns (head, tail)."""
+    import asyncio
+
+    from rstream import Producer
+
+    from azaion_assets.core.messages import Author, synthetic
+    from azaion_assets.core.stream import probe_head, probe_tail, publish
+
+    async def create() -> None:
+        async with Producer(
+            stream_env.host,
+            port=stream_env.port,
+            username=stream_env.user,
+            password=stream_env.password,
+        ) as producer:
+            await producer.create_stream(
+                stream_env.stream,
+                arguments={"max-length-bytes": 100_000, "stream-max-segment-size-bytes": 50_000},
+            )
+
+    asyncio.run(create())
+    for seed in range(8):  # segments roll over and retention drops the oldest
+        batch = list(synthetic(5, Author(), seed=seed, width=160, height=128))
+        asyncio.run(publish(stream_env, batch))
+    head = asyncio.run(probe_head(stream_env))
+    tail = asyncio.run(probe_tail(stream_env))
+    assert head is not None and head > 0 and tail is not None, "retention did not truncate"
+    return head, tail

@@ -104,3 +104,17 @@ def test_a_missing_password_skips_naming_the_variable(stream_env, instance, monk
 def test_an_empty_stream_skips(stream_env, instance):
     result = _tick(instance)
     assert isinstance(result, SkipReason) and "empty" in (result.skip_message or "")
+
+
+def test_a_fresh_sensor_starts_at_the_head_of_a_truncated_stream(truncated_stream, instance):
+    head, tail = truncated_stream
+    result = _tick(instance)
+    assert isinstance(result, SensorResult)
+    ranges = [OffsetRange.parse(str(r.partition_key)) for r in result.run_requests or []]
+    assert ranges[0].first == head and ranges[-1].last == tail
+
+
+def test_a_cursor_beyond_the_tail_says_the_stream_was_recreated(stream_env, instance):
+    tail = _publish(stream_env, 3)
+    result = _tick(instance, json.dumps({"next_offset": tail + 500}))
+    assert isinstance(result, SkipReason) and "recreated" in (result.skip_message or "")

@@ -106,30 +106,9 @@ def test_a_malformed_partition_key_fails_without_retrying(stream_env, instance):
     assert failure is not None and "not an offset-range partition key" in str(failure.error)
 
 
-def test_retention_gap_is_reported_and_the_rest_applied(stream_env, instance):
+def test_retention_gap_is_reported_and_the_rest_applied(truncated_stream, instance):
     """A stream whose old segments were removed: the run reports the gap and moves on."""
-    from rstream import Producer
-
-    async def truncated_stream():
-        async with Producer(
-            stream_env.host,
-            port=stream_env.port,
-            username=stream_env.user,
-            password=stream_env.password,
-        ) as producer:
-            await producer.create_stream(
-                stream_env.stream,
-                arguments={"max-length-bytes": 100_000, "stream-max-segment-size-bytes": 50_000},
-            )
-
-    asyncio.run(truncated_stream())
-    tail = 0
-    for seed in range(8):  # segments roll over and retention drops the oldest
-        tail = _send(stream_env, synthetic(5, OPERATOR, seed=seed, width=160, height=128))
-    from azaion_assets.core.stream import StreamTarget, probe_head
-
-    head = asyncio.run(probe_head(StreamTarget.from_settings(load_settings())))
-    assert head is not None and head > 0, "retention did not truncate the stream"
+    head, tail = truncated_stream
     meta = _run(instance, OffsetRange(0, tail).key)
     assert meta["gap"] == f"offsets 0..{head - 1} removed by retention before read"
     assert meta["first_offset"] == head and meta["last_offset"] == tail
