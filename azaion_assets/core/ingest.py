@@ -52,7 +52,8 @@ from azaion_assets.core.datatree import AnnotationDir, DataTree
 from azaion_assets.core.ingest_state import IngestState, Kind, NameState, Place, replay
 
 TEMP_SUFFIX = ".ingest-tmp"
-GROUP_SIZE = 256  # events per commit: amortises fsyncs and the SQLite commit
+GROUP_SIZE = 128  # events per commit: amortises fsyncs and the SQLite commit
+GROUP_BYTES = 64 << 20  # ...and a cap on the bytes a group holds (and on its open temp files)
 _EXTENSIONS = tuple(sorted(set(IMAGE_FORMATS.values())))
 _FSYNC_THREADS = 8
 _SAMPLE = 20  # how many unknown names or notes to keep verbatim in the summary
@@ -138,6 +139,7 @@ class Ingest:
         self.summary = IngestSummary()
         self._group: list[tuple[int, bytes, Mapping[Any, Any], Decoded]] = []
         self._names: set[str] = set()
+        self._group_bytes = 0
         self._places = {Place.DATA: tree.data, Place.SEED: tree.seed, Place.DELETED: tree.deleted}
         self._lock_path = tree.root / ".ingest" / "lock"
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,9 +150,11 @@ class Ingest:
         decoded = decode_message(body, properties, self.max_bytes)
         self._count(offset, body, decoded)
         names = _names_of(decoded, offset)
-        if self._group and (len(self._group) >= self.group_size or names & self._names):
+        full = len(self._group) >= self.group_size or self._group_bytes >= GROUP_BYTES
+        if self._group and (full or names & self._names):
             self.flush()
         self._group.append((offset, body, properties, decoded))
+        self._group_bytes += len(body)
         self._names |= names
 
     def flush(self) -> None:
@@ -161,7 +165,7 @@ class Ingest:
             plan = self._plan(self._group)
             self._execute(plan)
             self.state.save(plan.states)
-        self._group, self._names = [], set()
+        self._group, self._names, self._group_bytes = [], set(), 0
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -330,12 +334,13 @@ class Ingest:
                 with ThreadPoolExecutor(min(_FSYNC_THREADS, len(temps))) as pool:
                     list(pool.map(os.fsync, [fd for _, _, fd in temps]))
         except BaseException:
-            for tmp, _, fd in temps:
-                os.close(fd)
+            for tmp, _, _ in temps:
                 Path(tmp).unlink(missing_ok=True)
             raise
-        for tmp, target, fd in temps:
-            os.close(fd)
+        finally:
+            for _, _, fd in temps:
+                os.close(fd)
+        for tmp, target, _ in temps:
             os.replace(tmp, target)
             touched.add(target.parent)
         for source, target in plan.moves:

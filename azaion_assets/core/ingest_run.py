@@ -49,6 +49,16 @@ class _Applier(threading.Thread):
         self.inbox: queue.Queue[tuple[int, bytes, Mapping[Any, Any]] | None] = queue.Queue(_QUEUE)
         self.error: BaseException | None = None
 
+    def offer(self, offset: int, body: bytes, properties: Mapping[Any, Any]) -> None:
+        """Queue a message from the reader; waits while the queue is full (backpressure), and
+        stops queueing once the applier has failed, so the reader can never hang on it."""
+        while self.error is None and self.is_alive():
+            try:
+                self.inbox.put((offset, body, properties), timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
     def run(self) -> None:
         while (item := self.inbox.get()) is not None:
             if self.error is None:
@@ -100,7 +110,7 @@ def ingest_partition(
                         target,
                         start,
                         wanted.last,
-                        lambda o, b, p: applier.inbox.put((o, b, p)),
+                        applier.offer,
                         idle_timeout=idle_timeout,
                     )
                 )
