@@ -56,6 +56,7 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench.dataset_forming
+	$(BIN)/python -m bench.stream_ingest
 
 env-example: install
 	$(BIN)/azaion-assets env-example

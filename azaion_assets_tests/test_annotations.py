@@ -119,3 +119,32 @@ def test_the_author_role_is_counted(stream_env, instance, role):
     tail = _send(stream_env, synthetic(1, Author(role), width=32, height=32))
     meta = _run(instance, OffsetRange(0, tail).key)
     assert {r.data["what"] for r in meta["roles"].records} == {"Admin"}
+
+
+def test_a_frame_that_is_not_amqp_is_quarantined_and_its_chunk_still_applied(stream_env, instance):
+    """rstream drops the rest of a chunk when its decoder raises; ours must not."""
+    from rstream import AMQPMessage, Producer
+
+    good = list(synthetic(10, VALIDATOR, width=32, height=32))
+
+    async def send() -> None:
+        async with Producer(
+            stream_env.host,
+            port=stream_env.port,
+            username=stream_env.user,
+            password=stream_env.password,
+        ) as producer:
+            await producer.create_stream(stream_env.stream, exists_ok=True)
+            batch: list = [AMQPMessage(body=b, application_properties=p) for b, p in good[:3]]
+            batch.append(b"\x00")  # raw bytes, not an AMQP 1.0 message: one chunk with the rest
+            batch += [AMQPMessage(body=b, application_properties=p) for b, p in good[3:]]
+            await producer.send_batch(stream_env.stream, batch)
+
+    asyncio.run(send())
+    tail = asyncio.run(probe_tail(stream_env))
+    assert tail is not None
+    meta = _run(instance, OffsetRange(0, tail).key)
+    assert meta["messages"] == 11 and meta["quarantined"] == 1
+    assert len(list(_tree().data.images.iterdir())) == 10
+    reasons = meta["quarantine_reasons"]
+    assert any("undecodable AMQP" in r for r in reasons), reasons

@@ -30,6 +30,8 @@ from azaion_assets.core.classes import NUM_SLOTS
 from azaion_assets.core.labels import LabelError, check_box, format_label
 
 STATUS_PROPERTY = "AnnotationStatus"
+# Set by the stream reader on a message whose AMQP 1.0 frame itself could not be decoded.
+AMQP_ERROR_PROPERTY = "x-azaion-amqp-error"
 MAX_NAME_BYTES = 200
 DEFAULT_MAX_MESSAGE_BYTES = 32 << 20
 IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif"}
@@ -161,6 +163,8 @@ def _properties(properties: Mapping[Any, Any] | None) -> dict[str, Any]:
 def _decode(body: bytes, props: dict[str, Any], max_bytes: int, notes: list[str]):
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise _Reject(f"body is {type(body).__name__}, not bytes")
+    if AMQP_ERROR_PROPERTY in props:
+        raise _Reject(f"undecodable AMQP 1.0 message: {props[AMQP_ERROR_PROPERTY]}")
     if len(body) > max_bytes:
         raise _Reject(f"payload of {len(body)} bytes exceeds the {max_bytes}-byte limit")
     status = _status(props, notes)

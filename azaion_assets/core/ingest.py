@@ -10,8 +10,9 @@ Events are applied a **group** at a time; a group never touches a name twice, so
 independent and their file work can be batched:
 
 1. plan every event against the names' logs (no file is touched);
-2. write each new file to a hidden temp file beside its target;
-3. fsync all temp files (in parallel: fsync waits on the disk, not the GIL);
+2. write each new file to a hidden temp file beside its target and fsync it (on a few threads:
+   these system calls wait on the kernel and the disk, not the GIL);
+3. wait until every temp file of the group is durable;
 4. rename temps into place, move and remove files as planned; fsync the touched directories;
 5. commit the names' new logs in one SQLite transaction.
 
@@ -55,7 +56,7 @@ TEMP_SUFFIX = ".ingest-tmp"
 GROUP_SIZE = 128  # events per commit: amortises fsyncs and the SQLite commit
 GROUP_BYTES = 64 << 20  # ...and a cap on the bytes a group holds (and on its open temp files)
 _EXTENSIONS = tuple(sorted(set(IMAGE_FORMATS.values())))
-_FSYNC_THREADS = 8
+_WRITE_THREADS = 8
 _SAMPLE = 20  # how many unknown names or notes to keep verbatim in the summary
 
 
@@ -111,11 +112,11 @@ class IngestSummary:
 
 @dataclass
 class _Plan:
-    """The file work of one group."""
+    """The file work of one group, on plain string paths (no ``Path`` objects per file)."""
 
-    writes: list[tuple[Path, bytes]] = field(default_factory=list)
-    moves: list[tuple[Path, Path]] = field(default_factory=list)
-    removals: list[Path] = field(default_factory=list)
+    writes: list[tuple[str, bytes]] = field(default_factory=list)
+    moves: list[tuple[str, str]] = field(default_factory=list)
+    removals: list[str] = field(default_factory=list)  # removed if present
     states: dict[str, NameState] = field(default_factory=dict)
 
 
@@ -141,6 +142,9 @@ class Ingest:
         self._names: set[str] = set()
         self._group_bytes = 0
         self._places = {Place.DATA: tree.data, Place.SEED: tree.seed, Place.DELETED: tree.deleted}
+        self._dirs = {
+            p: {"images": str(a.images), "labels": str(a.labels)} for p, a in self._places.items()
+        }
         self._lock_path = tree.root / ".ingest" / "lock"
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -153,8 +157,10 @@ class Ingest:
         full = len(self._group) >= self.group_size or self._group_bytes >= GROUP_BYTES
         if self._group and (full or names & self._names):
             self.flush()
-        self._group.append((offset, body, properties, decoded))
         self._group_bytes += len(body)
+        if not isinstance(decoded.event, Rejected):
+            body = b""  # only a quarantine keeps the raw bytes; the event holds the image
+        self._group.append((offset, body, properties, decoded))
         self._names |= names
 
     def flush(self) -> None:
@@ -235,9 +241,9 @@ class Ingest:
         self.summary.applied += 1
         if placed.content_offset == offset:  # the newest content of this name: write it
             new.ext = event.image_extension
-            folder = self._places[placed.place]
-            image = folder.images / f"{event.name}{new.ext}"
-            label = folder.labels / f"{event.name}.txt"
+            dirs = self._dirs[placed.place]
+            image = f"{dirs['images']}/{event.name}{new.ext}"
+            label = f"{dirs['labels']}/{event.name}.txt"
             plan.writes += [(image, event.image), (label, event.label_text().encode())]
             plan.removals += [p for p in self._copies(event.name) if p not in (image, label)]
             self.summary.written[placed.place.value] += 1
@@ -268,12 +274,12 @@ class Ingest:
     def _relocate(self, plan: _Plan, name: str, ext: str | None, place: Place) -> bool:
         """Plan moving a name's files to ``place``; True if anything moves."""
         moved = False
-        target_dir = self._places[place]
-        wanted = [(target_dir.labels / f"{name}.txt", "labels", f"{name}.txt")]
+        wanted = [("labels", f"{name}.txt")]
         if ext is not None:
-            wanted.append((target_dir.images / f"{name}{ext}", "images", f"{name}{ext}"))
-        for target, kind, fname in wanted:
-            others = [getattr(a, kind) / fname for p, a in self._places.items() if p is not place]
+            wanted.append(("images", f"{name}{ext}"))
+        for kind, fname in wanted:
+            target = f"{self._dirs[place][kind]}/{fname}"
+            others = [f"{d[kind]}/{fname}" for p, d in self._dirs.items() if p is not place]
             present = [p for p in others if os.path.lexists(p)]
             if not os.path.lexists(target) and present:
                 plan.moves.append((present.pop(0), target))
@@ -281,13 +287,17 @@ class Ingest:
             plan.removals += present  # stale copies left by a crash
         return moved
 
-    def _copies(self, name: str) -> list[Path]:
-        """Every file of ``name`` anywhere in the tree (all places, all image extensions)."""
+    def _copies(self, name: str) -> list[str]:
+        """Every path a file of ``name`` may have in the tree (all places, all image extensions).
+
+        Not checked here: ``_execute`` tries to remove them all after the renames, on a few
+        threads, since each check is a directory lookup on disk (16 per written name).
+        """
         found = []
-        for folder in self._places.values():
-            found += [folder.images / f"{name}{x}" for x in _EXTENSIONS]
-            found.append(folder.labels / f"{name}.txt")
-        return [p for p in found if os.path.lexists(p)]
+        for dirs in self._dirs.values():
+            found += [f"{dirs['images']}/{name}{x}" for x in _EXTENSIONS]
+            found.append(f"{dirs['labels']}/{name}.txt")
+        return found
 
     def _plan_quarantine(
         self,
@@ -297,7 +307,7 @@ class Ingest:
         properties: Mapping[Any, Any],
         event: Rejected,
     ) -> None:
-        folder = quarantine_dir(self.tree)
+        folder = str(quarantine_dir(self.tree))
         record = {
             "offset": offset,
             "partition": self.partition,
@@ -310,53 +320,98 @@ class Ingest:
         }
         stem = f"{offset:020d}"
         plan.writes += [
-            (folder / f"{stem}.bin", bytes(body)),
-            (folder / f"{stem}.json", json.dumps(record, indent=2).encode()),
+            (f"{folder}/{stem}.bin", bytes(body)),
+            (f"{folder}/{stem}.json", json.dumps(record, indent=2).encode()),
         ]
 
     # -- executing -------------------------------------------------------------------------
 
     def _execute(self, plan: _Plan) -> None:
-        touched: set[Path] = set()
-        temps: list[tuple[str, Path, int]] = []
-        try:
-            for target, data in plan.writes:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(
-                    dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX
-                )
-                temps.append((tmp, target, fd))
-                os.fchmod(fd, 0o644)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            if temps:
-                with ThreadPoolExecutor(min(_FSYNC_THREADS, len(temps))) as pool:
-                    list(pool.map(os.fsync, [fd for _, _, fd in temps]))
-        except BaseException:
-            for tmp, _, _ in temps:
-                Path(tmp).unlink(missing_ok=True)
-            raise
-        finally:
-            for _, _, fd in temps:
-                os.close(fd)
-        for tmp, target, _ in temps:
-            os.replace(tmp, target)
-            touched.add(target.parent)
-        for source, target in plan.moves:
-            try:
-                os.replace(source, target)
-            except FileNotFoundError:
-                continue  # moved by an earlier attempt
-            touched |= {source.parent, target.parent}
-        for path in plan.removals:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                continue
-            touched.add(path.parent)
+        touched: set[str] = set()
+        for folder in {os.path.dirname(target) for target, _ in plan.writes}:
+            os.makedirs(folder, exist_ok=True)
+        with ThreadPoolExecutor(_WRITE_THREADS) as pool:
+            temps = _write_temps(pool, plan.writes)
+            for tmp, (target, _) in zip(temps, plan.writes, strict=True):
+                os.replace(tmp, target)
+                touched.add(os.path.dirname(target))
+            for source, target in plan.moves:
+                try:
+                    os.replace(source, target)
+                except FileNotFoundError:
+                    continue  # moved by an earlier attempt
+                touched |= {os.path.dirname(source), os.path.dirname(target)}
+            touched |= {os.path.dirname(p) for p in _remove_present(pool, plan.removals)}
         for folder in touched:
-            fsync_dir(folder)
+            fsync_dir(Path(folder))
+
+
+def _write_temp(target: str, data: bytes) -> str:
+    """Write ``data`` to a hidden temp file beside ``target`` and fsync it; return its path."""
+    folder, name = os.path.split(target)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=TEMP_SUFFIX)
+    try:
+        os.fchmod(fd, 0o644)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def _shares(items: list, most: int) -> list[list]:
+    """``items`` dealt out round-robin to at most ``most`` shares (one task per thread)."""
+    count = max(1, min(most, len(items)))
+    return [items[i::count] for i in range(count)]
+
+
+def _write_temps(pool: ThreadPoolExecutor, writes: list[tuple[str, bytes]]) -> list[str]:
+    """``_write_temp`` for every write, in write order, on the pool's threads: creating, writing
+    and fsyncing a file are system calls that wait on the kernel and the disk, not on the GIL,
+    so they overlap. On any failure every temp file made is removed and the first error is
+    raised."""
+    if not writes:
+        return []
+    shares = list(pool.map(_write_share, _shares(writes, _WRITE_THREADS)))
+    threads = len(shares)
+    errors = [error for _, error in shares if error is not None]
+    if errors:
+        for temps, _ in shares:
+            for tmp in temps:
+                Path(tmp).unlink(missing_ok=True)
+        raise errors[0]
+    return [shares[i % threads][0][i // threads] for i in range(len(writes))]
+
+
+def _write_share(writes: list[tuple[str, bytes]]) -> tuple[list[str], BaseException | None]:
+    temps: list[str] = []
+    try:
+        for target, data in writes:
+            temps.append(_write_temp(target, data))
+    except BaseException as exc:  # handed to the caller, which removes the temps and raises
+        return temps, exc
+    return temps, None
+
+
+def _remove_present(pool: ThreadPoolExecutor, paths: list[str]) -> list[str]:
+    """Remove whichever of ``paths`` exist, on the pool's threads; return those removed."""
+    return [p for share in pool.map(_remove_share, _shares(paths, _WRITE_THREADS)) for p in share]
+
+
+def _remove_share(paths: list[str]) -> list[str]:
+    removed = []
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    return removed
 
 
 def _names_of(decoded: Decoded, offset: int) -> set[str]:

@@ -93,3 +93,55 @@ def test_reading_past_the_tail_times_out_with_the_offset(stream):
     assert tail is not None
     with pytest.raises(StreamError, match=f"while reading {tail}..{tail + 100}"):
         asyncio.run(read_range(stream, tail, tail + 100, lambda *a: None, idle_timeout=1.0))
+
+
+def test_the_fast_reader_reads_exactly_what_stock_rstream_reads(stream, monkeypatch):
+    rng = random.Random(7)
+    sizes = [0, 1, 3, 255, 256, 257, 4096, 65_537, 300_000]  # across rstream's 256-byte steps
+    sent = [(rng.randbytes(n), {"AnnotationStatus": 10, "n": i}) for i, n in enumerate(sizes * 4)]
+    asyncio.run(publish(stream, sent, batch_size=5))
+    tail = asyncio.run(probe_tail(stream))
+    assert tail is not None
+
+    steps = {"count": 0}  # StreamReader.read is what the stock reader awaits per 256 bytes
+    real_read = asyncio.StreamReader.read
+
+    async def counting_read(self, n=-1):
+        steps["count"] += 1
+        return await real_read(self, n)
+
+    monkeypatch.setattr(asyncio.StreamReader, "read", counting_read)
+
+    def read(fast: bool):
+        got, steps["count"] = [], 0
+        asyncio.run(
+            read_range(stream, 0, tail, lambda o, b, p: got.append((o, b, dict(p))), 5.0, fast)
+        )
+        return got, steps["count"]
+
+    stock, stock_steps = read(fast=False)
+    fast, fast_steps = read(fast=True)
+    assert fast == stock
+    assert [b for _, b, _ in fast] == [b for b, _ in sent]
+    assert stock_steps > sum(sizes) * 4 // 256 and fast_steps < 50  # handshakes only
+
+
+def test_the_fast_reader_takes_over_bytes_the_stock_reader_buffered():
+    from types import SimpleNamespace
+
+    from rstream.connection import ConnectionClosed
+
+    from azaion_assets.core.stream import _read_whole_frames
+
+    async def scenario():
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"cdefgh")
+        reader.feed_eof()
+        conn = SimpleNamespace(_reader=reader, _buffer=bytearray(b"ab"))
+        _read_whole_frames(conn)
+        got = [await conn._read(1), await conn._read(3), await conn._read(4)]
+        assert [bytes(g) for g in got] == [b"a", b"bcd", b"efgh"] and not conn._buffer
+        with pytest.raises(ConnectionClosed):
+            await conn._read(1)
+
+    asyncio.run(scenario())
