@@ -1,11 +1,12 @@
 """Run one ingest of a partition in a child process, for the kill tests.
 
-    python -m azaion_assets_tests.ingest_child <root> <partition> <group_size>
+    python -m azaion_assets_tests.ingest_child <root> <partition> <group_size> [<s/message>]
 
 The stream comes from RABBITMQ_* in the environment, as in a real run.
 """
 
 import sys
+import time
 from pathlib import Path
 
 from azaion_assets.core.ingest_run import ingest_partition
@@ -13,8 +14,23 @@ from azaion_assets.core.settings import load_settings
 from azaion_assets.core.stream import StreamTarget
 from azaion_assets_tests.treeview import make_tree
 
+
+def _slow_down(seconds: float) -> None:
+    """Stretch the run (a slow disk, in effect) so that kills land in the middle of it."""
+    from azaion_assets.core import ingest
+
+    real = ingest.decode_message
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return real(*args, **kwargs)
+
+    ingest.decode_message = slow  # type: ignore[assignment]
+
+
 if __name__ == "__main__":
     root, partition, group_size = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    _slow_down(float(sys.argv[4]) if len(sys.argv) > 4 else 0.0)
     target = StreamTarget.from_settings(load_settings())
     result = ingest_partition(
         target, make_tree(root), partition, max_bytes=1 << 20, group_size=group_size

@@ -2,6 +2,7 @@
 a real Dagster instance."""
 
 import asyncio
+from typing import Any
 
 import pytest
 from dagster import AssetKey, materialize
@@ -127,6 +128,10 @@ def test_a_frame_that_is_not_amqp_is_quarantined_and_its_chunk_still_applied(str
 
     good = list(synthetic(10, VALIDATOR, width=32, height=32))
 
+    def _amqp(body: bytes, properties: dict) -> AMQPMessage:
+        props: dict[str | bytes, Any] = dict(properties)
+        return AMQPMessage(body=body, application_properties=props)
+
     async def send() -> None:
         async with Producer(
             stream_env.host,
@@ -135,9 +140,9 @@ def test_a_frame_that_is_not_amqp_is_quarantined_and_its_chunk_still_applied(str
             password=stream_env.password,
         ) as producer:
             await producer.create_stream(stream_env.stream, exists_ok=True)
-            batch: list = [AMQPMessage(body=b, application_properties=p) for b, p in good[:3]]
+            batch: list = [_amqp(b, p) for b, p in good[:3]]
             batch.append(b"\x00")  # raw bytes, not an AMQP 1.0 message: one chunk with the rest
-            batch += [AMQPMessage(body=b, application_properties=p) for b, p in good[3:]]
+            batch += [_amqp(b, p) for b, p in good[3:]]
             await producer.send_batch(stream_env.stream, batch)
 
     asyncio.run(send())

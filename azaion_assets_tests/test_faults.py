@@ -57,7 +57,12 @@ def _history(count: int, seed: int) -> list:
 
 def _child(root, key: str, group_size: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "azaion_assets_tests.ingest_child", str(root), key, str(group_size)],
+        [
+            sys.executable,
+            "-m",
+            "azaion_assets_tests.ingest_child",
+            *(str(root), key, str(group_size), "0.006"),  # 400 messages: about 2.5 s of applying
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -83,7 +88,7 @@ def test_killed_ingest_processes_leave_a_tree_that_a_rerun_completes_exactly(str
         root = tmp_path / f"killed-{attempt}"
         for _ in range(3):  # kill the same partition's run three times, at random moments
             proc = _child(root, key, 8)
-            time.sleep(rng.uniform(0.2, duration))
+            time.sleep(rng.uniform(0.3, 0.85 * duration))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             if proc.returncode == -signal.SIGKILL:

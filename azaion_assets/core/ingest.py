@@ -26,13 +26,14 @@ A message that cannot be applied never stops the batch: its raw bytes and the re
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import hashlib
 import json
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -346,8 +347,41 @@ class Ingest:
             fsync_dir(Path(folder))
 
 
+def _syncfs() -> Callable[[int], int] | None:
+    """Linux ``syncfs(2)``: flush one filesystem's dirty data in one call, or None elsewhere."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_SYNCFS = _syncfs()
+
+
+def _sync_filesystems(folders: Iterable[str]) -> None:
+    """Make every temp file written in ``folders`` durable: one ``syncfs`` per filesystem.
+
+    Per group this replaces one fsync per file (two files per message), which costs this
+    many times more kernel time; the order is unchanged: data durable first, renames after.
+    Since Linux 5.8, ``syncfs`` reports writeback errors like ``fsync`` does.
+    """
+    assert _SYNCFS is not None
+    by_device: dict[int, str] = {}
+    for folder in folders:
+        by_device.setdefault(os.stat(folder).st_dev, folder)
+    for folder in by_device.values():
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if _SYNCFS(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs: {os.strerror(err)}", folder)
+        finally:
+            os.close(fd)
+
+
 def _write_temp(target: str, data: bytes) -> str:
-    """Write ``data`` to a hidden temp file beside ``target`` and fsync it; return its path."""
+    """Write ``data`` to a hidden temp file beside ``target``; return its path. It is fsynced
+    here unless ``syncfs`` will make the whole group durable at once."""
     folder, name = os.path.split(target)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=TEMP_SUFFIX)
     try:
@@ -355,7 +389,8 @@ def _write_temp(target: str, data: bytes) -> str:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if _SYNCFS is None:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         os.unlink(tmp)
@@ -385,7 +420,15 @@ def _write_temps(pool: ThreadPoolExecutor, writes: list[tuple[str, bytes]]) -> l
             for tmp in temps:
                 Path(tmp).unlink(missing_ok=True)
         raise errors[0]
-    return [shares[i % threads][0][i // threads] for i in range(len(writes))]
+    temps = [shares[i % threads][0][i // threads] for i in range(len(writes))]
+    if _SYNCFS is not None:
+        try:
+            _sync_filesystems({os.path.dirname(t) for t in temps})
+        except BaseException:
+            for tmp in temps:
+                Path(tmp).unlink(missing_ok=True)
+            raise
+    return temps
 
 
 def _write_share(writes: list[tuple[str, bytes]]) -> tuple[list[str], BaseException | None]:
