@@ -52,11 +52,12 @@ def broker_for(settings: Settings) -> Iterator[dict[str, str]]:
 
 
 def demo_messages(count: int, seed: int) -> list[messages.Message]:
-    """Mostly validators' work; a sixth from an operator, half of which a validator approves."""
+    """``count`` annotations by validators, plus a sixth as many by an operator, half of which
+    a validator then approves in bulk, and one malformed message."""
     validator = messages.Author(Role.VALIDATOR, "validator@azaion.local")
     operator = messages.Author(Role.OPERATOR, "operator@azaion.local")
     seeded = max(2, count // 6)
-    batch = list(messages.synthetic(count - seeded, validator, seed=seed, prefix="validated"))
+    batch = list(messages.synthetic(count, validator, seed=seed, prefix="validated"))
     batch += messages.synthetic(seeded, operator, seed=seed + 1, prefix="seeded")
     approved = [f"seeded_{seed + 1:04d}_{i:06d}" for i in range(0, seeded, 2)]
     batch.append(messages.bulk(approved, Status.VALIDATED, validator))
