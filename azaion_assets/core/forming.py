@@ -17,40 +17,49 @@ whole, so two runs of one partition never mix and a crash never leaves half a da
 
 Speed matters at 100,000+ annotations (see ``bench/``): the loop works on directory file
 descriptors, reads labels with raw ``os.read``, takes inode numbers from the directory listing,
-and for large datasets links in a helper process while this one validates the previous slice
-(a link *thread* would need the GIL back after every ``link`` and ends up slower than none).
+and for large datasets links in a helper process (``linking.py``) while this one validates each
+slice as soon as it is staged (a link *thread* would need the GIL back after every ``link`` and
+ends up slower than none). The links cost what ``cp -al`` costs, so the rest has to hide behind
+them: the helper starts before the image scan, gets its first slice as soon as that is planned,
+and small slices keep the wait for the last one short.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import json
-import multiprocessing
 import os
+import pickle
+import queue
 import shutil
+import subprocess
+import sys
 import tempfile
-from collections import Counter
-from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
+import threading
+from collections import Counter, deque
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
+from azaion_assets.core import linking
 from azaion_assets.core.atomic import atomic_write_text, fsync_dir, replace_dir
 from azaion_assets.core.classes import NUM_SLOTS
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.labels import LabelError, parse_label
+from azaion_assets.core.linking import KINDS as _KINDS
+from azaion_assets.core.linking import Link as _Link
+from azaion_assets.core.linking import link_slice as _link_slice
 from azaion_assets.core.split import SPLITS, assign_split
 
 MANIFEST = "manifest.json"
 DATA_YAML = "data.yaml"
-_SLICE = 4096  # names per unit of work
-_HELPER_PROCESS_FROM = 10_000  # names; below this, linking inline is faster than a helper
-_KINDS = ("images", "labels")
+_SLICE = 1024  # names per unit of work
+_HELPER_PROCESS_FROM = 5_000  # labels; below this, linking inline is faster than a helper
+_READ = 1 << 16  # bytes per label read: one read holds a label, a second one sees the end
 
 
 @dataclass
@@ -142,103 +151,113 @@ def quarantine(
         fsync_dir(folder)
 
 
-def _scan(folder: Path, suffix: str | None = None) -> dict[str, list[tuple[str, int]]]:
-    """Map name (stem) to its (file name, inode) pairs, skipping hidden files (in-flight temps).
+def _scan_labels(folder: Path) -> set[str]:
+    """The names (stems) that have a ``.txt`` label, skipping hidden files (in-flight temps)."""
+    return {f[:-4] for f in os.listdir(folder) if f.endswith(".txt") and not f.startswith(".")}
 
-    Every writer replaces files by rename, so an edited image gets a new inode: the snapshot
-    digest sees the edit without a ``stat`` call per image.
+
+def _scan_images(folder: Path) -> tuple[dict[str, tuple[str, int]], dict[str, list[str]]]:
+    """Map name (stem) to its image's (file name, inode), skipping hidden files (in-flight temps).
+
+    A name with more than one image also maps to all of its file names in the second dict. Every
+    writer replaces files by rename, so an edited image gets a new inode: the snapshot digest
+    sees the edit without a ``stat`` call per image.
     """
-    found: dict[str, list[tuple[str, int]]] = {}
+    images: dict[str, tuple[str, int]] = {}
+    several: dict[str, list[str]] = {}
     with os.scandir(folder) as entries:
         for entry in entries:
             fname = entry.name
             if fname.startswith("."):
                 continue
-            stem, dot, ext = fname.rpartition(".")
-            if not dot:
-                stem, ext = fname, ""
-            if suffix is not None and f".{ext}" != suffix:
-                continue
-            found.setdefault(stem, []).append((fname, entry.inode()))
-    return found
-
-
-def _copy_durably(src: Path, dst: Path) -> None:
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        shutil.copyfileobj(fin, fout, 1 << 20)
-        fout.flush()
-        os.fsync(fout.fileno())
-
-
-class _Linker:
-    """Hardlink by directory fd; fall back to durable copies once the filesystem refuses links."""
-
-    def __init__(self, src: Path, src_fd: int) -> None:
-        self.src, self.src_fd = src, src_fd
-        self.copying = False
-
-    def __call__(self, name: str, dst: Path, dst_fd: int) -> None:
-        if not self.copying:
-            try:
-                os.link(name, name, src_dir_fd=self.src_fd, dst_dir_fd=dst_fd)
-                return
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-                    raise
-                self.copying = True  # e.g. data/ and datasets/ on different filesystems
-        _copy_durably(self.src / name, dst / name)
-
-
-_Link = tuple[str, str, str, str]  # name, image file, label file, split
-
-
-def _link_slice(images: Path, labels: Path, staging: Path, links: list[_Link]) -> list[str]:
-    """Link one slice into the staging layout (in any process); return the names that vanished."""
-    opened: list[int] = []
-    vanished: list[str] = []
-
-    def open_dir(path: Path) -> int:
-        opened.append(os.open(path, os.O_RDONLY | os.O_DIRECTORY))
-        return opened[-1]
-
-    try:
-        image_link = _Linker(images, open_dir(images))
-        label_link = _Linker(labels, open_dir(labels))
-        dst = {
-            split: [(staging / split / kind, open_dir(staging / split / kind)) for kind in _KINDS]
-            for split in SPLITS
-        }
-        for name, image, label, split in links:
-            (img_dir, img_fd), (lbl_dir, lbl_fd) = dst[split]
-            try:
-                label_link(label, lbl_dir, lbl_fd)
-                image_link(image, img_dir, img_fd)
-            except FileNotFoundError:  # moved or deleted by a writer since the scan
-                for leftover in (lbl_dir / label, img_dir / image):
-                    leftover.unlink(missing_ok=True)
-                vanished.append(name)
-    finally:
-        for fd in opened:
-            os.close(fd)
-    return vanished
+            stem = fname.rpartition(".")[0] or fname
+            if stem in images:
+                several.setdefault(stem, [images[stem][0]]).append(fname)
+            else:
+                images[stem] = (fname, entry.inode())
+    return images, several
 
 
 class _InProcess:
-    """The executor interface, run inline: for small datasets a helper process costs more."""
+    """Links each submitted slice at once, inline: for small datasets a helper costs more."""
 
-    def submit(self, fn, *args) -> Future:
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:
-            future.set_exception(exc)
-        return future
+    def __init__(self, images: Path, labels: Path, staging: Path) -> None:
+        self._dirs = (images, labels, staging)
+        self._done: deque[list[str]] = deque()
+
+    def submit(self, links: list[_Link]) -> None:
+        self._done.append(_link_slice(*self._dirs, links))
+
+    def result(self) -> list[str]:
+        """The names that vanished from the oldest slice not yet collected."""
+        return self._done.popleft()
 
     def __enter__(self) -> _InProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+class _LinkHelper:
+    """Links the submitted slices in a helper process (``linking.py``), in order.
+
+    The helper is a plain ``python -I -S`` running a standard-library script, ready in about
+    30 ms; a ``spawn`` worker of ``multiprocessing`` re-imports the caller's ``__main__`` and this
+    package first (0.2 s in the benchmark), and ``fork`` is unsafe in a multi-threaded caller
+    such as Dagster.
+
+    A thread writes the slices to the helper, so this process never blocks on a full pipe while
+    the helper is busy; that thread needs the GIL only to pickle a slice, not after every link.
+    On an error the helper is killed before the caller removes the staging tree it links into.
+    """
+
+    def __init__(self, images: Path, labels: Path, staging: Path) -> None:
+        script = linking.__file__
+        args = [sys.executable, "-I", "-S", script, str(images), str(labels), str(staging)]
+        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        requests, replies = self._proc.stdin, self._proc.stdout
+        assert requests is not None and replies is not None  # both are pipes
+        self._requests, self._replies = requests, replies
+        self._outbox: queue.SimpleQueue[list[_Link] | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write, name="link-helper-writer", daemon=True)
+        self._writer.start()
+
+    def _write(self) -> None:
+        try:
+            while (links := self._outbox.get()) is not None:
+                pickle.dump(links, self._requests, pickle.HIGHEST_PROTOCOL)
+                self._requests.flush()
+        except OSError:
+            pass  # the helper failed or was killed: result() or __exit__ deals with it
+        finally:
+            with suppress(OSError):
+                self._requests.close()  # end of input: the helper exits
+
+    def submit(self, links: list[_Link]) -> None:
+        self._outbox.put(links)
+
+    def result(self) -> list[str]:
+        """The names that vanished from the oldest slice not yet collected; waits for it."""
+        try:
+            ok, value = pickle.load(self._replies)
+        except EOFError:
+            code = self._proc.wait()
+            raise RuntimeError(f"the link helper exited early (code {code})") from None
+        if not ok:
+            raise value  # the helper's own error, e.g. a full disk
+        return value
+
+    def __enter__(self) -> _LinkHelper:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self._outbox.put(None)
+        if exc_type is not None:
+            self._proc.kill()
+        self._writer.join()
+        self._replies.close()
+        self._proc.wait()
 
 
 @dataclass
@@ -263,10 +282,12 @@ class _Batch:
 class _Former:
     """Plans the links for a slice of names, then validates what was staged."""
 
-    def __init__(self, tree: DataTree, staging: Path, percentages: tuple[int, int, int]):
+    def __init__(
+        self, tree: DataTree, staging: Path, percentages: tuple[int, int, int], labels: set[str]
+    ) -> None:
         self.tree, self.staging, self.percentages = tree, staging, percentages
-        self.images = _scan(tree.data.images)
-        self.labels = _scan(tree.data.labels, suffix=".txt")
+        self.labels = labels
+        self.images, self.several = _scan_images(tree.data.images)
         self.label_fds = {
             s: os.open(staging / s / "labels", os.O_RDONLY | os.O_DIRECTORY) for s in SPLITS
         }
@@ -276,22 +297,26 @@ class _Former:
             os.close(fd)
 
     def names(self) -> list[str]:
-        return sorted(self.images.keys() | self.labels.keys())
+        """Every name, sorted: links in name order run faster (names follow creation order)."""
+        return sorted(self.images.keys() | self.labels)
 
     def plan(self, names: list[str], batch: _Batch) -> list[_Link]:
         links: list[_Link] = []
-        data = self.tree.data
+        images, labels, several = self.images, self.labels, self.several
+        percentages = self.percentages
         for name in names:
-            found = self.images.get(name, [])
-            if len(found) > 1:
-                files = [(data.images / f, data.images / f) for f, _ in found]
+            if name in several:
+                data = self.tree.data.images
+                files = [(data / f, data / f) for f in several[name]]
                 batch.rejected[name] = (files, "several images share this name")
-            elif name not in self.labels or not found:
+            elif name not in labels or name not in images:
                 # Possibly a write in flight; leave it in place for the next dataset.
-                batch.unpaired[name] = "image has no label file" if found else "label has no image"
+                batch.unpaired[name] = (
+                    "image has no label file" if name in images else "label has no image"
+                )
             else:
                 links.append(
-                    (name, found[0][0], f"{name}.txt", assign_split(name, self.percentages))
+                    (name, images[name][0], f"{name}.txt", assign_split(name, percentages))
                 )
         return links
 
@@ -299,31 +324,40 @@ class _Former:
         gone = set(vanished)
         for name in gone:
             batch.unpaired[name] = "vanished while the dataset was formed"
-        data = self.tree.data
+        images, label_fds, counts = self.images, self.label_fds, batch.counts
+        classes: dict[str, list[int]] = {split: [] for split in SPLITS}  # counted once per slice
+        digest = 0
         for name, image, label, split in links:
             if name in gone:
                 continue
-            fd = os.open(label, os.O_RDONLY, dir_fd=self.label_fds[split])
+            fd = os.open(label, os.O_RDONLY, dir_fd=label_fds[split])
             try:
-                raw = b"".join(iter(lambda fd=fd: os.read(fd, 1 << 16), b""))
+                chunks = [os.read(fd, _READ)]
+                while chunks[-1]:  # to the end, even if a read comes back short
+                    chunks.append(os.read(fd, _READ))
             finally:
                 os.close(fd)
+            raw = b"".join(chunks)
             try:
-                classes = parse_label(raw.decode("utf-8-sig"), NUM_SLOTS)
+                found = parse_label(raw.decode("utf-8-sig"), NUM_SLOTS)
             except (LabelError, UnicodeDecodeError) as exc:
-                staged = self.staging / split
+                staged, data = self.staging / split, self.tree.data
                 files = [
                     (staged / "labels" / label, data.labels / label),
                     (staged / "images" / image, data.images / image),
                 ]
                 batch.rejected[name] = (files, f"invalid label: {exc}")
                 continue
-            inode = self.images[name][0][1]
-            entry = hashlib.blake2b(f"{name}\0{image}\0{inode}\0".encode(), digest_size=16)
+            entry = hashlib.blake2b(
+                f"{name}\0{image}\0{images[name][1]}\0".encode(), digest_size=16
+            )
             entry.update(raw)
-            batch.digest += int.from_bytes(entry.digest(), "big")
-            batch.counts[split] += 1
-            batch.boxes[split].update(classes)
+            digest += int.from_bytes(entry.digest(), "big")
+            counts[split] += 1
+            classes[split] += found
+        batch.digest += digest
+        for split, found in classes.items():
+            batch.boxes[split].update(found)
 
 
 @contextmanager
@@ -364,33 +398,25 @@ def _form(tree, partition, percentages, slot_names, final: Path, staging: Path) 
     for split in SPLITS:
         for kind in _KINDS:
             (staging / split / kind).mkdir(parents=True)
-    former = _Former(tree, staging, percentages)
+    data = tree.data
+    labels = _scan_labels(data.labels)
+    # Start a helper before the image scan, so that its start-up overlaps the scan.
+    helper = _LinkHelper if len(labels) >= _HELPER_PROCESS_FROM else _InProcess
     total = _Batch()
-    try:
-        names = former.names()
-        slices = [names[i : i + _SLICE] for i in range(0, len(names), _SLICE)]
-        helper = len(names) >= _HELPER_PROCESS_FROM
-        with (
-            ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            if helper
-            else _InProcess()
-        ) as linker:
-
-            def submit(links: list[_Link]) -> Future:
-                return linker.submit(
-                    _link_slice, tree.data.images, tree.data.labels, staging, links
-                )
-
-            # Pipeline: while slice i+1 is being linked, validate what slice i staged.
-            planned = [former.plan(s, total) for s in slices]
-            pending = submit(planned[0]) if planned else None
-            for i, links in enumerate(planned):
-                assert pending is not None
-                vanished = pending.result()
-                pending = submit(planned[i + 1]) if i + 1 < len(planned) else None
-                former.validate(links, vanished, total)
-    finally:
-        former.close()
+    with helper(data.images, data.labels, staging) as linker:
+        former = _Former(tree, staging, percentages, labels)
+        try:
+            names = former.names()
+            planned: deque[list[_Link]] = deque()
+            for i in range(0, len(names), _SLICE):
+                planned.append(former.plan(names[i : i + _SLICE], total))
+                linker.submit(planned[-1])
+            # Validate each slice as soon as it is staged, while the helper links the next ones.
+            while planned:
+                links = planned.popleft()  # and let it go once checked
+                former.validate(links, linker.result(), total)
+        finally:
+            former.close()
 
     for name, (files, reason) in sorted(total.rejected.items()):
         quarantine(tree, name, files, reason, origin=f"dataset {partition}")

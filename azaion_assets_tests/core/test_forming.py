@@ -171,6 +171,26 @@ def test_a_link_failure_fails_the_dataset_and_leaves_no_partial_one(tree, monkey
     assert not tree.dataset_dir("2026-11-24").exists()
 
 
+def test_an_error_in_the_helper_process_fails_the_dataset_and_leaves_no_partial_one(
+    tree, monkeypatch
+):
+    from azaion_assets.core import forming
+
+    write_samples(tree.data, 5, seed=4)
+    plan = forming._Former.plan
+
+    def plan_one_link_twice(self, names, batch):
+        links = plan(self, names, batch)
+        return links + links[:1]  # the second link of one file fails in the helper: EEXIST
+
+    monkeypatch.setattr(forming, "_HELPER_PROCESS_FROM", 1)
+    monkeypatch.setattr(forming._Former, "plan", plan_one_link_twice)
+    with pytest.raises(FileExistsError):
+        _form(tree)
+    assert not tree.dataset_dir("2026-11-24").exists()
+    assert not list(tree.datasets.glob(".*staging*"))
+
+
 def _hook_link(monkeypatch, before=None, after=None):
     """Run ``before``/``after`` around the linking of each slice (writers racing the run)."""
     from azaion_assets.core import forming
