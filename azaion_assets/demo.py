@@ -35,20 +35,16 @@ def _tool(name: str) -> str:
 
 
 @contextmanager
-def broker_for(settings: Settings) -> Iterator[dict[str, str]]:
-    """RABBITMQ_* for the runs: the configured broker, or a local one for the demo's lifetime."""
+def broker_for(settings: Settings) -> Iterator[tuple[StreamTarget, dict[str, str]]]:
+    """The stream and the RABBITMQ_* the runs need: the configured broker (nothing to add to
+    the environment), or a local one for the demo's lifetime."""
     if os.environ.get("RABBITMQ_HOST"):
-        yield {}
+        yield StreamTarget.from_settings(settings), {}
         return
     with LocalBroker() as local:
         print(f"started a local RabbitMQ with streams on {local.host}:{local.stream_port}")
-        yield {
-            "RABBITMQ_HOST": local.host,
-            "RABBITMQ_PORT": str(local.stream_port),
-            "RABBITMQ_USER": local.user,
-            "RABBITMQ_PASSWORD": local.password,
-            "RABBITMQ_QUEUE_NAME": settings.rabbitmq_queue_name,
-        }
+        target = local.target(settings.rabbitmq_queue_name)
+        yield target, target.as_env()
 
 
 def demo_messages(count: int, seed: int) -> list[messages.Message]:
@@ -122,11 +118,10 @@ def wait_for_ingest(tail: int, timeout: float) -> list[str]:
 
 
 def run_demo(settings: Settings, count: int, seed: int, partition: str) -> int:
-    with broker_for(settings) as broker_env:
+    with broker_for(settings) as (target, broker_env):
         env = {**os.environ, **broker_env}
         env.setdefault("STREAM_SENSOR_INTERVAL_SECONDS", "5")
         env.setdefault("STREAM_BATCH_MESSAGES", str(max(10, count // 3)))
-        target = StreamTarget.from_settings(_with_env(settings, broker_env))
         tail = publish_demo_set(target, count, seed)
         _prime_instance()
         started = time.monotonic()
@@ -149,22 +144,3 @@ def run_demo(settings: Settings, count: int, seed: int, partition: str) -> int:
         partition,
     ]
     return subprocess.run(cmd, check=False).returncode
-
-
-def _with_env(settings: Settings, env: dict[str, str]) -> Settings:
-    if not env:
-        return settings
-    return settings.model_copy(
-        update={
-            "rabbitmq_host": env["RABBITMQ_HOST"],
-            "rabbitmq_port": int(env["RABBITMQ_PORT"]),
-            "rabbitmq_user": env["RABBITMQ_USER"],
-            "rabbitmq_password": _secret(env["RABBITMQ_PASSWORD"]),
-        }
-    )
-
-
-def _secret(value: str):
-    from pydantic import SecretStr
-
-    return SecretStr(value)

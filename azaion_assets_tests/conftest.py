@@ -141,7 +141,7 @@ def broker() -> Iterator[StreamTarget]:
         )
         return
     with LocalBroker() as local:
-        yield StreamTarget(local.host, local.stream_port, local.user, local.password, "unused")
+        yield local.target("unused")
 
 
 @pytest.fixture
@@ -153,13 +153,7 @@ def stream(broker: StreamTarget) -> StreamTarget:
 @pytest.fixture
 def stream_env(stream: StreamTarget, root: Path, monkeypatch: pytest.MonkeyPatch) -> StreamTarget:
     """Settings (through the environment) pointing at a fresh stream and a data tree in tmp."""
-    for key, value in {
-        "RABBITMQ_HOST": stream.host,
-        "RABBITMQ_PORT": str(stream.port),
-        "RABBITMQ_USER": stream.user,
-        "RABBITMQ_PASSWORD": stream.password,
-        "RABBITMQ_QUEUE_NAME": stream.stream,
-    }.items():
+    for key, value in stream.as_env().items():
         monkeypatch.setenv(key, value)
     return stream
 

@@ -121,13 +121,9 @@ def own_broker(tmp_path):
 
 
 def _env_for(broker: LocalBroker, stream: str, monkeypatch, root) -> StreamTarget:
-    target = StreamTarget(broker.host, broker.stream_port, broker.user, broker.password, stream)
+    target = broker.target(stream)
     for name, value in {
-        "RABBITMQ_HOST": target.host,
-        "RABBITMQ_PORT": str(target.port),
-        "RABBITMQ_USER": target.user,
-        "RABBITMQ_PASSWORD": target.password,
-        "RABBITMQ_QUEUE_NAME": stream,
+        **target.as_env(),
         "AZAION_ROOT_DIR": str(root),
         "STREAM_READ_TIMEOUT_SECONDS": "3",
         "STREAM_BATCH_MESSAGES": "50",
@@ -225,9 +221,7 @@ def test_a_run_retries_through_a_broker_restart_and_succeeds(
 
 
 def test_restarting_keeps_the_stream(own_broker):
-    target = StreamTarget(
-        own_broker.host, own_broker.stream_port, own_broker.user, own_broker.password, "keep"
-    )
+    target = own_broker.target("keep")
     asyncio.run(publish(target, [(b"x", {}), (b"y", {})]))
     before = asyncio.run(probe_tail(target))
     own_broker.restart()

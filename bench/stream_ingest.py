@@ -198,9 +198,7 @@ def run(count: int, size: int, repeat: int, workdir: Path) -> dict[tuple[str, in
     ram = Path(tempfile.mkdtemp(dir=RAM_DIR)) if RAM_DIR.is_dir() else None
     try:
         with LocalBroker(base=workdir / "broker") as broker:
-            target = StreamTarget(
-                broker.host, broker.stream_port, broker.user, broker.password, "bench-ingest"
-            )
+            target = broker.target("bench-ingest")
             whole, quarter = fill(target, count, size)
             plan = [(RAW, whole, workdir), (INGEST, whole, workdir), (FAST, whole, workdir)]
             if ram is not None:

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from azaion_assets.core.stream import StreamTarget
+
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 STREAM_PLUGIN = "rabbitmq_stream"
 
@@ -53,6 +55,10 @@ class LocalBroker:
     dist_port: int = field(default_factory=free_port)
     _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
     _owns_base: bool = field(default=False, init=False, repr=False)
+
+    def target(self, stream: str) -> StreamTarget:
+        """``stream`` on this broker, as the stream client addresses it."""
+        return StreamTarget(self.host, self.stream_port, self.user, self.password, stream)
 
     @property
     def node(self) -> str:

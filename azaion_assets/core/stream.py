@@ -54,6 +54,17 @@ class StreamTarget:
     def where(self) -> str:
         return f"{self.stream} on {self.host}:{self.port}"
 
+    def as_env(self) -> dict[str, str]:
+        """The RABBITMQ_* variables that make ``from_settings`` give this target back (for the
+        runs a demo or a test starts)."""
+        return {
+            "RABBITMQ_HOST": self.host,
+            "RABBITMQ_PORT": str(self.port),
+            "RABBITMQ_USER": self.user,
+            "RABBITMQ_PASSWORD": self.password,
+            "RABBITMQ_QUEUE_NAME": self.stream,
+        }
+
     def _client_kwargs(self) -> dict[str, Any]:
         return {"port": self.port, "username": self.user, "password": self.password}
 
