@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import socket
 import uuid
@@ -14,6 +15,7 @@ from dagster import DagsterInstance
 
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.localbroker import LocalBroker
+from azaion_assets.core.offsets import OffsetRange
 from azaion_assets.core.settings import Settings, load_settings
 from azaion_assets.core.stream import StreamTarget
 
@@ -173,18 +175,11 @@ def truncated_stream(stream_env: StreamTarget) -> tuple[int, int]:
     first segments; returns (head, tail)."""
     import asyncio
 
-    from rstream import Producer
-
     from azaion_assets.core.messages import Author, synthetic
     from azaion_assets.core.stream import probe_head, probe_tail, publish
 
     async def create() -> None:
-        async with Producer(
-            stream_env.host,
-            port=stream_env.port,
-            username=stream_env.user,
-            password=stream_env.password,
-        ) as producer:
+        async with raw_producer(stream_env) as producer:
             await producer.create_stream(
                 stream_env.stream,
                 arguments={"max-length-bytes": 100_000, "stream-max-segment-size-bytes": 50_000},
@@ -198,3 +193,19 @@ def truncated_stream(stream_env: StreamTarget) -> tuple[int, int]:
     tail = asyncio.run(probe_tail(stream_env))
     assert head is not None and head > 0 and tail is not None, "retention did not truncate"
     return head, tail
+
+
+def raw_producer(target: StreamTarget):
+    """A plain rstream Producer on ``target``, for streams the project's client would not make
+    (retention settings, frames that are not AMQP 1.0)."""
+    from rstream import Producer
+
+    return Producer(target.host, port=target.port, username=target.user, password=target.password)
+
+
+def assert_tiles(keys: list[str], first: int, last: int) -> list[OffsetRange]:
+    """The partition keys cover ``[first, last]`` in order, with no gap and no overlap."""
+    ranges = [OffsetRange.parse(k) for k in keys]
+    assert ranges[0].first == first and ranges[-1].last == last, keys
+    assert all(a.last + 1 == b.first for a, b in itertools.pairwise(ranges)), keys
+    return ranges

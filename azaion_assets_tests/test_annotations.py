@@ -17,6 +17,7 @@ from azaion_assets.core.settings import load_settings
 from azaion_assets.core.stream import probe_tail, publish
 from azaion_assets.partitions import ANNOTATION_BATCHES
 from azaion_assets.resources import AzaionSettingsResource
+from azaion_assets_tests.conftest import raw_producer
 from azaion_assets_tests.treeview import places, snapshot
 
 RESOURCES = {"settings": AzaionSettingsResource()}
@@ -124,7 +125,7 @@ def test_the_author_role_is_counted(stream_env, instance, role):
 
 def test_a_frame_that_is_not_amqp_is_quarantined_and_its_chunk_still_applied(stream_env, instance):
     """rstream drops the rest of a chunk when its decoder raises; ours must not."""
-    from rstream import AMQPMessage, Producer
+    from rstream import AMQPMessage
 
     good = list(synthetic(10, VALIDATOR, width=32, height=32))
 
@@ -133,12 +134,7 @@ def test_a_frame_that_is_not_amqp_is_quarantined_and_its_chunk_still_applied(str
         return AMQPMessage(body=body, application_properties=props)
 
     async def send() -> None:
-        async with Producer(
-            stream_env.host,
-            port=stream_env.port,
-            username=stream_env.user,
-            password=stream_env.password,
-        ) as producer:
+        async with raw_producer(stream_env) as producer:
             await producer.create_stream(stream_env.stream, exists_ok=True)
             batch: list = [_amqp(b, p) for b, p in good[:3]]
             batch.append(b"\x00")  # raw bytes, not an AMQP 1.0 message: one chunk with the rest

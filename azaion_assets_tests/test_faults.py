@@ -2,7 +2,6 @@
 under a run. Nothing may be lost and nothing doubled."""
 
 import asyncio
-import itertools
 import random
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from azaion_assets.core.stream import StreamError, StreamTarget, probe_tail, pub
 from azaion_assets.core.synthetic import render
 from azaion_assets.partitions import ANNOTATION_BATCHES
 from azaion_assets.resources import AzaionSettingsResource
+from azaion_assets_tests.conftest import assert_tiles
 from azaion_assets_tests.treeview import make_tree, snapshot
 
 pytestmark = pytest.mark.slow
@@ -169,9 +169,7 @@ def test_the_sensor_resumes_after_a_broker_restart_and_covers_every_offset_once(
         assert isinstance(result, SensorResult), result
         requested += [str(r.partition_key) for r in result.run_requests or []]
         cursor = result.cursor
-    ranges = [OffsetRange.parse(k) for k in requested]
-    assert ranges[0].first == 0 and ranges[-1].last == tail
-    assert all(a.last + 1 == b.first for a, b in itertools.pairwise(ranges))
+    assert_tiles(requested, 0, tail)
 
 
 def test_a_run_retries_through_a_broker_restart_and_succeeds(
