@@ -50,7 +50,7 @@ from azaion_assets.core.contract import (
     Status,
     decode_message,
 )
-from azaion_assets.core.datatree import AnnotationDir, DataTree
+from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.ingest_state import IngestState, Kind, NameState, Place, replay
 
 TEMP_SUFFIX = ".ingest-tmp"
@@ -142,9 +142,9 @@ class Ingest:
         self._group: list[tuple[int, bytes, Mapping[Any, Any], Decoded]] = []
         self._names: set[str] = set()
         self._group_bytes = 0
-        self._places = {Place.DATA: tree.data, Place.SEED: tree.seed, Place.DELETED: tree.deleted}
+        places = {Place.DATA: tree.data, Place.SEED: tree.seed, Place.DELETED: tree.deleted}
         self._dirs = {
-            p: {"images": str(a.images), "labels": str(a.labels)} for p, a in self._places.items()
+            p: {"images": str(a.images), "labels": str(a.labels)} for p, a in places.items()
         }
         self._lock_path = tree.root / ".ingest" / "lock"
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +183,7 @@ class Ingest:
     def sweep_stale_temps(self) -> int:
         """Remove temp files left by a crashed run (call under ``locked``)."""
         removed = 0
-        folders = [d for a in self._places.values() for d in (a.images, a.labels)]
+        folders = [Path(d) for dirs in self._dirs.values() for d in dirs.values()]
         for folder in [*folders, quarantine_dir(self.tree)]:
             if not folder.is_dir():
                 continue
@@ -477,7 +477,7 @@ def _text(value: Any) -> str:
     return str(value)[:200]
 
 
-def ensure_places(tree: DataTree) -> list[AnnotationDir]:
+def ensure_places(tree: DataTree) -> None:
+    """The data tree and the stream quarantine exist."""
     tree.ensure()
     quarantine_dir(tree).mkdir(parents=True, exist_ok=True)
-    return [tree.data, tree.seed, tree.deleted]

@@ -162,10 +162,6 @@ class IngestState:
             (partition, first, last, json.dumps(summary), at),
         )
 
-    def applied_partitions(self) -> list[str]:
-        rows = self._db.execute("SELECT partition FROM partitions WHERE summary IS NOT NULL")
-        return sorted(r[0] for r in rows)
-
     def totals(self) -> dict[str, int]:
         """Sums over every applied partition, for summaries."""
         out = {"partitions": 0, "messages": 0, "quarantined": 0, "unknown_names": 0}
