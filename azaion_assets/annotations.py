@@ -30,6 +30,9 @@ from azaion_assets.partitions import annotation_batches
 from azaion_assets.resources import AzaionSettingsResource
 
 INGEST_TAGS = {"azaion/stage": "ingest"}
+# Validated annotations this partition brought into data/ (new or edited content by a validator,
+# or moved from data-seed/ by a bulk Validate); retraining_sensor sums it.
+VALIDATED = "validated"
 _COUNT_SCHEMA = TableSchema(columns=[TableColumn("what", "string"), TableColumn("count", "int")])
 
 
@@ -73,6 +76,10 @@ def annotations(
     return MaterializeResult(metadata=_metadata(result, names))
 
 
+def validated_count(summary: dict) -> int:
+    return int(summary["written"].get("data", 0)) + int(summary["moved"].get("to data", 0))
+
+
 def _table(counts: dict[str, int]) -> MetadataValue:
     rows = [TableRecord({"what": k, "count": int(v)}) for k, v in counts.items()]
     return MetadataValue.table(rows, schema=_COUNT_SCHEMA)
@@ -93,6 +100,7 @@ def _metadata(result: IngestResult, names: dict[int, str]) -> dict:
         "roles": _table(s["roles"]),
         "boxes_by_class": _table(classes),
         "applied": s["applied"],
+        VALIDATED: 0 if result.reused else validated_count(s),
         "already_applied": s["already_applied"],
         "written": MetadataValue.json(s["written"]),
         "moved": MetadataValue.json(s["moved"]),

@@ -1,6 +1,7 @@
-"""The code location: every asset, check, sensor and resource of azaion-assets.
+"""The code location: every asset, check, job, sensor and resource of azaion-assets.
 
-Built when the location loads, not at import, because the sensor's interval is a setting.
+Built when the location loads, not at import, because sensor intervals and the training run
+tags are settings.
 """
 
 from dagster import (
@@ -12,8 +13,11 @@ from dagster import (
 
 from azaion_assets import annotations, dataset, model, onnx_model
 from azaion_assets.annotation_stream_sensor import build_annotation_stream_sensor
+from azaion_assets.champion import champion, promote_model
 from azaion_assets.core.settings import load_settings
 from azaion_assets.resources import AzaionSettingsResource
+from azaion_assets.retraining import build_retraining_job
+from azaion_assets.retraining_sensor import build_retraining_sensor
 
 _modules = [annotations, dataset, model, onnx_model]
 
@@ -22,8 +26,12 @@ _modules = [annotations, dataset, model, onnx_model]
 def defs() -> Definitions:
     settings = load_settings()
     return Definitions(
-        assets=load_assets_from_modules(_modules),
+        assets=[*load_assets_from_modules(_modules), champion],
         asset_checks=load_asset_checks_from_modules(_modules),
-        sensors=[build_annotation_stream_sensor(settings.stream_sensor_interval_seconds)],
+        jobs=[build_retraining_job(settings), promote_model],
+        sensors=[
+            build_annotation_stream_sensor(settings.stream_sensor_interval_seconds),
+            build_retraining_sensor(settings.retrain_sensor_interval_seconds),
+        ],
         resources={"settings": AzaionSettingsResource()},
     )

@@ -1,8 +1,14 @@
 """Asset ``model``: ``models/azaion-YYYY-MM-DD/``, trained on the same day's dataset.
 
-The best weights of the run are copied atomically to ``models/azaion.pt``, the model that the
-rest of the Azaion platform picks up. Torch and Ultralytics are imported inside the step only.
+The new model is a challenger: it replaces ``models/azaion.pt`` (the champion, which the rest of
+the Azaion platform picks up) only if it scores at least as well on the new test split (see
+``core.champion``); otherwise it stays in its dated folder, and an operator can still promote it
+with ``promote_model``. A retry of a failed run resumes the interrupted training from its last
+checkpoint, and a cancel stops at the next batch (see ``core.training``). Torch and Ultralytics
+are imported inside the step only.
 """
+
+from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
@@ -15,10 +21,26 @@ from dagster import (
     asset,
 )
 
+from azaion_assets.champion import champion_event
+from azaion_assets.core.champion import (
+    Verdict,
+    champion_partition,
+    evaluate,
+    judge,
+    write_evaluation,
+)
+from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.forming import DATA_YAML, read_manifest
 from azaion_assets.core.offline import prepare_ultralytics
 from azaion_assets.core.publish import publish
-from azaion_assets.core.training import TrainParams, resolve_base_model, resolve_device, train
+from azaion_assets.core.settings import Settings
+from azaion_assets.core.training import (
+    TrainParams,
+    TrainResult,
+    resolve_base_model,
+    resolve_device,
+    train,
+)
 from azaion_assets.dataset import dataset
 from azaion_assets.partitions import daily_partitions
 from azaion_assets.resources import AzaionSettingsResource
@@ -48,7 +70,11 @@ class TrainingConfig(Config):
     deps=[dataset],
     group_name="training",
     kinds={"pytorch", "yolo"},
-    description="Ultralytics YOLO trained on the same day's dataset; best weights -> azaion.pt",
+    pool="gpu",
+    description=(
+        "Ultralytics YOLO trained on the same day's dataset; replaces the champion azaion.pt "
+        "only if it scores at least as well on the same test split"
+    ),
 )
 def model(
     context: AssetExecutionContext, config: TrainingConfig, settings: AzaionSettingsResource
@@ -59,7 +85,35 @@ def model(
     dataset_dir = tree.dataset_dir(partition)
     manifest = read_manifest(dataset_dir)
     prepare_ultralytics(s.runtime_dir)
-    params = TrainParams(
+    params = _params(config, s, tree)
+    context.log.info(f"training {params.model} on {dataset_dir.name} ({params.device})")
+    result = train(
+        dataset_dir / DATA_YAML,
+        tree.model_dir(partition),
+        params,
+        data_version=manifest["data_version"],
+        on_epoch=lambda stats: context.log.info(stats.line()),
+        log=context.log.info,
+    )
+    verdict = _judge(result, dataset_dir, tree, s.retrain_promotion_tolerance)
+    write_evaluation(result.run_dir, verdict)
+    context.log.info(verdict.reason)
+    promoted = False
+    if verdict.promote:
+        extra = {"promotion": "automatic", "verdict": verdict.as_dict()}
+        published = publish(result.best, tree.champion, partition, extra=extra)
+        promoted = published.published
+        context.log.info(f"{tree.champion.name}: {published.reason}")
+        if promoted:
+            detail = {"test_mAP50-95": verdict.challenger.map50_95, "reason": verdict.reason}
+            context.log_event(champion_event(partition, "automatic", detail))
+    return MaterializeResult(
+        metadata={**_metadata(result, params, manifest), **_verdict_metadata(verdict, promoted)}
+    )
+
+
+def _params(config: TrainingConfig, s: Settings, tree: DataTree) -> TrainParams:
+    return TrainParams(
         model=resolve_base_model(config.model or s.training_model, tree.models),
         epochs=config.epochs or s.training_epochs,
         batch=config.batch_size or s.training_batch_size,
@@ -73,41 +127,63 @@ def model(
         optimizer=s.training_optimizer,
         lr0=s.training_lr0,
     )
-    context.log.info(f"training {params.model} on {dataset_dir.name} ({params.device})")
-    result = train(
-        dataset_dir / DATA_YAML,
-        tree.model_dir(partition),
-        params,
-        on_epoch=lambda stats: context.log.info(stats.line()),
-    )
-    published = publish(result.best, tree.champion, partition)
-    context.log.info(f"mAP50-95 {result.map50_95:.4f}; {tree.champion.name}: {published.reason}")
+
+
+def _judge(result: TrainResult, dataset_dir: Path, tree: DataTree, tolerance: float) -> Verdict:
+    """Score the new model and the champion on the new test split, and compare."""
+    p = result.params
+    data_yaml, workdir = dataset_dir / DATA_YAML, result.run_dir / "evaluation"
+    challenger = evaluate(result.best, data_yaml, p.imgsz, p.batch, p.device, workdir)
+    held = champion_partition(tree.champion)
+    champion, error = None, None
+    if held is not None:
+        try:
+            champion = evaluate(tree.champion, data_yaml, p.imgsz, p.batch, p.device, workdir)
+        except Exception as exc:  # a champion of other classes, or a damaged file
+            error = f"{type(exc).__name__}: {str(exc)[:200]}"
+    return judge(challenger, champion, held, tolerance, champion_error=error)
+
+
+def _verdict_metadata(verdict: Verdict, promoted: bool) -> dict:
+    champion = verdict.champion
+    return {
+        "promoted": promoted,
+        "decision": verdict.reason,
+        "test_mAP50": verdict.challenger.map50,
+        "test_mAP50-95": verdict.challenger.map50_95,
+        "test_images": verdict.challenger.images,
+        "champion_before": verdict.champion_partition or "none",
+        "champion_test_mAP50-95": champion.map50_95 if champion else "not evaluated",
+        "champion_test_mAP50": champion.map50 if champion else "not evaluated",
+        "promotion_tolerance": verdict.tolerance,
+    }
+
+
+def _metadata(result: TrainResult, params: TrainParams, manifest: dict) -> dict:
     records = [
         TableRecord(
             {"slot": r["slot"], "class": r["name"], "ap50": r["ap50"], "ap50_95": r["ap50_95"]}
         )
         for r in result.per_class
     ]
-    return MaterializeResult(
-        metadata={
-            "path": MetadataValue.path(str(result.run_dir)),
-            "weights": MetadataValue.path(str(result.best)),
-            "champion": MetadataValue.path(str(tree.champion)),
-            "published": published.published,
-            "champion_partition": published.partition or "",
-            "mAP50": result.map50,
-            "mAP50-95": result.map50_95,
-            "precision": result.precision,
-            "recall": result.recall,
-            "ap_by_class": MetadataValue.table(records, schema=_AP_SCHEMA),
-            "epochs": result.epochs_completed,
-            "wall_time_s": result.wall_seconds,
-            "device": result.device,
-            "seed": params.seed,
-            "hyperparameters": MetadataValue.json(result.hyperparameters()),
-            "versions": MetadataValue.json(result.versions),
-            "dataset_partition": partition,
-            "dataset_data_version": manifest["data_version"],
-            "dataset_images": MetadataValue.json(manifest["images"]),
-        },
-    )
+    return {
+        "path": MetadataValue.path(str(result.run_dir)),
+        "weights": MetadataValue.path(str(result.best)),
+        "mAP50": result.map50,
+        "mAP50-95": result.map50_95,
+        "precision": result.precision,
+        "recall": result.recall,
+        "ap_by_class": MetadataValue.table(records, schema=_AP_SCHEMA),
+        "epochs": result.epochs_completed,
+        "training_start": result.start,
+        "training_start_reason": result.start_reason,
+        "resumed_after_epoch": result.resumed_from_epoch or 0,
+        "wall_time_s": result.wall_seconds,
+        "device": result.device,
+        "seed": params.seed,
+        "hyperparameters": MetadataValue.json(result.hyperparameters()),
+        "versions": MetadataValue.json(result.versions),
+        "dataset_partition": manifest["partition"],
+        "dataset_data_version": manifest["data_version"],
+        "dataset_images": MetadataValue.json(manifest["images"]),
+    }

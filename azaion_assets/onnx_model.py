@@ -1,7 +1,9 @@
 """Asset ``onnx_model``: the NMS-free ONNX export of the day's model, with a parity check.
 
 The parity check is blocking: an export that disagrees with PyTorch is recorded but never
-published as ``models/azaion.onnx`` and stops anything downstream.
+published as ``models/azaion.onnx`` and stops anything downstream. The ONNX file follows the
+champion: it is published only when the day's model is the one in ``models/azaion.pt``; a
+challenger's export stays in its dated folder, ready if an operator promotes it.
 """
 
 import time
@@ -15,7 +17,13 @@ from dagster import (
     asset,
 )
 
-from azaion_assets.core.export import check_parity, describe_onnx, export_onnx
+from azaion_assets.core.champion import champion_partition
+from azaion_assets.core.export import (
+    check_parity,
+    describe_onnx,
+    export_onnx,
+    write_export_record,
+)
 from azaion_assets.core.offline import prepare_ultralytics
 from azaion_assets.core.publish import publish
 from azaion_assets.model import model
@@ -69,13 +77,21 @@ def onnx_model(
         min_iou=s.export_parity_iou,
     )
     context.log.info(f"parity {parity.as_dict()}")
-    published = publish(onnx_path, tree.champion_onnx, partition) if parity.passed else None
-    if published is not None:
-        context.log.info(f"{tree.champion_onnx.name}: {published.reason}")
-    else:
+    write_export_record(tree.model_dir(partition), onnx_path, parity)
+    held = champion_partition(tree.champion)
+    published = None
+    if not parity.passed:
         context.log.error(
             f"ONNX export disagrees with PyTorch; {tree.champion_onnx} left as it was"
         )
+    elif held != partition:
+        context.log.info(
+            f"{partition} is not the champion (azaion.pt holds {held or 'nothing'}): "
+            f"{tree.champion_onnx.name} left as it was"
+        )
+    else:
+        published = publish(onnx_path, tree.champion_onnx, partition)
+        context.log.info(f"{tree.champion_onnx.name}: {published.reason}")
     return MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(onnx_path)),
@@ -89,6 +105,7 @@ def onnx_model(
             "onnx_latency_ms": parity.onnx_ms,
             "torch_latency_ms": parity.torch_ms,
             "published": bool(published and published.published),
+            "champion": held or "none",
             "published_path": MetadataValue.path(str(tree.champion_onnx)),
         },
         check_results=[

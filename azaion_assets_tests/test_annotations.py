@@ -73,6 +73,9 @@ def test_a_partition_applies_its_events_with_metadata(stream_env, instance):
     assert classes and all("Class-" not in c for c in classes)
     assert meta["gap"] == "none" and not meta["reused_earlier_run"]
     assert len(list(quarantine_dir(tree).glob("*.bin"))) == 1
+    # Validated arrivals: three created by a validator (val_1 deleted later, still counted)
+    # and op_0 validated in bulk; the operator's op_1 waits in data-seed/.
+    assert meta["validated"] == 4, meta["written"]
 
 
 def test_rerunning_a_partition_changes_nothing(stream_env, instance):
@@ -83,6 +86,7 @@ def test_rerunning_a_partition_changes_nothing(stream_env, instance):
     again = _run(instance, key)
     assert snapshot(_tree()) == before
     assert again["reused_earlier_run"] and again["messages"] == 4
+    assert again["validated"] == 0  # counted once, by the run that applied it
 
 
 def test_partitions_materialised_out_of_order_still_let_later_events_win(stream_env, instance):

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -13,12 +14,17 @@ defs = load_defs()
 def test_definitions_load_with_the_final_asset_keys_and_lineage():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"annotations", "dataset", "model", "onnx_model"}
+    assert keys == {"annotations", "dataset", "model", "onnx_model", "champion"}
     parents = {
         k: {p.to_user_string() for p in graph.get(AssetKey(k)).parent_keys}
-        for k in ("dataset", "model", "onnx_model")
+        for k in ("dataset", "model", "onnx_model", "champion")
     }
-    assert parents == {"dataset": {"annotations"}, "model": {"dataset"}, "onnx_model": {"model"}}
+    assert parents == {
+        "dataset": {"annotations"},
+        "model": {"dataset"},
+        "onnx_model": {"model"},
+        "champion": {"model", "onnx_model"},
+    }
 
 
 def test_annotations_is_a_declared_asset_partitioned_by_stream_batches():
@@ -57,3 +63,40 @@ def test_loading_the_code_location_imports_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_training_run_carries_the_gpu_retry_and_kubernetes_tags():
+    job = defs.resolve_job_def("retraining_job")
+    assert {n.to_user_string() for n in job.asset_layer.selected_asset_keys} == {
+        "dataset",
+        "model",
+        "onnx_model",
+    }
+    assert job.partitions_def == daily_partitions
+    tags = job.tags
+    assert tags["azaion/stage"] == "train" and tags["azaion/gpu"] == "auto"
+    assert tags["dagster/max_retries"] == "2" and tags["dagster/retry_strategy"] == "FROM_FAILURE"
+    k8s = json.loads(tags["dagster-k8s/config"])
+    assert k8s["container_config"]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    assert k8s["pod_spec_config"]["node_selector"] == {"nvidia.com/gpu.present": "true"}
+
+
+def test_training_run_tags_follow_the_settings(monkeypatch):
+    monkeypatch.setenv("TRAINING_DEVICE", "1")
+    monkeypatch.setenv("TRAINING_MAX_RETRIES", "5")
+    monkeypatch.setenv("K8S_GPU_LIMIT", "2")
+    monkeypatch.setenv("K8S_GPU_NODE_SELECTOR", "pool=a100,zone=b")
+    tags = load_defs().resolve_job_def("retraining_job").tags
+    assert tags["azaion/gpu"] == "1" and tags["dagster/max_retries"] == "5"
+    k8s = json.loads(tags["dagster-k8s/config"])
+    assert k8s["container_config"]["resources"]["limits"] == {"nvidia.com/gpu": "2"}
+    assert k8s["pod_spec_config"]["node_selector"] == {"pool": "a100", "zone": "b"}
+
+
+def test_the_model_step_takes_the_gpu_pool_and_the_sensors_run_by_default():
+    assert defs.resolve_assets_def("model").op.pool == "gpu"
+    for name in ("annotation_stream_sensor", "retraining_sensor"):
+        sensor = defs.resolve_sensor_def(name)
+        assert sensor.default_status.value == "RUNNING"
+    assert defs.resolve_sensor_def("retraining_sensor").job_name == "retraining_job"
+    assert defs.resolve_job_def("promote_model") is not None

@@ -13,10 +13,15 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 from onnx import numpy_helper
 
+from azaion_assets import model as model_module
 from azaion_assets import onnx_model as onnx_module
 from azaion_assets.annotations import annotations
+from azaion_assets.champion import champion, promote_model
+from azaion_assets.core.champion import Score, evaluate, read_evaluation
 from azaion_assets.core.datatree import DataTree
+from azaion_assets.core.forming import DATA_YAML
 from azaion_assets.core.labels import parse_label
+from azaion_assets.core.publish import read_record
 from azaion_assets.core.settings import load_settings
 from azaion_assets.core.synthetic import write_samples
 from azaion_assets.dataset import dataset, dataset_labels_valid, dataset_splits_non_empty
@@ -26,7 +31,16 @@ from azaion_assets.resources import AzaionSettingsResource
 from azaion_assets_tests.conftest import TINY_PROFILE, clear_config_env, guard_network
 
 PARTITION = "2026-11-24"
-GRAPH = [annotations, dataset, dataset_splits_non_empty, dataset_labels_valid, model, onnx_model]
+OLDER = "2026-11-23"  # a second, older day: its model challenges the first one
+GRAPH = [
+    annotations,
+    dataset,
+    dataset_splits_non_empty,
+    dataset_labels_valid,
+    model,
+    onnx_model,
+    champion,
+]
 # annotations comes from the stream (see test_annotations); here data/ is written directly.
 SELECTION = [dataset, model, onnx_model]
 RESOURCES = {"settings": AzaionSettingsResource()}
@@ -144,6 +158,32 @@ def test_model_files_metadata_and_epoch_logs(pipeline):
     assert not any("epoch 3/2" in m for m in logs)
 
 
+def test_the_first_model_becomes_the_champion_with_its_test_score(pipeline):
+    meta = pipeline.metadata("model")
+    assert meta["promoted"] is True and meta["champion_before"] == "none"
+    assert meta["decision"] == "no champion yet: the first model becomes the champion"
+    assert meta["test_images"] == pipeline.metadata("dataset")["images_test"]
+    assert 0.0 <= meta["test_mAP50-95"] <= 1.0
+    assert meta["training_start"] == "fresh" and meta["resumed_after_epoch"] == 0
+    champion = pipeline.metadata("champion")
+    assert champion["partition"] == PARTITION and champion["promotion"] == "automatic"
+    record = read_record(pipeline.tree.champion)
+    assert record is not None and record["partition"] == PARTITION
+    evaluation = read_evaluation(pipeline.tree.model_dir(PARTITION))
+    assert evaluation is not None and evaluation["promote"] is True
+
+
+def test_champion_and_challenger_are_scored_on_the_same_test_images(configured):
+    tree = configured.tree
+    data_yaml = tree.dataset_dir(PARTITION) / DATA_YAML
+    best = tree.model_dir(PARTITION) / "weights" / "best.pt"
+    work = tree.root / "eval-check"
+    champion = evaluate(tree.champion, data_yaml, 96, 16, "cpu", work)
+    challenger = evaluate(best, data_yaml, 96, 16, "cpu", work)
+    assert champion == challenger  # the same weights on the same split
+    assert champion.images == configured.metadata("dataset")["images_test"]
+
+
 def test_onnx_export_metadata_and_parity(pipeline):
     meta = pipeline.metadata("onnx_model")
     assert meta["outputs"] == {"output0": [1, 300, 6]}
@@ -170,6 +210,67 @@ def _tamper(path: Path, out: Path) -> Path:
             tensor.CopyFrom(numpy_helper.from_array(array * np.float32(1.5), tensor.name))
     onnx.save(graph, str(out))
     return out
+
+
+def test_a_worse_challenger_stays_in_its_folder_until_promoted_by_hand(configured, monkeypatch):
+    tree = configured.tree
+    champion_pt, champion_onnx = tree.champion.read_bytes(), tree.champion_onnx.read_bytes()
+    real_evaluate = model_module.evaluate
+
+    def champion_scores_higher(weights, *args):  # the real evaluation, plus a handicap
+        score = real_evaluate(weights, *args)
+        bonus = 0.5 if Path(weights) == tree.champion else 0.0
+        return Score(score.map50 + bonus, score.map50_95 + bonus, score.images)
+
+    monkeypatch.setattr(model_module, "evaluate", champion_scores_higher)
+    monkeypatch.setenv("RETRAIN_PROMOTION_TOLERANCE", "0.01")
+    result = materialize(
+        GRAPH,
+        instance=configured.instance,
+        partition_key=OLDER,
+        resources=RESOURCES,
+        selection=SELECTION,
+    )
+    assert result.success
+    meta = configured.metadata("model")
+    assert meta["promoted"] is False and meta["decision"].startswith("kept as challenger")
+    assert meta["champion_before"] == PARTITION
+    assert meta["champion_test_mAP50-95"] > meta["test_mAP50-95"] + 0.49
+    assert tree.champion.read_bytes() == champion_pt  # the champion stays
+    onnx_meta = configured.metadata("onnx_model")
+    assert onnx_meta["published"] is False and onnx_meta["champion"] == PARTITION
+    assert tree.champion_onnx.read_bytes() == champion_onnx  # the export follows the champion
+    challenger = tree.model_dir(OLDER) / "weights" / "best.pt"
+    assert challenger.is_file()
+
+    config = {"partition": OLDER, "reason": "field test"}
+    promoted = promote_model.execute_in_process(
+        run_config={"ops": {"promote": {"config": config}}},
+        instance=configured.instance,
+        resources=RESOURCES,
+    )
+    assert promoted.success
+    assert tree.champion.read_bytes() == challenger.read_bytes()
+    assert tree.champion_onnx.read_bytes() == challenger.with_suffix(".onnx").read_bytes()
+    record = read_record(tree.champion)
+    assert record is not None and record["partition"] == OLDER
+    assert record["promotion"] == "manual" and record["reason"] == "field test"
+    champion_meta = configured.metadata("champion")
+    assert champion_meta["partition"] == OLDER and champion_meta["promotion"] == "manual"
+
+
+def test_promoting_a_partition_that_was_never_trained_fails_and_changes_nothing(configured):
+    before = configured.tree.champion.read_bytes()
+    result = promote_model.execute_in_process(
+        run_config={"ops": {"promote": {"config": {"partition": "2025-01-01"}}}},
+        instance=configured.instance,
+        resources=RESOURCES,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "no trained model for 2025-01-01" in failure.step_failure_data.error.to_string()  # type: ignore[union-attr]
+    assert configured.tree.champion.read_bytes() == before
 
 
 def test_a_diverging_export_fails_the_blocking_check_and_is_not_published(configured, monkeypatch):

@@ -15,6 +15,7 @@ order-free, which still tests an untrained model whose scores all sit below the 
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -34,6 +35,22 @@ def export_onnx(weights: Path, imgsz: int) -> Path:
         format="onnx", imgsz=imgsz, nms=False, dynamic=False, simplify=True, device="cpu"
     )
     return Path(out)
+
+
+EXPORT_RECORD = "export.json"
+
+
+def write_export_record(model_dir: Path, onnx_path: Path, parity: Parity) -> Path:
+    """What a promotion needs to know later: where the export is and whether it passed parity."""
+    from azaion_assets.core.atomic import atomic_write_text
+
+    record = {"onnx": str(onnx_path), "parity_passed": parity.passed, "parity": parity.as_dict()}
+    return atomic_write_text(model_dir / EXPORT_RECORD, json.dumps(record, indent=2))
+
+
+def read_export_record(model_dir: Path) -> dict[str, Any] | None:
+    path = model_dir / EXPORT_RECORD
+    return json.loads(path.read_text("utf-8")) if path.is_file() else None
 
 
 def describe_onnx(path: Path) -> dict[str, Any]:

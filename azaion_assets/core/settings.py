@@ -137,6 +137,24 @@ class Settings(BaseSettings):
     stream_read_timeout_seconds: float = _field(
         10.0, doc="An ingest run fails (and retries) if the stream stalls this long"
     )
+    retrain_min_new_validated: int = _field(
+        100, doc="Validated annotations new since the last dataset that trigger a retraining"
+    )
+    retrain_sensor_interval_seconds: int = _field(
+        60, doc="How often retraining_sensor evaluates the policy (read at location load)"
+    )
+    retrain_promotion_tolerance: float = _field(
+        0.005,
+        doc="A new model replaces azaion.pt if its test mAP50-95 >= the champion's minus this",
+    )
+    training_max_retries: int = _field(
+        2, doc="Retries of a failed training run; each resumes from the last checkpoint"
+    )
+    k8s_gpu_limit: int = _field(1, doc="nvidia.com/gpu per training pod (Kubernetes launcher)")
+    k8s_gpu_node_selector: str = _field(
+        "nvidia.com/gpu.present=true",
+        doc="Node selector of training pods: comma-separated key=value pairs (Kubernetes)",
+    )
     export_parity_images: int = _field(8, doc="Validation images used for the ONNX parity check")
     export_parity_conf: float = _field(0.25, doc="Only boxes above this score are compared")
     export_parity_score_tol: float = _field(0.001, doc="Max score difference ONNX vs PyTorch")
@@ -161,6 +179,8 @@ class Settings(BaseSettings):
         "stream_sensor_interval_seconds",
         "stream_sensor_max_partitions",
         "stream_max_message_bytes",
+        "retrain_min_new_validated",
+        "retrain_sensor_interval_seconds",
     )
     @classmethod
     def _positive(cls, value: int) -> int:
@@ -169,12 +189,30 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "training_workers", "export_parity_images", "rabbitmq_port", "stream_start_offset"
+        "training_workers",
+        "export_parity_images",
+        "rabbitmq_port",
+        "stream_start_offset",
+        "training_max_retries",
+        "k8s_gpu_limit",
     )
     @classmethod
     def _non_negative(cls, value: int) -> int:
         if value < 0:
             raise ValueError("must not be negative")
+        return value
+
+    @field_validator("retrain_promotion_tolerance")
+    @classmethod
+    def _tolerance(cls, value: float) -> float:
+        if not 0.0 <= value < 1.0:
+            raise ValueError("must be at least 0 and below 1 (a difference of mAP50-95)")
+        return value
+
+    @field_validator("k8s_gpu_node_selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        node_selector(value)
         return value
 
     @model_validator(mode="wrap")
@@ -249,6 +287,15 @@ class Settings(BaseSettings):
             if isinstance(value, SecretStr):
                 out[name.upper()] = value.get_secret_value()
         return out
+
+
+def node_selector(value: str) -> dict[str, str]:
+    """``a=b,c=d`` -> ``{"a": "b", "c": "d"}``; empty means no selector."""
+    pairs = [p.strip() for p in value.split(",") if p.strip()]
+    bad = [p for p in pairs if p.count("=") != 1 or not p.split("=")[0]]
+    if bad:
+        raise ValueError(f"expected key=value pairs separated by commas, got {', '.join(bad)}")
+    return dict(p.split("=") for p in pairs)
 
 
 def missing_for(absent: set[str], scopes: set[Scope] | None = None) -> list[str]:

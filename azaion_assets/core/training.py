@@ -18,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from azaion_assets.core.atomic import replace_dir
+from azaion_assets.core.checkpoints import (
+    Checkpoint,
+    find_resumable,
+    load_checkpoint,
+    prune_epoch_files,
+    resume_mismatch,
+    write_resume_record,
+)
+from azaion_assets.core.interrupts import StopRequest, deferred_interrupts
 
 
 class BaseModelError(ValueError):
@@ -69,6 +78,9 @@ class TrainResult:
     device: str
     params: TrainParams
     versions: dict[str, str] = field(default_factory=dict)
+    start: str = "fresh"  # fresh | resume | finished (see plan_start)
+    start_reason: str = ""
+    resumed_from_epoch: int | None = None  # epochs already done by the checkpoint resumed
 
     def hyperparameters(self) -> dict[str, Any]:
         return asdict(self.params)
@@ -140,25 +152,131 @@ def library_versions() -> dict[str, str]:
     }
 
 
+class TrainingStopped(Exception):
+    """Training stopped between batches on request and left a resumable checkpoint."""
+
+
+@dataclass(frozen=True)
+class Start:
+    """How a training begins: fresh, resumed from a checkpoint, or already finished."""
+
+    mode: str  # "fresh" | "resume" | "finished"
+    reason: str
+    checkpoint: Checkpoint | None = None
+
+
+def training_identity(params: TrainParams, data_version: str) -> dict[str, Any]:
+    """What a checkpoint must share with this training to be resumed by it.
+
+    Device and dataloader workers may change between attempts (a retry can land on another
+    GPU); everything that shapes the weights may not.
+    """
+    fixed = {k: v for k, v in asdict(params).items() if k not in ("device", "workers")}
+    return {**fixed, "data_version": data_version}
+
+
+def plan_start(staging: Path, params: TrainParams, identity: dict[str, Any]) -> Start:
+    """Decide, from what an earlier attempt left in ``staging``, how this attempt starts."""
+    weights = staging / "weights"
+    if not weights.is_dir():
+        return Start("fresh", "no earlier attempt: training from the start")
+    mismatch = resume_mismatch(staging, identity)
+    if mismatch is not None:
+        return Start("fresh", f"an earlier attempt exists but {mismatch}: training from the start")
+    last = load_checkpoint(weights / "last.pt") if (weights / "last.pt").is_file() else None
+    finished = last is not None and (
+        last.get("optimizer") is None or last.get("epoch", -1) >= params.epochs - 1
+    )
+    if finished and (weights / "best.pt").is_file():
+        return Start("finished", "an earlier attempt finished training: validating its best.pt")
+    found = find_resumable(weights, params.epochs)
+    if found is None:
+        return Start(
+            "fresh", "an earlier attempt left no resumable checkpoint: training from the start"
+        )
+    return Start(
+        "resume",
+        f"resuming from {found.path.name} after epoch {found.epoch + 1}/{params.epochs}",
+        found,
+    )
+
+
 def train(
     data_yaml: Path,
     run_dir: Path,
     params: TrainParams,
+    data_version: str,
     on_epoch: Callable[[EpochStats], None] = lambda _: None,
+    log: Callable[[str], None] = lambda _: None,
 ) -> TrainResult:
-    """Train from scratch or from weights into ``run_dir`` and return the final validation."""
-    from ultralytics import YOLO
+    """Train into ``run_dir``, resuming an interrupted attempt at the same training if any.
+
+    Training happens in a hidden sibling folder that is swapped in only on success, so a
+    failed re-run never costs the partition the model it already has; the folder is also what a
+    retry resumes from. SIGINT/SIGTERM stop at the next batch boundary with a resumable
+    checkpoint (see ``interrupts``).
+    """
 
     from azaion_assets.core.offline import disable_online_checks
 
     disable_online_checks(params.amp)
-    # Train in a hidden folder and swap it in only on success: a failed re-run must not cost the
-    # partition the model it already has.
     staging = run_dir.with_name(f".{run_dir.name}.training")
+    identity = training_identity(params, data_version)
+    start = plan_start(staging, params, identity)
+    log(start.reason)
+    started = time.monotonic()
+    if start.mode == "finished":
+        trainer, results = None, _finish(staging, data_yaml, params)
+        epochs = params.epochs
+    else:
+        model, kwargs = _prepare(start, staging, data_yaml, params, identity)
+        _add_callbacks(model, on_epoch)
+        with deferred_interrupts() as stop:
+            model.add_callback("on_train_batch_end", lambda t: _stop_between_batches(t, stop))
+            results = model.train(**kwargs)
+        trainer = model.trainer
+        assert trainer is not None and results is not None
+        assert Path(trainer.save_dir).resolve() == staging.resolve(), trainer.save_dir
+        epochs = int(trainer.epoch) + 1  # type: ignore[attr-defined]
+    wall = time.monotonic() - started
+    replace_dir(staging, run_dir)
+    return _result(run_dir, results, params, epochs, wall, start, _device(trainer, params))
+
+
+def _prepare(
+    start: Start, staging: Path, data_yaml: Path, params: TrainParams, identity: dict[str, Any]
+) -> tuple[Any, dict[str, Any]]:
+    from ultralytics import YOLO
+
+    common = {"data": str(data_yaml), "device": params.device, "workers": params.workers}
+    if start.checkpoint is not None:
+        resume = {"resume": str(start.checkpoint.path), "save_dir": str(staging)}
+        return YOLO(str(start.checkpoint.path)), {**common, **resume}
     if staging.exists():
         shutil.rmtree(staging)
-    model = YOLO(params.model)
+    staging.mkdir(parents=True)
+    write_resume_record(staging, identity)
+    return YOLO(params.model), {
+        **common,
+        "project": str(staging.parent),
+        "name": staging.name,
+        "exist_ok": True,
+        "epochs": params.epochs,
+        "batch": params.batch,
+        "imgsz": params.imgsz,
+        "save_period": params.save_period,
+        "seed": params.seed,
+        "deterministic": True,
+        "amp": params.amp,
+        "plots": params.plots,
+        "optimizer": params.optimizer,
+        "lr0": params.lr0,
+        "nms": False,  # validate, and pick best.pt, on the NMS-free head that we export
+        "verbose": True,
+    }
 
+
+def _add_callbacks(model: Any, on_epoch: Callable[[EpochStats], None]) -> None:
     logged: set[int] = set()
 
     def _epoch_end(trainer) -> None:
@@ -171,34 +289,58 @@ def train(
         on_epoch(EpochStats(epoch, trainer.epochs, _floats(losses), _floats(metrics)))
 
     model.add_callback("on_fit_epoch_end", _epoch_end)
-    started = time.monotonic()
-    results = model.train(
-        data=str(data_yaml),
-        project=str(staging.parent),
-        name=staging.name,
-        exist_ok=True,
-        epochs=params.epochs,
-        batch=params.batch,
-        imgsz=params.imgsz,
-        save_period=params.save_period,
-        workers=params.workers,
-        device=params.device,
-        seed=params.seed,
-        deterministic=True,
-        amp=params.amp,
-        plots=params.plots,
-        optimizer=params.optimizer,
-        lr0=params.lr0,
-        nms=False,  # validate, and pick best.pt, on the NMS-free head that we export
-        verbose=True,
+    model.add_callback("on_model_save", lambda trainer: prune_epoch_files(Path(trainer.wdir)))
+
+
+def _stop_between_batches(trainer: Any, stop: StopRequest) -> None:
+    """Ultralytics calls this after every batch: the one safe place to stop a cancelled run."""
+    if not stop.requested:
+        return
+    trainer.save_model()  # counts the interrupted epoch as done; the resume starts after it
+    raise TrainingStopped(
+        f"stopped during epoch {trainer.epoch + 1}/{trainer.epochs}; "
+        f"resumable checkpoint {trainer.last}"
     )
-    wall = time.monotonic() - started
-    trainer: Any = model.trainer  # a DetectionTrainer; typed loosely upstream
-    assert trainer is not None and results is not None
-    assert Path(trainer.save_dir).resolve() == staging.resolve(), trainer.save_dir
-    replace_dir(staging, run_dir)
-    box = results.box  # type: ignore[union-attr]
-    names = results.names  # type: ignore[union-attr]
+
+
+def _finish(staging: Path, data_yaml: Path, params: TrainParams) -> Any:
+    """An earlier attempt trained every epoch but died before finishing: finalise its weights
+    as Ultralytics would (optimizer stripped) and validate best.pt like the end of training."""
+    from ultralytics import YOLO
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    weights = staging / "weights"
+    for name in ("last.pt", "best.pt"):
+        ckpt = load_checkpoint(weights / name)
+        if ckpt is not None and ckpt.get("optimizer") is not None:
+            strip_optimizer(weights / name)
+    return YOLO(str(weights / "best.pt")).val(
+        data=str(data_yaml),
+        imgsz=params.imgsz,
+        batch=params.batch,
+        device=params.device,
+        plots=False,
+        project=str(staging),
+        name="final-val",
+        exist_ok=True,
+    )
+
+
+def _device(trainer: Any, params: TrainParams) -> str:
+    return str(trainer.device) if trainer is not None else params.device
+
+
+def _result(
+    run_dir: Path,
+    results: Any,
+    params: TrainParams,
+    epochs: int,
+    wall: float,
+    start: Start,
+    device: str,
+) -> TrainResult:
+    box = results.box
+    names = results.names
     per_class = [
         {
             "slot": int(c),
@@ -210,16 +352,19 @@ def train(
     ]
     return TrainResult(
         run_dir=run_dir,
-        best=run_dir / Path(trainer.best).relative_to(trainer.save_dir),
-        last=run_dir / Path(trainer.last).relative_to(trainer.save_dir),
+        best=run_dir / "weights" / "best.pt",
+        last=run_dir / "weights" / "last.pt",
         map50=round(float(box.map50), 4),
         map50_95=round(float(box.map), 4),
         precision=round(float(box.mp), 4),
         recall=round(float(box.mr), 4),
         per_class=per_class,
-        epochs_completed=int(trainer.epoch) + 1,
+        epochs_completed=epochs,
         wall_seconds=round(wall, 2),
-        device=str(trainer.device),
+        device=device,
         params=params,
         versions=library_versions(),
+        start=start.mode,
+        start_reason=start.reason,
+        resumed_from_epoch=start.checkpoint.epoch + 1 if start.checkpoint else None,
     )

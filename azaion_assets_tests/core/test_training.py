@@ -1,5 +1,15 @@
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
+from azaion_assets.core.checkpoints import find_resumable, load_checkpoint
+from azaion_assets.core.classes import load_classes, slot_names
+from azaion_assets.core.forming import form_dataset
+from azaion_assets.core.synthetic import write_samples
 from azaion_assets.core.training import (
     BaseModelError,
     EpochStats,
@@ -57,3 +67,77 @@ def test_device_auto_picks_cpu_without_cuda_and_overrides_pass_through():
 def test_epoch_line_names_epoch_losses_and_map():
     stats = EpochStats(3, 10, {"train/box_loss": 1.5}, {"metrics/mAP50(B)": 0.25})
     assert stats.line() == "epoch 3/10 train/box_loss=1.5000 metrics/mAP50(B)=0.2500"
+
+
+PARTITION = "2026-11-24"
+
+
+@pytest.fixture
+def tiny_dataset(tree, runtime_dir) -> tuple[Path, Path]:
+    """A formed 40-image dataset; returns (dataset_dir, run_dir)."""
+    write_samples(tree.data, 40, seed=3)
+    report = form_dataset(
+        tree, PARTITION, (70, 20, 10), slot_names(load_classes(tree.classes_file))
+    )
+    return report.path, tree.model_dir(PARTITION)
+
+
+def _child(dataset: Path, run_dir: Path, runtime_dir: Path, epochs: int) -> subprocess.Popen:
+    args = [sys.executable, "-m", "azaion_assets_tests.train_child", str(runtime_dir)]
+    args += [str(dataset), str(run_dir), str(epochs)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _run_until_epoch(child: subprocess.Popen, epoch: int) -> list[str]:
+    assert child.stdout is not None
+    seen = []
+    for line in child.stdout:
+        seen.append(line.rstrip())
+        if line.startswith(f"epoch {epoch}"):
+            return seen
+    tail = "\n".join(seen[-30:])
+    raise AssertionError(f"training ended before epoch {epoch}:\n{tail}")
+
+
+def _finish(child: subprocess.Popen) -> list[str]:
+    out, _ = child.communicate(timeout=600)
+    return [line for line in out.splitlines() if line.startswith(("start:", "epoch", "done"))]
+
+
+@pytest.mark.slow
+def test_a_cancel_stops_at_the_next_batch_and_the_retry_resumes(tiny_dataset, runtime_dir):
+    dataset, run_dir = tiny_dataset
+    staging = run_dir.with_name(f".{run_dir.name}.training")
+    child = _child(dataset, run_dir, runtime_dir, epochs=4)
+    _run_until_epoch(child, 1)
+    time.sleep(0.5)  # into the second epoch's batches
+    sent = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    child.communicate(timeout=120)
+    assert time.monotonic() - sent < 20, "the cancel did not stop training promptly"
+    assert child.returncode != 0  # the interrupt is delivered once the checkpoint is written
+    assert not run_dir.exists(), "a cancelled training must not replace the partition's model"
+    found = find_resumable(staging / "weights", epochs=4)
+    assert found is not None and found.epoch >= 1  # epoch 2 was under way: counted as done
+
+    lines = _finish(_child(dataset, run_dir, runtime_dir, epochs=4))
+    assert lines[0] == f"start: resuming from last.pt after epoch {found.epoch + 1}/4"
+    assert lines[-1] == f"done resume {found.epoch + 1}"
+    assert [line for line in lines if line.startswith("epoch")][-1] == "epoch 4"
+    ckpt = load_checkpoint(run_dir / "weights" / "best.pt")
+    assert ckpt is not None and ckpt["optimizer"] is None  # the final model is stripped
+
+
+@pytest.mark.slow
+def test_a_killed_training_resumes_from_its_last_checkpoint(tiny_dataset, runtime_dir):
+    dataset, run_dir = tiny_dataset
+    child = _child(dataset, run_dir, runtime_dir, epochs=4)
+    _run_until_epoch(child, 2)
+    child.kill()  # SIGKILL: no cleanup of any kind
+    child.wait()
+    lines = _finish(_child(dataset, run_dir, runtime_dir, epochs=4))
+    assert lines[0].startswith("start: resuming from ")
+    resumed = int(lines[-1].split()[-1])
+    assert lines[-1].startswith("done resume") and resumed >= 2  # never from scratch
+    assert next(line for line in lines if line.startswith("epoch")) == f"epoch {resumed + 1}"
+    assert (run_dir / "weights" / "best.pt").is_file()

@@ -1,0 +1,118 @@
+"""Champion/challenger: a new model replaces ``models/azaion.pt`` only if it is as good.
+
+Scores are only comparable on the same images, so both models are evaluated on the new
+dataset's test split, which neither trained on: splits are stable by name, so a test image of
+today was a test image (or absent) in every earlier dataset too. The challenger wins when its
+mAP50-95 is at least the champion's minus RETRAIN_PROMOTION_TOLERANCE. If the champion cannot
+be evaluated on the new split (a different class list, a damaged file), nothing is promoted
+automatically; the reason is recorded and an operator can promote by hand.
+
+Each trained partition keeps its scores in ``models/azaion-YYYY-MM-DD/evaluation.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from azaion_assets.core.atomic import atomic_write_text
+from azaion_assets.core.publish import read_record
+
+EVALUATION = "evaluation.json"
+TEST_SPLIT = "test"
+
+
+@dataclass(frozen=True)
+class Score:
+    map50: float
+    map50_95: float
+    images: int
+
+
+@dataclass(frozen=True)
+class Verdict:
+    promote: bool
+    reason: str
+    challenger: Score
+    champion: Score | None
+    champion_partition: str | None  # the partition azaion.pt held when judged
+    tolerance: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate(
+    weights: Path, data_yaml: Path, imgsz: int, batch: int, device: str, workdir: Path
+) -> Score:
+    """mAP of ``weights`` on the test split of ``data_yaml``, on the NMS-free head we ship."""
+    from ultralytics import YOLO
+
+    metrics: Any = YOLO(str(weights)).val(
+        data=str(data_yaml),
+        split=TEST_SPLIT,
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        plots=False,
+        verbose=False,
+        project=str(workdir),
+        name=f"eval-{Path(weights).stem}",
+        exist_ok=True,
+    )
+    return Score(
+        map50=round(float(metrics.box.map50), 4),
+        map50_95=round(float(metrics.box.map), 4),
+        images=_split_images(data_yaml),
+    )
+
+
+def _split_images(data_yaml: Path) -> int:
+    folder = Path(data_yaml).parent / TEST_SPLIT / "images"
+    return sum(1 for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else 0
+
+
+def judge(
+    challenger: Score,
+    champion: Score | None,
+    champion_partition: str | None,
+    tolerance: float,
+    champion_error: str | None = None,
+) -> Verdict:
+    """Promote when there is no champion, or when the challenger is at least as good."""
+
+    def verdict(promote: bool, reason: str) -> Verdict:
+        return Verdict(promote, reason, challenger, champion, champion_partition, tolerance)
+
+    if champion_partition is None:
+        return verdict(True, "no champion yet: the first model becomes the champion")
+    if champion is None:
+        return verdict(
+            False,
+            f"champion ({champion_partition}) could not be evaluated on this test split "
+            f"({champion_error}); promote by hand if this model should replace it",
+        )
+    margin = challenger.map50_95 - champion.map50_95
+    figures = (
+        f"mAP50-95 {challenger.map50_95:.4f} vs champion ({champion_partition}) "
+        f"{champion.map50_95:.4f} on the same {challenger.images} test images"
+    )
+    if margin >= -tolerance:
+        return verdict(True, f"promoted: {figures} (tolerance {tolerance})")
+    return verdict(False, f"kept as challenger: {figures} (tolerance {tolerance})")
+
+
+def champion_partition(champion: Path) -> str | None:
+    record = read_record(champion) if champion.is_file() else None
+    return record.get("partition") if record else None
+
+
+def write_evaluation(model_dir: Path, verdict: Verdict) -> Path:
+    return atomic_write_text(model_dir / EVALUATION, json.dumps(verdict.as_dict(), indent=2))
+
+
+def read_evaluation(model_dir: Path) -> dict[str, Any] | None:
+    path = model_dir / EVALUATION
+    return json.loads(path.read_text("utf-8")) if path.is_file() else None

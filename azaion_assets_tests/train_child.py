@@ -1,0 +1,44 @@
+"""Train a tiny model in a child process, for the cancel and kill tests.
+
+    python -m azaion_assets_tests.train_child <runtime_dir> <dataset_dir> <run_dir> <epochs>
+
+Prints ``epoch N`` after each epoch and ``done <start> <resumed_from_epoch>`` at the end.
+"""
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from azaion_assets.core.forming import DATA_YAML
+from azaion_assets.core.offline import prepare_ultralytics
+from azaion_assets.core.training import TrainParams, train
+
+# Small batches on tiny images: many batches per epoch, so a cancel lands between two of them.
+TINY_PARAMS = TrainParams(
+    model="yolo26n.yaml",
+    epochs=4,
+    batch=2,
+    imgsz=64,
+    save_period=1,
+    workers=0,
+    device="cpu",
+    seed=0,
+    amp=False,
+    plots=False,
+    optimizer="AdamW",
+    lr0=0.002,
+)
+
+if __name__ == "__main__":
+    runtime, dataset, run_dir, epochs = sys.argv[1:5]
+    prepare_ultralytics(Path(runtime))
+    params = dataclasses.replace(TINY_PARAMS, epochs=int(epochs))
+    result = train(
+        Path(dataset) / DATA_YAML,
+        Path(run_dir),
+        params,
+        data_version="v1",
+        on_epoch=lambda stats: print(f"epoch {stats.epoch}", flush=True),
+        log=lambda line: print(f"start: {line}", flush=True),
+    )
+    print(f"done {result.start} {result.resumed_from_epoch}", flush=True)
