@@ -16,11 +16,13 @@ DEMO_ENV := AZAION_ROOT_DIR=$(VAR)/azaion DAGSTER_HOME=$(VAR)/dagster \
 .PHONY: install system-deps demo dev test lint bench env-example clean
 
 # Debian packages: python3-venv for the venv, rabbitmq-server (with its stream plugin) for the
-# throwaway brokers that the tests, the demo and the benchmarks start.
+# throwaway brokers that the tests, the demo and the benchmarks start, docker-compose (v1) for
+# the tests that validate docker-compose.yml (no Docker engine needed).
 system-deps:
 	@missing=""; \
 	$(PYTHON) -m venv --help >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing="$$missing rabbitmq-server"; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi

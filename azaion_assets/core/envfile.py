@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from azaion_assets.core.deployenv import DEPLOY_VARS
 from azaion_assets.core.settings import Settings, _extra
 
 ENV_HEADER = """\
@@ -17,6 +18,12 @@ ENV_HEADER = """\
 # Generated from azaion_assets/core/settings.py by `azaion-assets env-example`; do not edit.
 # Copy to .env (never committed) and fill in the secrets: they have no defaults, and the
 # parts of the pipeline that need them refuse to start without them.
+"""
+
+DEPLOY_HEADER = """
+# --- Deployment (docker-compose / Helm) ---
+# Read by docker-compose.yml and deploy/ (see azaion_assets/core/deployenv.py), not by
+# azaion-assets itself. Secrets have no defaults: docker-compose refuses to start without them.
 """
 
 
@@ -40,6 +47,10 @@ def render_env_example() -> str:
         suffix = f" ({'; '.join(notes)})" if notes else ""
         lines.append(f"# {info.description}{suffix}")
         lines.append(f"{name.upper()}={_default(info.default)}")
+    lines.append(DEPLOY_HEADER)
+    for var in DEPLOY_VARS:
+        lines.append(f"# {var.doc}{' (secret)' if var.secret else ''}")
+        lines.append(f"{var.name}={_default(var.default)}")
     return "\n".join(lines) + "\n"
 
 
