@@ -41,6 +41,7 @@ from docker.models import containers as docker_containers
 from azaion_assets.annotations import annotations
 from azaion_assets.core.deployenv import DEPLOY_VARS
 from azaion_assets.core.envfile import render_env_example
+from azaion_assets.core.retraining import training_run_tags
 from azaion_assets.core.settings import Settings
 from azaion_assets.core.synthetic import write_samples
 from azaion_assets.dataset import dataset, dataset_labels_valid, dataset_splits_non_empty
@@ -71,12 +72,6 @@ CHART_QUEUED_COORDINATOR_KEYS = {
 
 GPU_LIMIT = {"key": "azaion/gpu", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
 INGEST_LIMIT = {"key": "azaion/stage", "value": "ingest", "limit": 1}
-# The run tag training runs carry on Kubernetes (built in code from K8S_GPU_LIMIT and
-# K8S_GPU_NODE_SELECTOR; these are their defaults).
-K8S_TRAINING_TAG = {
-    "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}},
-    "pod_spec_config": {"node_selector": {"nvidia.com/gpu.present": "true"}},
-}
 SECRETS = {"RABBITMQ_PASSWORD", "DAGSTER_POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD"}
 
 
@@ -238,11 +233,25 @@ def test_instance_config_matches_dagsters_schema_and_builds_its_classes(
 @pytest.mark.parametrize("instance_file", INSTANCES, indirect=True)
 def test_every_instance_queues_one_run_per_gpu_one_ingest_and_retries(instance_file: Path):
     config = _validated(instance_file)
-    limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
+    limits = _run_limits(config)
     assert GPU_LIMIT in limits, f"{instance_file}: no azaion/gpu limit of 1 per unique value"
     assert INGEST_LIMIT in limits, f"{instance_file}: no azaion/stage=ingest limit of 1"
     assert config["run_retries"]["enabled"] is True
     assert config["run_monitoring"]["enabled"] is True
+
+
+def _run_limits(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tag limits, from ``concurrency.runs`` or (the Helm chart's form) the coordinator config."""
+    runs = config.get("concurrency", {}).get("runs")
+    if runs is not None:
+        return runs["tag_concurrency_limits"]
+    return config["run_coordinator"]["config"]["tag_concurrency_limits"]
+
+
+@pytest.mark.parametrize("instance_file", ["host", "docker"], indirect=True)
+def test_host_and_docker_instances_give_the_model_step_one_gpu_slot(instance_file: Path):
+    pools = _validated(instance_file)["concurrency"]["pools"]
+    assert pools == {"default_limit": 1, "granularity": "op"}
 
 
 # --- Docker -----------------------------------------------------------------------------------
@@ -339,14 +348,8 @@ def _run_pod(kubeconfig: Path, tags: dict[str, str]):
 
 
 def test_training_runs_get_a_gpu_and_a_gpu_node_other_runs_neither(kubeconfig: Path):
-    training = _run_pod(
-        kubeconfig,
-        {
-            "azaion/stage": "train",
-            "azaion/gpu": "0",
-            "dagster-k8s/config": json.dumps(K8S_TRAINING_TAG),
-        },
-    )
+    # The tags every training run carries, as the code builds them from the default settings.
+    training = _run_pod(kubeconfig, training_run_tags(Settings()))
     (container,) = training.containers
     assert container.resources.limits == {"nvidia.com/gpu": "1"}
     assert training.node_selector == {"nvidia.com/gpu.present": "true"}
