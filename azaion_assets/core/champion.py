@@ -94,7 +94,8 @@ def judge(
             f"champion ({champion_partition}) could not be evaluated on this test split "
             f"({champion_error}); promote by hand if this model should replace it",
         )
-    margin = challenger.map50_95 - champion.map50_95
+    # Scores carry 4 decimals; rounding keeps a margin of exactly -tolerance inclusive.
+    margin = round(challenger.map50_95 - champion.map50_95, 6)
     figures = (
         f"mAP50-95 {challenger.map50_95:.4f} vs champion ({champion_partition}) "
         f"{champion.map50_95:.4f} on the same {challenger.images} test images"

@@ -232,7 +232,7 @@ def train(
         model, kwargs = _prepare(start, staging, data_yaml, params, identity)
         _add_callbacks(model, on_epoch)
         with deferred_interrupts() as stop:
-            model.add_callback("on_train_batch_end", lambda t: _stop_between_batches(t, stop))
+            model.add_callback("on_train_batch_end", lambda t: _stop_between_batches(t, stop, log))
             results = model.train(**kwargs)
         trainer = model.trainer
         assert trainer is not None and results is not None
@@ -292,15 +292,17 @@ def _add_callbacks(model: Any, on_epoch: Callable[[EpochStats], None]) -> None:
     model.add_callback("on_model_save", lambda trainer: prune_epoch_files(Path(trainer.wdir)))
 
 
-def _stop_between_batches(trainer: Any, stop: StopRequest) -> None:
+def _stop_between_batches(trainer: Any, stop: StopRequest, log: Callable[[str], None]) -> None:
     """Ultralytics calls this after every batch: the one safe place to stop a cancelled run."""
     if not stop.requested:
         return
     trainer.save_model()  # counts the interrupted epoch as done; the resume starts after it
-    raise TrainingStopped(
-        f"stopped during epoch {trainer.epoch + 1}/{trainer.epochs}; "
+    message = (
+        f"cancelled: stopped during epoch {trainer.epoch + 1}/{trainer.epochs}, "
         f"resumable checkpoint {trainer.last}"
     )
+    log(message)
+    raise TrainingStopped(message)
 
 
 def _finish(staging: Path, data_yaml: Path, params: TrainParams) -> Any:
