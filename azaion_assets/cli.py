@@ -28,7 +28,7 @@ from azaion_assets.core.synthetic import write_samples
 from azaion_assets.core.training import BaseModelError, resolve_base_model
 
 EXIT_CONFIG = 2
-DEMO_ASSETS = "dataset,model,onnx_model"
+DEMO_ASSETS = "dataset,model,onnx_model,champion"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -179,6 +179,10 @@ def _print_summary(tree: DataTree, partition: str) -> None:
                     "onnx_latency_ms",
                     "torch_latency_ms",
                     "published",
+                    "decision",
+                    "test_mAP50-95",
+                    "partition",
+                    "promotion",
                 )
             }
             print(f"{key:<11} {shown}")

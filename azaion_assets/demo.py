@@ -5,12 +5,16 @@
    a bulk Validate, and one malformed message to show the quarantine).
 3. ``dagster-daemon`` runs: ``annotation_stream_sensor`` turns the new offsets into partitions
    and the queued ingest runs carry them into ``data/``.
-4. ``dataset -> model -> onnx_model`` is materialised for today's partition.
+4. ``retraining_sensor`` sees that enough validated annotations arrived and requests
+   ``retraining_job`` (dataset -> model -> onnx_model) for today, which the daemon's queue
+   launches as a training run. For another day, or when today's dataset was already formed (a
+   second demo the same day), the demo launches the job itself, as an operator would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -19,6 +23,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from azaion_assets.core import messages
@@ -27,7 +32,7 @@ from azaion_assets.core.localbroker import LocalBroker
 from azaion_assets.core.settings import Settings
 from azaion_assets.core.stream import StreamTarget, probe_tail, publish
 
-TRAINING_ASSETS = "dataset,model,onnx_model"
+FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 
 
 def _tool(name: str) -> str:
@@ -47,9 +52,9 @@ def broker_for(settings: Settings) -> Iterator[tuple[StreamTarget, dict[str, str
         yield target, target.as_env()
 
 
-def demo_messages(count: int, seed: int) -> list[messages.Message]:
+def demo_messages(count: int, seed: int) -> tuple[list[messages.Message], int]:
     """``count`` annotations by validators, plus a sixth as many by an operator, half of which
-    a validator then approves in bulk, and one malformed message."""
+    a validator then approves in bulk, and one malformed message; and how many are validated."""
     validator = messages.Author(Role.VALIDATOR, "validator@azaion.local")
     operator = messages.Author(Role.OPERATOR, "operator@azaion.local")
     seeded = max(2, count // 6)
@@ -58,15 +63,17 @@ def demo_messages(count: int, seed: int) -> list[messages.Message]:
     approved = [f"seeded_{seed + 1:04d}_{i:06d}" for i in range(0, seeded, 2)]
     batch.append(messages.bulk(approved, Status.VALIDATED, validator))
     batch.append((b"\xc1 not msgpack", {STATUS_PROPERTY: int(Status.CREATED)}))
-    return batch
+    return batch, count + len(approved)
 
 
-def publish_demo_set(target: StreamTarget, count: int, seed: int) -> int:
-    sent = asyncio.run(publish(target, demo_messages(count, seed)))
+def publish_demo_set(target: StreamTarget, count: int, seed: int) -> tuple[int, int]:
+    """Publish the demo set; returns the stream's tail offset and the validated count."""
+    batch, validated = demo_messages(count, seed)
+    sent = asyncio.run(publish(target, batch))
     tail = asyncio.run(probe_tail(target))
     assert tail is not None
     print(f"published {sent} messages to {target.where()}; tail offset {tail}")
-    return tail
+    return tail, validated
 
 
 @contextmanager
@@ -117,30 +124,80 @@ def wait_for_ingest(tail: int, timeout: float) -> list[str]:
             time.sleep(2)
 
 
+def _sensor_run(partition: str) -> str | None:
+    from dagster import DagsterInstance, RunsFilter
+
+    tags = {"azaion/trigger": "retraining_sensor", "dagster/partition": partition}
+    with DagsterInstance.get() as instance:
+        runs = instance.get_runs(RunsFilter(tags=tags), limit=1)
+        return runs[0].run_id if runs else None
+
+
+def _dataset_formed(partition: str) -> bool:
+    from dagster import AssetKey, DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        return partition in instance.get_materialized_partitions(AssetKey("dataset"))
+
+
+def launch_retraining(env: dict[str, str], partition: str) -> str:
+    """Submit retraining_job for ``partition`` to the run queue, as the UI's launchpad does."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        before = {r.run_id for r in instance.get_runs()}
+        tags = json.dumps({"dagster/partition": partition, "azaion/trigger": "demo"})
+        cmd = [_tool("dagster"), "job", "launch", "-w", "workspace.yaml"]
+        subprocess.run([*cmd, "-j", "retraining_job", "--tags", tags], env=env, check=True)
+        (run_id,) = {r.run_id for r in instance.get_runs()} - before
+        return run_id
+
+
+def wait_for(what: str, probe, timeout: float, every: float = 2.0):
+    deadline = time.monotonic() + timeout
+    while (found := probe()) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen in {timeout:.0f}s; see the log above")
+        time.sleep(every)
+    return found
+
+
+def run_status(run_id: str) -> str | None:
+    """The run's status once it has finished, else None."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+        status = run.status.value if run else "missing"
+        return status if status in FINISHED else None
+
+
 def run_demo(settings: Settings, count: int, seed: int, partition: str) -> int:
     with broker_for(settings) as (target, broker_env):
         env = {**os.environ, **broker_env}
         env.setdefault("STREAM_SENSOR_INTERVAL_SECONDS", "5")
         env.setdefault("STREAM_BATCH_MESSAGES", str(max(10, count // 3)))
-        tail = publish_demo_set(target, count, seed)
+        env.setdefault("RETRAIN_SENSOR_INTERVAL_SECONDS", "5")
+        tail, validated = publish_demo_set(target, count, seed)
+        # Retrain once everything this demo published has landed.
+        env.setdefault("RETRAIN_MIN_NEW_VALIDATED", str(validated))
         _prime_instance()
         started = time.monotonic()
+        today = datetime.now(UTC).date().isoformat()
+        automatic = partition == today and not _dataset_formed(today)
         with daemon(env):
             ingested = wait_for_ingest(tail, timeout=600)
-        print(
-            f"sensor and runs ingested {len(ingested)} partitions "
-            f"in {time.monotonic() - started:.0f}s: {', '.join(ingested)}"
-        )
-    print(f"materialising {TRAINING_ASSETS} for {partition} with {settings.training_model} ...")
-    cmd = [
-        _tool("dagster"),
-        "asset",
-        "materialize",
-        "-m",
-        "azaion_assets.definitions",
-        "--select",
-        TRAINING_ASSETS,
-        "--partition",
-        partition,
-    ]
-    return subprocess.run(cmd, check=False).returncode
+            print(
+                f"sensor and runs ingested {len(ingested)} partitions "
+                f"in {time.monotonic() - started:.0f}s: {', '.join(ingested)}"
+            )
+            if automatic:
+                print(f"waiting for retraining_sensor ({validated} new validated annotations) ...")
+                run_id = wait_for("retraining_sensor's request", lambda: _sensor_run(today), 300)
+            else:
+                print(f"launching retraining_job for {partition} (the sensor retrains once a day)")
+                run_id = launch_retraining(env, partition)
+            print(f"training run {run_id} with {settings.training_model} ...")
+            status = wait_for(f"run {run_id}", lambda: run_status(run_id), 3600, every=5)
+        print(f"training run {run_id}: {status} after {time.monotonic() - started:.0f}s")
+        return 0 if status == "SUCCESS" else 1
