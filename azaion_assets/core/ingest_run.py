@@ -77,6 +77,8 @@ class _Applier(threading.Thread):
                 self.ingest.flush()
             except BaseException as exc:
                 self.error = exc
+        else:
+            self.ingest.settle()  # a group may still be applying: let it end before failing
 
 
 def ingest_partition(
