@@ -79,6 +79,7 @@ def test_every_training_run_carries_the_gpu_retry_and_kubernetes_tags():
     k8s = json.loads(tags["dagster-k8s/config"])
     assert k8s["container_config"]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
     assert k8s["pod_spec_config"]["node_selector"] == {"nvidia.com/gpu.present": "true"}
+    assert k8s["pod_spec_config"]["termination_grace_period_seconds"] == 120
 
 
 def test_training_run_tags_follow_the_settings(monkeypatch):

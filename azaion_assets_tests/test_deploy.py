@@ -297,6 +297,12 @@ def test_docker_runs_get_the_gpus_shared_memory_the_data_tree_and_the_logs(monke
     assert host["NetworkMode"] == "azaion-assets"
     compute_logs = _validated(DOCKER_INSTANCE)["compute_logs"]["config"]["base_dir"]
     assert compute_logs == "/opt/dagster/logs"
+    # Terminate waits this long before SIGKILL: a training's time to checkpoint.
+    launcher = _docker_launcher(monkeypatch)
+    assert (
+        launcher.get_container_context(DagsterRun(job_name="j")).container_kwargs["stop_timeout"]
+        == 120
+    )
 
 
 def test_docker_runs_get_every_setting_and_the_instance_database(monkeypatch):
@@ -353,6 +359,7 @@ def test_training_runs_get_a_gpu_and_a_gpu_node_other_runs_neither(kubeconfig: P
     (container,) = training.containers
     assert container.resources.limits == {"nvidia.com/gpu": "1"}
     assert training.node_selector == {"nvidia.com/gpu.present": "true"}
+    assert training.termination_grace_period_seconds == 120  # time to checkpoint on cancel
 
     ingest = _run_pod(kubeconfig, {"azaion/stage": "ingest"})
     (container,) = ingest.containers

@@ -21,6 +21,7 @@ STAGE_TAG = "azaion/stage"
 GPU_TAG = "azaion/gpu"
 TRAIN_STAGE = "train"
 TRIGGER_TAG = "azaion/trigger"
+STOP_GRACE_SECONDS = 120
 
 
 def training_run_tags(settings: Settings) -> dict[str, str]:
@@ -28,7 +29,12 @@ def training_run_tags(settings: Settings) -> dict[str, str]:
         "container_config": {
             "resources": {"limits": {"nvidia.com/gpu": str(settings.k8s_gpu_limit)}}
         },
-        "pod_spec_config": {"node_selector": node_selector(settings.k8s_gpu_node_selector)},
+        "pod_spec_config": {
+            "node_selector": node_selector(settings.k8s_gpu_node_selector),
+            # Terminating a run deletes its pod: SIGTERM, then SIGKILL after this grace period,
+            # which training needs to finish its batch and write a resumable checkpoint.
+            "termination_grace_period_seconds": STOP_GRACE_SECONDS,
+        },
     }
     return {
         STAGE_TAG: TRAIN_STAGE,
