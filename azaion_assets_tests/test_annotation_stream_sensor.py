@@ -91,6 +91,27 @@ def test_an_unreachable_broker_skips_with_the_reason_and_keeps_the_cursor(
     assert stream_env.password not in (result.skip_message or "")
 
 
+def test_a_wrong_password_skips_every_tick_without_leaking_sockets(
+    stream_env, instance, monkeypatch
+):
+    import psutil
+
+    monkeypatch.setenv("RABBITMQ_PASSWORD", "not-the-password")
+
+    def sockets_to_broker() -> int:
+        connections = psutil.Process().net_connections("tcp")
+        return sum(1 for c in connections if c.raddr and c.raddr.port == stream_env.port)
+
+    before = sockets_to_broker()
+    for _ in range(4):
+        result = _tick(instance)
+        assert isinstance(result, SkipReason)
+        assert "AuthenticationFailure" in (result.skip_message or "")
+        assert "not-the-password" not in (result.skip_message or "")
+    # The broker hangs up on a failed login; each tick must still close its socket.
+    assert sockets_to_broker() == before
+
+
 def test_a_missing_password_skips_naming_the_variable(stream_env, instance, monkeypatch):
     monkeypatch.delenv("RABBITMQ_PASSWORD")
     result = _tick(instance)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from azaion_assets.core.contract import AMQP_ERROR_PROPERTY
+from azaion_assets.core.rstream_fixes import install as install_rstream_fixes
 from azaion_assets.core.settings import Settings
 
 OnMessage = Callable[[int, bytes, Mapping[Any, Any]], None]
@@ -165,6 +166,7 @@ def _read_whole_frames(conn: Any) -> None:
 async def _consumer(target: StreamTarget):
     from rstream import Consumer
 
+    install_rstream_fixes()
     consumer = Consumer(target.host, **target._client_kwargs())
     try:
         await consumer.start()
@@ -369,6 +371,7 @@ async def publish(
                     f"after {confirm_timeout:.0f}s"
                 ) from None
 
+    install_rstream_fixes()
     async with (
         _as_stream_errors(target, "publishing to"),
         Producer(target.host, **target._client_kwargs()) as producer,
