@@ -1,9 +1,10 @@
 """``champion``: the model in production, ``models/azaion.pt`` (and its ``azaion.onnx``).
 
-It is not computed by a step of its own: ``model`` promotes a challenger that scores at least as
-well (see ``core.champion``), and an operator can promote any trained partition with the
-``promote_model`` job. Either way a materialisation of ``champion`` records which partition now
-serves, with its scores, so the asset's page in the UI always answers "which model is live".
+It is not computed by a step of its own: ``model`` judges a challenger against it (see
+``core.champion``), ``onnx_model`` promotes a winner once its export passes parity, and an
+operator can promote any exported partition with the ``promote_model`` job. Either way a
+materialisation of ``champion`` records which partition now serves, with its scores, so the
+asset's page in the UI always answers "which model is live".
 """
 
 from typing import Any
@@ -13,15 +14,14 @@ from dagster import (
     AssetMaterialization,
     AssetSpec,
     Config,
+    Failure,
     OpExecutionContext,
     job,
     op,
 )
 
-from azaion_assets.core.champion import read_evaluation
-from azaion_assets.core.datatree import DataTree
-from azaion_assets.core.export import read_export_record
-from azaion_assets.core.publish import Published, publish
+from azaion_assets.core.champion import NotPromotable, read_evaluation
+from azaion_assets.core.champion import promote as promote_pair
 from azaion_assets.resources import AzaionSettingsResource
 
 CHAMPION = AssetKey("champion")
@@ -53,42 +53,25 @@ class PromoteConfig(Config):
     reason: str = ""
 
 
-def promote_partition(tree: DataTree, partition: str, extra: dict[str, Any]) -> list[Published]:
-    """Publish a partition's ``.pt`` and, if its export passed parity, its ``.onnx``; forced."""
-    weights = tree.model_dir(partition) / "weights" / "best.pt"
-    if not weights.is_file():
-        raise FileNotFoundError(f"no trained model for {partition}: {weights} is missing")
-    done = [publish(weights, tree.champion, partition, extra=extra, force=True)]
-    export = read_export_record(tree.model_dir(partition))
-    if export is not None and export["parity_passed"]:
-        onnx = weights.with_suffix(".onnx")
-        done.append(publish(onnx, tree.champion_onnx, partition, extra=extra, force=True))
-    return done
-
-
-@op(description="Put a trained partition's model in production, whatever its score")
+@op(description="Put a trained, exported partition's model in production, whatever its score")
 def promote(
     context: OpExecutionContext, config: PromoteConfig, settings: AzaionSettingsResource
 ) -> None:
     tree = settings.tree()
     how = "manual"
     extra = {"promotion": how, "reason": config.reason, "run_id": context.run_id}
-    published = promote_partition(tree, config.partition, extra)
-    onnx = "published" if len(published) == 2 else "not exported with passing parity yet"
-    context.log.info(f"{config.partition}: azaion.pt published; azaion.onnx {onnx}")
+    try:
+        promote_pair(tree, config.partition, extra, force=True)
+    except NotPromotable as exc:
+        raise Failure(str(exc), allow_retries=False) from None
+    context.log.info(f"{config.partition}: azaion.pt and azaion.onnx published")
     evaluation = read_evaluation(tree.model_dir(config.partition)) or {}
     challenger = evaluation.get("challenger") or {}
-    context.log_event(
-        champion_event(
-            config.partition,
-            how,
-            {
-                "reason": config.reason or "(none given)",
-                "test_mAP50-95": challenger.get("map50_95", "not evaluated"),
-                "onnx": onnx,
-            },
-        )
-    )
+    detail = {
+        "reason": config.reason or "(none given)",
+        "test_mAP50-95": challenger.get("map50_95", "not evaluated"),
+    }
+    context.log_event(champion_event(config.partition, how, detail))
 
 
 @job(description="Manual promotion: make a trained partition's model the champion")

@@ -1,11 +1,12 @@
 """Asset ``model``: ``models/azaion-YYYY-MM-DD/``, trained on the same day's dataset.
 
-The new model is a challenger: it replaces ``models/azaion.pt`` (the champion, which the rest of
-the Azaion platform picks up) only if it scores at least as well on the new test split (see
-``core.champion``); otherwise it stays in its dated folder, and an operator can still promote it
-with ``promote_model``. A retry of a failed run resumes the interrupted training from its last
-checkpoint, and a cancel stops at the next batch (see ``core.training``). Torch and Ultralytics
-are imported inside the step only.
+The new model is a challenger: it is judged against ``models/azaion.pt`` (the champion, which
+the rest of the Azaion platform picks up) on the new test split (see ``core.champion``), and
+replaces it, once its ONNX export passes parity, only if it scores at least as well; otherwise
+it stays in its dated folder, and an operator can still promote it with ``promote_model``.
+A retry of a failed run resumes the interrupted training from its last checkpoint, and a
+cancel stops at the next batch (see ``core.training``). Torch and Ultralytics are imported
+inside the step only.
 """
 
 from pathlib import Path
@@ -21,10 +22,8 @@ from dagster import (
     asset,
 )
 
-from azaion_assets.champion import champion_event
 from azaion_assets.core.champion import (
     Verdict,
-    champion_partition,
     evaluate,
     judge,
     write_evaluation,
@@ -32,7 +31,7 @@ from azaion_assets.core.champion import (
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.forming import DATA_YAML, read_manifest
 from azaion_assets.core.offline import prepare_ultralytics
-from azaion_assets.core.publish import publish
+from azaion_assets.core.publish import held_partition
 from azaion_assets.core.settings import Settings
 from azaion_assets.core.training import (
     TrainParams,
@@ -45,6 +44,7 @@ from azaion_assets.dataset import dataset
 from azaion_assets.partitions import daily_partitions
 from azaion_assets.resources import AzaionSettingsResource
 
+GPU_POOL = "gpu"  # dagster.yaml limits it: one training step at a time, whoever launched it
 _AP_SCHEMA = TableSchema(
     columns=[
         TableColumn("slot", "int"),
@@ -70,7 +70,7 @@ class TrainingConfig(Config):
     deps=[dataset],
     group_name="training",
     kinds={"pytorch", "yolo"},
-    pool="gpu",
+    pool=GPU_POOL,
     description=(
         "Ultralytics YOLO trained on the same day's dataset; replaces the champion azaion.pt "
         "only if it scores at least as well on the same test split"
@@ -98,17 +98,8 @@ def model(
     verdict = _judge(result, dataset_dir, tree, s.retrain_promotion_tolerance)
     write_evaluation(result.run_dir, verdict)
     context.log.info(verdict.reason)
-    promoted = False
-    if verdict.promote:
-        extra = {"promotion": "automatic", "verdict": verdict.as_dict()}
-        published = publish(result.best, tree.champion, partition, extra=extra)
-        promoted = published.published
-        context.log.info(f"{tree.champion.name}: {published.reason}")
-        if promoted:
-            detail = {"test_mAP50-95": verdict.challenger.map50_95, "reason": verdict.reason}
-            context.log_event(champion_event(partition, "automatic", detail))
     return MaterializeResult(
-        metadata={**_metadata(result, params, manifest), **_verdict_metadata(verdict, promoted)}
+        metadata={**_metadata(result, params, manifest), **_verdict_metadata(verdict)}
     )
 
 
@@ -134,7 +125,7 @@ def _judge(result: TrainResult, dataset_dir: Path, tree: DataTree, tolerance: fl
     p = result.params
     data_yaml, workdir = dataset_dir / DATA_YAML, result.run_dir / "evaluation"
     challenger = evaluate(result.best, data_yaml, p.imgsz, p.batch, p.device, workdir)
-    held = champion_partition(tree.champion)
+    held = held_partition(tree.champion)
     champion, error = None, None
     if held is not None:
         try:
@@ -144,10 +135,11 @@ def _judge(result: TrainResult, dataset_dir: Path, tree: DataTree, tolerance: fl
     return judge(challenger, champion, held, tolerance, champion_error=error)
 
 
-def _verdict_metadata(verdict: Verdict, promoted: bool) -> dict:
+def _verdict_metadata(verdict: Verdict) -> dict:
     champion = verdict.champion
     return {
-        "promoted": promoted,
+        # Applied by onnx_model once the export passes parity: the champion is a .pt + .onnx pair.
+        "verdict": "promote" if verdict.promote else "keep as challenger",
         "decision": verdict.reason,
         "test_mAP50": verdict.challenger.map50,
         "test_mAP50-95": verdict.challenger.map50_95,

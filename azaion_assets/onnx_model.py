@@ -1,9 +1,10 @@
 """Asset ``onnx_model``: the NMS-free ONNX export of the day's model, with a parity check.
 
 The parity check is blocking: an export that disagrees with PyTorch is recorded but never
-published as ``models/azaion.onnx`` and stops anything downstream. The ONNX file follows the
-champion: it is published only when the day's model is the one in ``models/azaion.pt``; a
-challenger's export stays in its dated folder, ready if an operator promotes it.
+published and stops anything downstream. This step also applies the model step's verdict: a
+model that won against the champion is promoted here, as a pair (``models/azaion.pt`` and
+``models/azaion.onnx``), once its export is known to be faithful. A challenger's export stays
+in its dated folder, ready if an operator promotes it.
 """
 
 import time
@@ -17,7 +18,9 @@ from dagster import (
     asset,
 )
 
-from azaion_assets.core.champion import champion_partition
+from azaion_assets.champion import champion_event
+from azaion_assets.core.champion import expected_champion, promote, read_evaluation
+from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.export import (
     check_parity,
     describe_onnx,
@@ -25,7 +28,7 @@ from azaion_assets.core.export import (
     write_export_record,
 )
 from azaion_assets.core.offline import prepare_ultralytics
-from azaion_assets.core.publish import publish
+from azaion_assets.core.publish import held_partition
 from azaion_assets.model import model
 from azaion_assets.partitions import daily_partitions
 from azaion_assets.resources import AzaionSettingsResource
@@ -78,20 +81,8 @@ def onnx_model(
     )
     context.log.info(f"parity {parity.as_dict()}")
     write_export_record(tree.model_dir(partition), onnx_path, parity)
-    held = champion_partition(tree.champion)
-    published = None
-    if not parity.passed:
-        context.log.error(
-            f"ONNX export disagrees with PyTorch; {tree.champion_onnx} left as it was"
-        )
-    elif held != partition:
-        context.log.info(
-            f"{partition} is not the champion (azaion.pt holds {held or 'nothing'}): "
-            f"{tree.champion_onnx.name} left as it was"
-        )
-    else:
-        published = publish(onnx_path, tree.champion_onnx, partition)
-        context.log.info(f"{tree.champion_onnx.name}: {published.reason}")
+    promoted = _promote(context, tree, partition, parity.passed)
+    held = held_partition(tree.champion)
     return MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(onnx_path)),
@@ -104,9 +95,9 @@ def onnx_model(
             "parity": MetadataValue.json(parity.as_dict()),
             "onnx_latency_ms": parity.onnx_ms,
             "torch_latency_ms": parity.torch_ms,
-            "published": bool(published and published.published),
+            "promoted": promoted,
             "champion": held or "none",
-            "published_path": MetadataValue.path(str(tree.champion_onnx)),
+            "champion_path": MetadataValue.path(str(tree.champion_onnx)),
         },
         check_results=[
             AssetCheckResult(
@@ -116,3 +107,24 @@ def onnx_model(
             )
         ],
     )
+
+
+def _promote(
+    context: AssetExecutionContext, tree: DataTree, partition: str, parity_passed: bool
+) -> bool:
+    """Apply the model step's verdict now that the export is known to be faithful."""
+    evaluation = read_evaluation(tree.model_dir(partition))
+    if not parity_passed:
+        context.log.error("ONNX export disagrees with PyTorch; the champion stays as it was")
+        return False
+    if evaluation is None or not evaluation["promote"]:
+        context.log.info(f"{partition} is a challenger: the champion stays as it was")
+        return False
+    extra = {"promotion": "automatic", "verdict": evaluation["reason"]}
+    published = promote(tree, partition, extra, expected=expected_champion(evaluation))
+    context.log.info(f"champion: {published.reason}")
+    if published.published:
+        score = evaluation["challenger"]["map50_95"]
+        detail = {"test_mAP50-95": score, "reason": evaluation["reason"]}
+        context.log_event(champion_event(partition, "automatic", detail))
+    return published.published

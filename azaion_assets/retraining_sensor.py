@@ -33,6 +33,7 @@ from azaion_assets.core.retraining import (
     decide,
 )
 from azaion_assets.core.settings import ConfigError, load_settings
+from azaion_assets.model import GPU_POOL
 from azaion_assets.retraining import RETRAINING_JOB
 
 ACTIVE = [
@@ -47,13 +48,19 @@ SENSOR = "retraining_sensor"
 
 
 def active_training(instance: DagsterInstance) -> str | None:
+    """A training run queued or running; or, for a training launched outside retraining_job
+    (no run tags, e.g. ``model`` materialised from the asset graph), a busy ``gpu`` pool."""
     records = instance.get_run_records(
         RunsFilter(tags={STAGE_TAG: TRAIN_STAGE}, statuses=ACTIVE), limit=1
     )
-    if not records:
-        return None
-    run = records[0].dagster_run
-    return f"run {run.run_id[:8]} is {run.status.value}"
+    if records:
+        run = records[0].dagster_run
+        return f"run {run.run_id[:8]} is {run.status.value}"
+    pool = instance.event_log_storage.get_concurrency_info(GPU_POOL)
+    holders = sorted(pool.active_run_ids | pool.pending_run_ids)
+    if holders:
+        return f"the {GPU_POOL} pool is held or awaited by run {holders[0][:8]}"
+    return None
 
 
 def requested_today(instance: DagsterInstance, today: str) -> str | None:
@@ -77,15 +84,25 @@ def dataset_today(instance: DagsterInstance, today: str) -> str | None:
     return f"formed at {at} by run {record.run_id[:8]}"
 
 
+def _dataset_cutoff(instance: DagsterInstance, record) -> dict:
+    """Annotations count as new from the start of the run that formed the newest dataset:
+    those applied while it was forming may be missing from it, so they count again (retraining
+    a little early beats never counting them)."""
+    run = instance.get_run_record_by_id(record.run_id) if record.run_id else None
+    if run is not None and run.start_time is not None:
+        return {"after_timestamp": run.start_time}
+    return {"after_storage_id": record.storage_id}
+
+
 def new_since_last_dataset(instance: DagsterInstance) -> tuple[str | None, int, int]:
     """(newest dataset partition, validated annotations and partitions materialised since)."""
     latest = instance.fetch_materializations(AssetKey("dataset"), limit=1).records
-    after = latest[0].storage_id if latest else None
+    cutoff = _dataset_cutoff(instance, latest[0]) if latest else {}
     validated = partitions = 0
     cursor = None
     while True:
         page = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey("annotations"), after_storage_id=after),
+            AssetRecordsFilter(asset_key=AssetKey("annotations"), **cutoff),
             limit=_PAGE,
             cursor=cursor,
             ascending=True,

@@ -76,6 +76,7 @@ def test_every_training_run_carries_the_gpu_retry_and_kubernetes_tags():
     tags = job.tags
     assert tags["azaion/stage"] == "train" and tags["azaion/gpu"] == "auto"
     assert tags["dagster/max_retries"] == "2" and tags["dagster/retry_strategy"] == "FROM_FAILURE"
+    assert tags["dagster/max_runtime"] == str(72 * 3600)
     k8s = json.loads(tags["dagster-k8s/config"])
     assert k8s["container_config"]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
     assert k8s["pod_spec_config"]["node_selector"] == {"nvidia.com/gpu.present": "true"}

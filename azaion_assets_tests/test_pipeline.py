@@ -30,8 +30,8 @@ from azaion_assets.onnx_model import onnx_model
 from azaion_assets.resources import AzaionSettingsResource
 from azaion_assets_tests.conftest import TINY_PROFILE, clear_config_env, guard_network
 
-PARTITION = "2026-11-24"
-OLDER = "2026-11-23"  # a second, older day: its model challenges the first one
+PARTITION = "2026-11-22"
+NEWER = "2026-11-23"  # a second, newer day: its model challenges the first one
 GRAPH = [
     annotations,
     dataset,
@@ -160,7 +160,8 @@ def test_model_files_metadata_and_epoch_logs(pipeline):
 
 def test_the_first_model_becomes_the_champion_with_its_test_score(pipeline):
     meta = pipeline.metadata("model")
-    assert meta["promoted"] is True and meta["champion_before"] == "none"
+    assert meta["verdict"] == "promote" and meta["champion_before"] == "none"
+    assert pipeline.metadata("onnx_model")["promoted"] is True  # promoted with its export
     assert meta["decision"] == "no champion yet: the first model becomes the champion"
     assert meta["test_images"] == pipeline.metadata("dataset")["images_test"]
     assert 0.0 <= meta["test_mAP50-95"] <= 1.0
@@ -227,23 +228,24 @@ def test_a_worse_challenger_stays_in_its_folder_until_promoted_by_hand(configure
     result = materialize(
         GRAPH,
         instance=configured.instance,
-        partition_key=OLDER,
+        partition_key=NEWER,
         resources=RESOURCES,
         selection=SELECTION,
     )
     assert result.success
     meta = configured.metadata("model")
-    assert meta["promoted"] is False and meta["decision"].startswith("kept as challenger")
+    assert meta["verdict"] == "keep as challenger"
+    assert meta["decision"].startswith("kept as challenger")
     assert meta["champion_before"] == PARTITION
     assert meta["champion_test_mAP50-95"] > meta["test_mAP50-95"] + 0.49
     assert tree.champion.read_bytes() == champion_pt  # the champion stays
     onnx_meta = configured.metadata("onnx_model")
-    assert onnx_meta["published"] is False and onnx_meta["champion"] == PARTITION
+    assert onnx_meta["promoted"] is False and onnx_meta["champion"] == PARTITION
     assert tree.champion_onnx.read_bytes() == champion_onnx  # the export follows the champion
-    challenger = tree.model_dir(OLDER) / "weights" / "best.pt"
+    challenger = tree.model_dir(NEWER) / "weights" / "best.pt"
     assert challenger.is_file()
 
-    config = {"partition": OLDER, "reason": "field test"}
+    config = {"partition": NEWER, "reason": "field test"}
     promoted = promote_model.execute_in_process(
         run_config={"ops": {"promote": {"config": config}}},
         instance=configured.instance,
@@ -253,10 +255,12 @@ def test_a_worse_challenger_stays_in_its_folder_until_promoted_by_hand(configure
     assert tree.champion.read_bytes() == challenger.read_bytes()
     assert tree.champion_onnx.read_bytes() == challenger.with_suffix(".onnx").read_bytes()
     record = read_record(tree.champion)
-    assert record is not None and record["partition"] == OLDER
+    assert record is not None and record["partition"] == NEWER
     assert record["promotion"] == "manual" and record["reason"] == "field test"
+    onnx_record = read_record(tree.champion_onnx)  # the pair moves together
+    assert onnx_record is not None and onnx_record["partition"] == NEWER
     champion_meta = configured.metadata("champion")
-    assert champion_meta["partition"] == OLDER and champion_meta["promotion"] == "manual"
+    assert champion_meta["partition"] == NEWER and champion_meta["promotion"] == "manual"
 
 
 def test_promoting_a_partition_that_was_never_trained_fails_and_changes_nothing(configured):

@@ -126,6 +126,18 @@ def test_no_request_while_a_training_is_queued_or_running(instance):
     assert isinstance(_tick(instance), RunRequest)
 
 
+def test_a_training_outside_the_job_is_seen_through_the_gpu_pool(instance):
+    _annotations(instance, "000000000000-000000000999", 500)
+    storage = instance.event_log_storage
+    storage.set_concurrency_slots("gpu", 1)
+    claim = storage.claim_concurrency_slot("gpu", "adhocrun-0001", "model")
+    assert claim.is_claimed
+    reason = _skip_reason(instance)
+    assert reason.startswith("a training is in progress (the gpu pool is held or awaited by run ")
+    storage.free_concurrency_slot_for_step("adhocrun-0001", "model")
+    assert isinstance(_tick(instance), RunRequest)
+
+
 def test_a_failed_automatic_run_is_not_requested_again_the_same_day(instance):
     _annotations(instance, "000000000000-000000000999", 500)
     tags = {"azaion/trigger": "retraining_sensor", "dagster/partition": TODAY}

@@ -98,7 +98,13 @@ def replace_dir(staging: Path, target: Path) -> None:
     """
     staging, target = Path(staging), Path(target)
     if target.exists() and _exchange(staging, target):
-        shutil.rmtree(staging)  # now holds the old content
+        # ``staging`` now holds the old content: move it out of that name before deleting it,
+        # so a crash during the delete never leaves old content where a retry looks for work.
+        trash = target.with_name(f".{target.name}.old")
+        if trash.exists():
+            shutil.rmtree(trash)
+        os.replace(staging, trash)
+        shutil.rmtree(trash)
     else:
         old = target.with_name(f".{target.name}.old")
         if old.exists():

@@ -7,7 +7,9 @@ mAP50-95 is at least the champion's minus RETRAIN_PROMOTION_TOLERANCE. If the ch
 be evaluated on the new split (a different class list, a damaged file), nothing is promoted
 automatically; the reason is recorded and an operator can promote by hand.
 
-Each trained partition keeps its scores in ``models/azaion-YYYY-MM-DD/evaluation.json``.
+Each trained partition keeps its verdict in ``models/azaion-YYYY-MM-DD/evaluation.json``. The
+promotion itself waits for the ONNX export to pass parity (``onnx_model``), because the champion
+is always a pair: ``azaion.pt`` and the ``azaion.onnx`` exported from it (``promote``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from azaion_assets.core.atomic import atomic_write_text
-from azaion_assets.core.publish import read_record
+from azaion_assets.core.datatree import DataTree
+from azaion_assets.core.export import read_export_record
+from azaion_assets.core.publish import NO_CHAMPION, Published, publish_pair
 
 EVALUATION = "evaluation.json"
 TEST_SPLIT = "test"
@@ -53,6 +57,7 @@ def evaluate(
     metrics: Any = YOLO(str(weights)).val(
         data=str(data_yaml),
         split=TEST_SPLIT,
+        nms=False,  # the one-to-one head without NMS: what training validated and we export
         imgsz=imgsz,
         batch=batch,
         device=device,
@@ -105,9 +110,38 @@ def judge(
     return verdict(False, f"kept as challenger: {figures} (tolerance {tolerance})")
 
 
-def champion_partition(champion: Path) -> str | None:
-    record = read_record(champion) if champion.is_file() else None
-    return record.get("partition") if record else None
+class NotPromotable(RuntimeError):
+    """The partition has no model, or no ONNX export that passed parity, to publish as a pair."""
+
+
+def promote(
+    tree: DataTree,
+    partition: str,
+    extra: dict[str, Any],
+    expected: str | None = None,
+    force: bool = False,
+) -> Published:
+    """Publish a partition's ``best.pt`` and its ONNX export as the champion pair.
+
+    ``expected``: the champion the promotion was decided against (``NO_CHAMPION`` if none), so
+    a champion that changed meanwhile is not replaced; ``force`` for an operator's promotion.
+    """
+    model_dir = tree.model_dir(partition)
+    weights = model_dir / "weights" / "best.pt"
+    if not weights.is_file():
+        raise NotPromotable(f"no trained model for {partition}: {weights} is missing")
+    export = read_export_record(model_dir)
+    if export is None or not export["parity_passed"] or not Path(export["onnx"]).is_file():
+        raise NotPromotable(
+            f"{partition} has no ONNX export that passed parity; materialise onnx_model for "
+            "it first (the champion is always a .pt with its .onnx)"
+        )
+    files = [(Path(export["onnx"]), tree.champion_onnx), (weights, tree.champion)]
+    return publish_pair(files, partition, extra, expected=expected, force=force)
+
+
+def expected_champion(evaluation: dict[str, Any]) -> str:
+    return evaluation.get("champion_partition") or NO_CHAMPION
 
 
 def write_evaluation(model_dir: Path, verdict: Verdict) -> Path:

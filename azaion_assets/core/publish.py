@@ -1,10 +1,15 @@
-"""Publishing a model file (``models/azaion.pt``, ``models/azaion.onnx``) for the platform.
+"""Publishing the champion: ``models/azaion.pt`` and ``models/azaion.onnx``, always as a pair.
 
-Backfills and re-runs materialise old partitions too; none of them may replace a model from a
-newer partition. Each published file has a sidecar record (``azaion.pt.json``) naming its
-partition and checksum, and publishing goes through one lock, so concurrent runs cannot
-interleave. Which model deserves publishing (champion/challenger by score) is decided in
-``champion``; an operator's manual promotion passes ``force`` to override the partition rule.
+The platform picks up both files, so they must come from the same partition: ``publish_pair``
+writes them together under one lock (the ONNX file first, so ``azaion.pt``, which names the
+champion, changes last). Each file has a sidecar record (``azaion.pt.json``) with its partition
+and checksum; a record whose checksum does not match its file (a crash between the copy and the
+record) is not believed (see ``held_partition``).
+
+Two rules protect the champion, checked under the lock: a backfill of an older partition never
+replaces a newer one, and a promotion decided against one champion is not applied if another
+took its place meanwhile (an operator promoted by hand during the evaluation). An operator's
+promotion passes ``force`` to bypass both.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,11 +26,14 @@ from typing import Any
 
 from azaion_assets.core.atomic import atomic_copy, atomic_write_text
 
+UNKNOWN = "unknown"  # a champion file without a believable record
+NO_CHAMPION = "none"  # what ``expected`` says when the promotion was decided with no champion
+
 
 @dataclass(frozen=True)
 class Published:
     published: bool
-    partition: str | None  # the partition the target holds afterwards
+    partition: str | None  # the partition the champion holds afterwards
     reason: str
 
 
@@ -44,6 +54,61 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def held_partition(target: Path) -> str | None:
+    """The partition ``target`` holds: None if there is no file, ``UNKNOWN`` if its record is
+    missing or belongs to other bytes (an older deployment's file, or a torn publish)."""
+    if not target.is_file():
+        return None
+    record = read_record(target)
+    if record is None or record.get("sha256") != sha256(target):
+        return UNKNOWN
+    return str(record["partition"])
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".publish.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _refusal(held: str | None, partition: str, expected: str | None) -> str | None:
+    if expected is not None and (held or NO_CHAMPION) != expected:
+        return f"the champion changed to {held} after this model was judged against {expected}"
+    if held not in (None, UNKNOWN) and held > partition:
+        return f"the champion is from newer partition {held}"
+    return None
+
+
+def publish_pair(
+    files: list[tuple[Path, Path]],
+    partition: str,
+    extra: dict[str, Any] | None = None,
+    expected: str | None = None,
+    force: bool = False,
+) -> Published:
+    """Copy each ``(source, target)`` atomically with its record, the last target naming the
+    champion. ``expected``: the partition the champion held when this promotion was decided."""
+    champion = files[-1][1]
+    with _locked(champion.parent):
+        held = held_partition(champion)
+        refusal = None if force else _refusal(held, partition, expected)
+        if refusal is not None:
+            return Published(False, held, f"not published: {refusal}")
+        for source, target in files:
+            atomic_copy(source, target)
+            record = {
+                "partition": partition,
+                "source": str(source),
+                "sha256": sha256(target),
+                "published_at": datetime.now(UTC).isoformat(),
+                **(extra or {}),
+            }
+            atomic_write_text(record_path(target), json.dumps(record, indent=2))
+        return Published(True, partition, f"published {partition}")
+
+
 def publish(
     source: Path,
     target: Path,
@@ -51,25 +116,5 @@ def publish(
     extra: dict[str, Any] | None = None,
     force: bool = False,
 ) -> Published:
-    """Copy ``source`` over ``target`` atomically unless ``target`` is from a newer partition.
-
-    ``extra`` goes into the sidecar (scores, who promoted it); ``force`` publishes regardless of
-    partition order, for an operator's explicit promotion.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / ".publish.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        current = read_record(target)
-        held = current.get("partition") if current else None
-        if held is not None and held > partition and not force:
-            return Published(False, held, f"{target.name} holds newer partition {held}")
-        atomic_copy(source, target)
-        record = {
-            "partition": partition,
-            "source": str(source),
-            "sha256": sha256(target),
-            "published_at": datetime.now(UTC).isoformat(),
-            **(extra or {}),
-        }
-        atomic_write_text(record_path(target), json.dumps(record, indent=2))
-        return Published(True, partition, f"published {partition}")
+    """One file, by the same rules (see ``publish_pair``)."""
+    return publish_pair([(source, target)], partition, extra, force=force)

@@ -40,6 +40,8 @@ def training_run_tags(settings: Settings) -> dict[str, str]:
         STAGE_TAG: TRAIN_STAGE,
         GPU_TAG: settings.training_device,
         "dagster/max_retries": str(settings.training_max_retries),
+        # Run monitoring cancels a run past this; its retry resumes from the checkpoint.
+        "dagster/max_runtime": str(int(settings.training_max_runtime_hours * 3600)),
         # Only the failed step re-runs, and the model step resumes from its checkpoint.
         "dagster/retry_strategy": "FROM_FAILURE",
         "dagster-k8s/config": json.dumps(k8s, sort_keys=True),

@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     training_max_retries: int = _field(
         2, doc="Retries of a failed training run; each resumes from the last checkpoint"
     )
+    training_max_runtime_hours: float = _field(
+        72,
+        doc="A training run still going after this long is cancelled (it checkpoints) and "
+        "retried, which resumes it; also frees the GPU from a run whose worker died unseen",
+    )
     k8s_gpu_limit: int = _field(1, doc="nvidia.com/gpu per training pod (Kubernetes launcher)")
     k8s_gpu_node_selector: str = _field(
         "nvidia.com/gpu.present=true",
@@ -200,6 +205,13 @@ class Settings(BaseSettings):
     def _non_negative(cls, value: int) -> int:
         if value < 0:
             raise ValueError("must not be negative")
+        return value
+
+    @field_validator("training_max_runtime_hours")
+    @classmethod
+    def _hours(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be more than 0")
         return value
 
     @field_validator("retrain_promotion_tolerance")

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from azaion_assets.core.atomic import replace_dir
+from azaion_assets.core.atomic import atomic_copy, replace_dir
 from azaion_assets.core.checkpoints import (
     Checkpoint,
     find_resumable,
@@ -160,7 +160,7 @@ class TrainingStopped(Exception):
 class Start:
     """How a training begins: fresh, resumed from a checkpoint, or already finished."""
 
-    mode: str  # "fresh" | "resume" | "finished"
+    mode: str  # "fresh" | "resume" | "finished" (in staging) | "trained" (already in run_dir)
     reason: str
     checkpoint: Checkpoint | None = None
 
@@ -175,19 +175,33 @@ def training_identity(params: TrainParams, data_version: str) -> dict[str, Any]:
     return {**fixed, "data_version": data_version}
 
 
-def plan_start(staging: Path, params: TrainParams, identity: dict[str, Any]) -> Start:
-    """Decide, from what an earlier attempt left in ``staging``, how this attempt starts."""
+def _final(weights: Path, epochs: int) -> bool:
+    """``last.pt`` says every epoch was trained (stripped by Ultralytics, or not yet)."""
+    last = load_checkpoint(weights / "last.pt") if (weights / "last.pt").is_file() else None
+    return last is not None and (
+        last.get("optimizer") is None or last.get("epoch", -1) >= epochs - 1
+    )
+
+
+def plan_start(
+    staging: Path, params: TrainParams, identity: dict[str, Any], run_dir: Path | None = None
+) -> Start:
+    """Decide how this attempt starts, from what earlier attempts left.
+
+    An attempt in progress (``staging``) comes first: resume it, or finish it if it trained
+    every epoch. Otherwise, if ``run_dir`` already holds this very training (same dataset
+    version and parameters, every epoch done), it is reused rather than trained again: that is
+    where a step killed after the swap, during evaluation or promotion, left its work.
+    """
     weights = staging / "weights"
     if not weights.is_dir():
+        if run_dir is not None and _trained(run_dir, params, identity):
+            return Start("trained", f"{run_dir.name} already holds this training: reusing it")
         return Start("fresh", "no earlier attempt: training from the start")
     mismatch = resume_mismatch(staging, identity)
     if mismatch is not None:
         return Start("fresh", f"an earlier attempt exists but {mismatch}: training from the start")
-    last = load_checkpoint(weights / "last.pt") if (weights / "last.pt").is_file() else None
-    finished = last is not None and (
-        last.get("optimizer") is None or last.get("epoch", -1) >= params.epochs - 1
-    )
-    if finished and (weights / "best.pt").is_file():
+    if _final(weights, params.epochs):
         return Start("finished", "an earlier attempt finished training: validating its best.pt")
     found = find_resumable(weights, params.epochs)
     if found is None:
@@ -198,6 +212,15 @@ def plan_start(staging: Path, params: TrainParams, identity: dict[str, Any]) -> 
         "resume",
         f"resuming from {found.path.name} after epoch {found.epoch + 1}/{params.epochs}",
         found,
+    )
+
+
+def _trained(run_dir: Path, params: TrainParams, identity: dict[str, Any]) -> bool:
+    weights = run_dir / "weights"
+    return (
+        resume_mismatch(run_dir, identity) is None
+        and _final(weights, params.epochs)
+        and load_checkpoint(weights / "best.pt") is not None
     )
 
 
@@ -222,11 +245,12 @@ def train(
     disable_online_checks(params.amp)
     staging = run_dir.with_name(f".{run_dir.name}.training")
     identity = training_identity(params, data_version)
-    start = plan_start(staging, params, identity)
+    start = plan_start(staging, params, identity, run_dir)
     log(start.reason)
     started = time.monotonic()
-    if start.mode == "finished":
-        trainer, results = None, _finish(staging, data_yaml, params)
+    if start.mode in ("finished", "trained"):
+        folder = staging if start.mode == "finished" else run_dir
+        trainer, results = None, _finish(folder, data_yaml, params)
         epochs = params.epochs
     else:
         model, kwargs = _prepare(start, staging, data_yaml, params, identity)
@@ -239,7 +263,8 @@ def train(
         assert Path(trainer.save_dir).resolve() == staging.resolve(), trainer.save_dir
         epochs = int(trainer.epoch) + 1  # type: ignore[attr-defined]
     wall = time.monotonic() - started
-    replace_dir(staging, run_dir)
+    if start.mode != "trained":
+        replace_dir(staging, run_dir)
     return _result(run_dir, results, params, epochs, wall, start, _device(trainer, params))
 
 
@@ -296,28 +321,39 @@ def _stop_between_batches(trainer: Any, stop: StopRequest, log: Callable[[str], 
     """Ultralytics calls this after every batch: the one safe place to stop a cancelled run."""
     if not stop.requested:
         return
-    trainer.save_model()  # counts the interrupted epoch as done; the resume starts after it
+    epoch = trainer.epoch
+    # The resume redoes the interrupted epoch; only the first epoch, which has nothing before
+    # it to resume from, counts as done once interrupted. Half an epoch's weights never
+    # become best.pt: save_model writes best.pt too when the last validation was the best.
+    trainer.epoch = max(epoch - 1, 0)
+    trainer.best = Path(trainer.wdir) / ".cancelled-best.pt"
+    trainer.save_model()
+    trainer.best.unlink(missing_ok=True)
     message = (
-        f"cancelled: stopped during epoch {trainer.epoch + 1}/{trainer.epochs}, "
-        f"resumable checkpoint {trainer.last}"
+        f"cancelled: stopped during epoch {epoch + 1}/{trainer.epochs}, resumable checkpoint "
+        f"{trainer.last} (resumes after epoch {trainer.epoch + 1})"
     )
     log(message)
     raise TrainingStopped(message)
 
 
 def _finish(staging: Path, data_yaml: Path, params: TrainParams) -> Any:
-    """An earlier attempt trained every epoch but died before finishing: finalise its weights
-    as Ultralytics would (optimizer stripped) and validate best.pt like the end of training."""
+    """A training whose every epoch is done: finalise its weights as Ultralytics would
+    (optimizer stripped; a torn best.pt replaced by last.pt) and validate best.pt like the end
+    of training."""
     from ultralytics import YOLO
     from ultralytics.utils.torch_utils import strip_optimizer
 
     weights = staging / "weights"
+    if load_checkpoint(weights / "best.pt") is None:  # torn while being stripped
+        atomic_copy(weights / "last.pt", weights / "best.pt")
     for name in ("last.pt", "best.pt"):
         ckpt = load_checkpoint(weights / name)
         if ckpt is not None and ckpt.get("optimizer") is not None:
             strip_optimizer(weights / name)
     return YOLO(str(weights / "best.pt")).val(
         data=str(data_yaml),
+        nms=False,  # as training validated: the head we export
         imgsz=params.imgsz,
         batch=params.batch,
         device=params.device,

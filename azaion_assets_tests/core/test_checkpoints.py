@@ -106,3 +106,20 @@ def test_an_attempt_that_trained_every_epoch_is_finished_not_retrained(staging):
     assert plan_start(staging, PARAMS, training_identity(PARAMS, "v1")).mode == "finished"
     _save(staging / "weights" / "last.pt", -1, optimizer=None)  # stripped: final eval had begun
     assert plan_start(staging, PARAMS, training_identity(PARAMS, "v1")).mode == "finished"
+
+
+def test_a_finished_training_in_the_partition_folder_is_reused_not_retrained(tmp_path):
+    run_dir = tmp_path / "azaion-2026-11-24"
+    staging = tmp_path / ".azaion-2026-11-24.training"
+    identity = training_identity(PARAMS, "v1")
+    write_resume_record(run_dir, identity)
+    _save(run_dir / "weights" / "last.pt", -1, optimizer=None)
+    _save(run_dir / "weights" / "best.pt", -1, optimizer=None)
+    start = plan_start(staging, PARAMS, identity, run_dir)
+    assert start.mode == "trained" and "reusing" in start.reason
+    # Another dataset version is another training.
+    assert plan_start(staging, PARAMS, training_identity(PARAMS, "v2"), run_dir).mode == "fresh"
+    # An attempt in progress comes first.
+    _save(staging / "weights" / "last.pt", 3)
+    write_resume_record(staging, identity)
+    assert plan_start(staging, PARAMS, identity, run_dir).mode == "resume"

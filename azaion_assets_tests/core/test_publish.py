@@ -1,7 +1,16 @@
 import json
 import threading
 
-from azaion_assets.core.publish import publish, read_record, record_path, sha256
+from azaion_assets.core.publish import (
+    NO_CHAMPION,
+    UNKNOWN,
+    held_partition,
+    publish,
+    publish_pair,
+    read_record,
+    record_path,
+    sha256,
+)
 
 
 def _record(target) -> dict:
@@ -35,7 +44,7 @@ def test_an_older_partition_never_replaces_a_newer_one(tmp_path):
     publish(_weights(tmp_path, "new.pt", b"NEW"), target, "2026-03-01")
     backfill = publish(_weights(tmp_path, "old.pt", b"OLD"), target, "2026-02-01")
     assert not backfill.published and backfill.partition == "2026-03-01"
-    assert "newer partition 2026-03-01" in backfill.reason
+    assert "from newer partition 2026-03-01" in backfill.reason
     assert target.read_bytes() == b"NEW" and _held(target) == "2026-03-01"
     # The same partition re-materialised does replace it, and so does a newer one.
     assert publish(_weights(tmp_path, "again.pt", b"AGAIN"), target, "2026-03-01").published
@@ -60,3 +69,41 @@ def test_concurrent_publishers_leave_the_newest_partition_and_a_matching_sidecar
         "azaion.pt",
         "azaion.pt.json",
     ]
+
+
+def test_a_champion_without_a_believable_record_is_unknown_not_absent(tmp_path):
+    target = tmp_path / "models" / "azaion.pt"
+    assert held_partition(target) is None
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"deployed before azaion-assets")
+    assert held_partition(target) == UNKNOWN  # no record: still a champion to beat
+    publish(_weights(tmp_path, "a.pt", b"AAAA"), target, "2026-01-02")
+    assert held_partition(target) == "2026-01-02"
+    target.write_bytes(b"torn publish: new bytes, old record")
+    assert held_partition(target) == UNKNOWN
+
+
+def test_a_promotion_decided_against_another_champion_is_not_applied(tmp_path):
+    target = tmp_path / "models" / "azaion.pt"
+    publish(_weights(tmp_path, "a.pt", b"A"), target, "2026-01-01")
+    manual = publish(_weights(tmp_path, "m.pt", b"M"), target, "2025-12-01", force=True)
+    assert manual.published  # an operator's choice, older or not
+    late = publish_pair(
+        [(_weights(tmp_path, "b.pt", b"B"), target)], "2026-01-02", expected="2026-01-01"
+    )
+    assert not late.published and "changed to 2025-12-01" in late.reason
+    assert target.read_bytes() == b"M"
+    first = publish_pair(
+        [(_weights(tmp_path, "c.pt", b"C"), tmp_path / "other" / "azaion.pt")],
+        "2026-01-03",
+        expected=NO_CHAMPION,
+    )
+    assert first.published
+
+
+def test_a_pair_is_published_together_under_one_record_each(tmp_path):
+    onnx, pt = tmp_path / "models" / "azaion.onnx", tmp_path / "models" / "azaion.pt"
+    files = [(_weights(tmp_path, "b.onnx", b"ONNX"), onnx), (_weights(tmp_path, "b.pt", b"PT"), pt)]
+    assert publish_pair(files, "2026-02-02", extra={"promotion": "automatic"}).published
+    assert _held(onnx) == _held(pt) == "2026-02-02"
+    assert _record(pt)["promotion"] == "automatic"

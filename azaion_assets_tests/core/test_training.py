@@ -110,6 +110,8 @@ def test_a_cancel_stops_at_the_next_batch_and_the_retry_resumes(tiny_dataset, ru
     staging = run_dir.with_name(f".{run_dir.name}.training")
     child = _child(dataset, run_dir, runtime_dir, epochs=4)
     _run_until_epoch(child, 1)
+    best = staging / "weights" / "best.pt"
+    best_after_epoch_1 = best.read_bytes()
     time.sleep(0.5)  # into the second epoch's batches
     sent = time.monotonic()
     child.send_signal(signal.SIGINT)
@@ -118,7 +120,8 @@ def test_a_cancel_stops_at_the_next_batch_and_the_retry_resumes(tiny_dataset, ru
     assert child.returncode != 0  # the interrupt is delivered once the checkpoint is written
     assert not run_dir.exists(), "a cancelled training must not replace the partition's model"
     found = find_resumable(staging / "weights", epochs=4)
-    assert found is not None and found.epoch >= 1  # epoch 2 was under way: counted as done
+    assert found is not None and found.epoch == 0  # epoch 2 was under way: it is redone
+    assert best.read_bytes() == best_after_epoch_1  # half an epoch never becomes best.pt
 
     lines = _finish(_child(dataset, run_dir, runtime_dir, epochs=4))
     assert lines[0] == f"start: resuming from last.pt after epoch {found.epoch + 1}/4"
