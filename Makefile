@@ -40,7 +40,7 @@ $(VAR)/dagster/dagster.yaml: dagster.yaml
 	cp dagster.yaml $@
 
 demo: install $(VAR)/dagster/dagster.yaml
-	env $(DEMO_ENV) $(BIN)/azaion-assets demo
+	env $(DEMO_ENV) $(BIN)/azaion-assets demo --fresh
 
 dev: install $(VAR)/dagster/dagster.yaml
 	env $(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml

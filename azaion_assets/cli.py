@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,8 +141,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from azaion_assets.demo import run_demo
 
     settings = checked_settings(args, {Scope.TRAINING})
-    if not os.environ.get("DAGSTER_HOME"):
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
         raise ConfigError(["DAGSTER_HOME is not set (the demo records its runs there)"])
+    if args.fresh:
+        _start_fresh(Path(settings.azaion_root_dir), Path(home))
     DataTree.from_settings(settings).ensure()
     partition = args.partition or datetime.now(UTC).date().isoformat()
     if run_demo(settings, args.count, args.seed, partition) != 0:
@@ -149,6 +153,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     _print_summary(DataTree.from_settings(settings), partition)
     return 0
+
+
+def _start_fresh(root: Path, home: Path) -> None:
+    """The local broker's stream is new on every demo, so the instance's stream cursor and
+    partitions from an earlier demo would point past it: start both from scratch."""
+    if os.environ.get("RABBITMQ_HOST"):
+        raise ConfigError(["--fresh is for the demo's own local broker; RABBITMQ_HOST is set"])
+    shutil.rmtree(root, ignore_errors=True)
+    for entry in home.iterdir() if home.is_dir() else []:
+        if entry.name != "dagster.yaml":  # the instance's configuration stays
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    print(f"fresh demo state: emptied {root} and {home} (dagster.yaml kept)")
 
 
 def _print_summary(tree: DataTree, partition: str) -> None:
@@ -262,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=int, default=96)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--partition", help="YYYY-MM-DD (default: today, UTC)")
+    demo.add_argument(
+        "--fresh",
+        action="store_true",
+        help="empty AZAION_ROOT_DIR and DAGSTER_HOME first (local broker only; make demo does)",
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -1,5 +1,6 @@
 import stat
 
+import pytest
 import yaml
 
 from azaion_assets.cli import EXIT_CONFIG, main
@@ -109,3 +110,23 @@ def test_publish_without_a_password_names_it_and_exits_2(stream_env, monkeypatch
     monkeypatch.delenv("RABBITMQ_PASSWORD")
     assert main(["publish", "synthetic", "1"]) == 2
     assert "RABBITMQ_PASSWORD" in capsys.readouterr().err
+
+
+def test_a_fresh_demo_empties_its_state_but_keeps_the_instance_config(tmp_path, monkeypatch):
+    from azaion_assets.cli import _start_fresh
+    from azaion_assets.core.settings import ConfigError
+
+    root, home = tmp_path / "azaion", tmp_path / "dagster"
+    (root / "data" / "images").mkdir(parents=True)
+    (root / "data" / "images" / "a.jpg").write_bytes(b"x")
+    (home / "storage").mkdir(parents=True)
+    (home / "dagster.yaml").write_text("telemetry: {enabled: false}\n")
+    (home / "schedules.db").write_bytes(b"x")
+    monkeypatch.setenv("RABBITMQ_HOST", "broker.example")
+    with pytest.raises(ConfigError, match="RABBITMQ_HOST is set"):
+        _start_fresh(root, home)
+    assert (root / "data" / "images" / "a.jpg").exists()  # refused: nothing touched
+    monkeypatch.delenv("RABBITMQ_HOST")
+    _start_fresh(root, home)
+    assert not root.exists()
+    assert [p.name for p in home.iterdir()] == ["dagster.yaml"]
