@@ -108,6 +108,7 @@ def _metadata(result: IngestResult, names: dict[int, str]) -> dict:
         "quarantine_reasons": MetadataValue.json(s["quarantine_reasons"]),
         "unknown_names": s["unknown_names"],
         "unknown_sample": MetadataValue.json(s["unknown_sample"]),
+        "unknown_resolved": s.get("unknown_resolved", 0),
         "leniency_notes": MetadataValue.json(s["notes"]),
         "gap": (
             f"offsets {result.gap.first}..{result.gap.last} removed by retention before read"

@@ -10,7 +10,8 @@ from dagster import AssetKey, materialize
 from azaion_assets.annotations import annotations
 from azaion_assets.core.contract import STATUS_PROPERTY, Role, Status
 from azaion_assets.core.datatree import DataTree
-from azaion_assets.core.ingest import quarantine_dir
+from azaion_assets.core.ingest import quarantine_dir, state_path
+from azaion_assets.core.ingest_state import IngestState
 from azaion_assets.core.messages import Author, bulk, synthetic
 from azaion_assets.core.offsets import OffsetRange
 from azaion_assets.core.settings import load_settings
@@ -92,10 +93,14 @@ def test_rerunning_a_partition_changes_nothing(stream_env, instance):
 def test_partitions_materialised_out_of_order_still_let_later_events_win(stream_env, instance):
     first_tail = _send(stream_env, synthetic(2, OPERATOR, width=32, height=32))
     second_tail = _send(stream_env, [bulk(["synthetic_0000_000000"], Status.DELETED, VALIDATOR)])
-    _run(instance, OffsetRange(first_tail + 1, second_tail).key)  # the Delete first
-    _run(instance, OffsetRange(0, first_tail).key)  # then the Create it deletes
+    delete = _run(instance, OffsetRange(first_tail + 1, second_tail).key)  # the Delete first
+    create = _run(instance, OffsetRange(0, first_tail).key)  # then the Create it deletes
     assert list(places(_tree(), "synthetic_0000_000000")) == ["deleted"]
     assert list(places(_tree(), "synthetic_0000_000001")) == ["seed"]
+    # The Delete found no annotation when it ran; the Create's partition says it now has one.
+    assert delete["unknown_names"] == 1 and create["unknown_resolved"] == 1
+    with IngestState(state_path(_tree())) as state:
+        assert state.totals()["unknown_names"] == 0
 
 
 def test_a_malformed_partition_key_fails_without_retrying(stream_env, instance):

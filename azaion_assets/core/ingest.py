@@ -90,6 +90,7 @@ class IngestSummary:
     written: Counter[str] = field(default_factory=Counter)  # content written to data / seed
     moved: Counter[str] = field(default_factory=Counter)  # files moved by bulk events
     unknown_names: int = 0
+    unknown_resolved: int = 0  # unknown names of earlier-applied partitions that this one created
     unknown_sample: list[str] = field(default_factory=list)
     quarantined: int = 0
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
@@ -109,6 +110,7 @@ class IngestSummary:
             "written": dict(sorted(self.written.items())),
             "moved": dict(sorted(self.moved.items())),
             "unknown_names": self.unknown_names,
+            "unknown_resolved": self.unknown_resolved,
             "unknown_sample": self.unknown_sample,
             "quarantined": self.quarantined,
             "quarantine_reasons": dict(self.quarantine_reasons.most_common(_SAMPLE)),
@@ -273,6 +275,9 @@ class Ingest:
         placed = replay(new.log)
         assert placed.place is not None
         self.summary.applied += 1
+        # A Validate/Delete applied before this (earlier) Created was counted as unknown by its
+        # own partition; now it has an annotation to act on.
+        self.summary.unknown_resolved += len(replay(st.log).unknown_at - placed.unknown_at)
         if placed.content_offset == offset:  # the newest content of this name: write it
             new.ext = event.image_extension
             dirs = self._dirs[placed.place]

@@ -165,6 +165,7 @@ class IngestState:
     def totals(self) -> dict[str, int]:
         """Sums over every applied partition, for summaries."""
         out = {"partitions": 0, "messages": 0, "quarantined": 0, "unknown_names": 0}
+        resolved = 0
         for (summary,) in self._db.execute(
             "SELECT summary FROM partitions WHERE summary IS NOT NULL"
         ):
@@ -172,4 +173,6 @@ class IngestState:
             out["partitions"] += 1
             for key in ("messages", "quarantined", "unknown_names"):
                 out[key] += int(data.get(key, 0))
+            resolved += int(data.get("unknown_resolved", 0))
+        out["unknown_names"] -= resolved  # counted unknown, then created by a later partition
         return out
