@@ -15,14 +15,14 @@ The protocol, all pickles:
 - caller to child, on the child's stdin: one ``_Request`` (it holds the broker password, so it
   is not on the command line). stdin then stays open and silent: its end means the caller is
   gone, and the child exits at once.
-- child to caller, on a pipe of its own (stdout stays free for stray prints): frames of an
-  8-byte length and a pickle, in this order: ``("gap", OffsetRange | None)``, then
+- child to caller, on a Unix socket of its own (stdout stays free for stray prints): frames of
+  an 8-byte length and a pickle, in this order: ``("gap", OffsetRange | None)``, then
   ``("batch", [(offset, body, properties), ...])`` any number of times, then ``("end", count)``;
   or ``("error", exception)`` at any point, after which nothing follows.
 
 The child never outlives its caller: ``PR_SET_PDEATHSIG`` kills it when the thread that started
 it ends (the caller waits in that thread, so this is when the caller dies), end of stdin ends
-it, a write to a pipe nobody reads fails, and the caller kills and reaps it in every other case.
+it, a write to a socket nobody reads fails, and the caller kills and reaps it in every other case.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import asyncio
 import os
 import pickle
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -46,8 +47,7 @@ from azaion_assets.core.stream import StreamError, StreamTarget, probe_head, rea
 Item = tuple[int, bytes, Mapping[Any, Any]]  # offset, body, application properties
 
 _HEADER = struct.Struct("<Q")  # the length of the pickle that follows
-_PIPE_BYTES = 1 << 20  # asked of the kernel for the data pipe (default 64 KB): fewer wake-ups
-_F_SETPIPE_SZ = 1031  # Linux fcntl
+_SOCKET_BYTES = 1 << 20  # the child's send buffer (the kernel's default is about 200 KB)
 _PR_SET_PDEATHSIG = 1  # Linux prctl
 _CLOSE_GRACE = 5.0  # seconds the child gets to close its connection politely at the end
 
@@ -81,20 +81,19 @@ class StreamReader:
         self.gap: OffsetRange | None = None
         self._log = log
         self._ended = False
-        read_fd, write_fd = os.pipe()
+        self._frames, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            _widen(write_fd)
+            theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BYTES)
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(os.getpid()), str(write_fd)],
+                [sys.executable, "-m", __name__, str(os.getpid()), str(theirs.fileno())],
                 stdin=subprocess.PIPE,
-                pass_fds=(write_fd,),
+                pass_fds=(theirs.fileno(),),
             )
         except BaseException:
-            os.close(read_fd)
+            self._frames.close()
             raise
         finally:
-            os.close(write_fd)  # the child's now: its exit is our end of file
-        self._frames = read_fd
+            theirs.close()  # the child's now: its exit is our end of file
         assert self._proc.stdin is not None
         with suppress(OSError):  # the child died already: ``batches`` reports how
             pickle.dump(_Request(target, wanted, idle_timeout, batch), self._proc.stdin)
@@ -135,7 +134,7 @@ class StreamReader:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        os.close(self._frames)
+        self._frames.close()
 
     def __enter__(self) -> StreamReader:
         return self
@@ -144,23 +143,18 @@ class StreamReader:
         self.close()
 
 
-def _widen(fd: int) -> None:
-    """Ask for a bigger pipe buffer (a 100 KB message otherwise needs two wake-ups of each side);
-    the default still works."""
-    import fcntl
+def _receive_exactly(frames: socket.socket, size: int) -> bytearray | None:
+    """``size`` bytes into one buffer; None at end of file before the first byte.
 
-    with suppress(OSError):
-        fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
-
-
-def _read_exactly(fd: int, size: int) -> bytearray | None:
-    """``size`` bytes from ``fd`` into one buffer (the system calls release the GIL); None at end
-    of file before the first byte."""
+    One ``MSG_WAITALL`` receive waits for the whole frame in the kernel: this thread then needs
+    the GIL once a frame, not once per piece the child has written so far, and each time it may
+    wait up to the switch interval (5 ms) for the applier's thread to let go of it.
+    """
     buffer = bytearray(size)
     view = memoryview(buffer)
     done = 0
-    while done < size:
-        got = os.readv(fd, [view[done:]])
+    while done < size:  # short only at end of file or on a signal
+        got = frames.recv_into(view[done:], size - done, socket.MSG_WAITALL)
         if got == 0:
             if done == 0:
                 return None
@@ -169,11 +163,11 @@ def _read_exactly(fd: int, size: int) -> bytearray | None:
     return buffer
 
 
-def _read_frame(fd: int) -> tuple[str, Any] | None:
-    header = _read_exactly(fd, _HEADER.size)
+def _read_frame(frames: socket.socket) -> tuple[str, Any] | None:
+    header = _receive_exactly(frames, _HEADER.size)
     if header is None:
         return None
-    body = _read_exactly(fd, _HEADER.unpack(header)[0])
+    body = _receive_exactly(frames, _HEADER.unpack(header)[0])
     if body is None:
         raise StreamError("the stream reader process sent a header without its frame")
     return pickle.loads(body)
@@ -182,16 +176,14 @@ def _read_frame(fd: int) -> tuple[str, Any] | None:
 # -- the child's side -------------------------------------------------------------------------
 
 
-def _write_frame(fd: int, frame: tuple[str, Any]) -> None:
+def _write_frame(out: socket.socket, frame: tuple[str, Any]) -> None:
     """Blocks while the caller's queue is full: that is the backpressure that keeps memory flat."""
     data = pickle.dumps(frame, pickle.HIGHEST_PROTOCOL)
     try:
-        for part in (_HEADER.pack(len(data)), data):
-            rest = memoryview(part)
-            while rest:
-                rest = rest[os.write(fd, rest) :]
-    except BrokenPipeError:  # nobody reads: the caller is gone or failed (rstream would only
-        os._exit(1)  # log an exception raised in its message callback, and read on)
+        out.sendall(_HEADER.pack(len(data)))
+        out.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):  # nobody reads: the caller is gone or
+        os._exit(1)  # failed (rstream would only log an error raised in its callback, read on)
 
 
 def gap_and_start(wanted: OffsetRange, head: int | None) -> tuple[OffsetRange | None, int | None]:
@@ -205,7 +197,7 @@ def gap_and_start(wanted: OffsetRange, head: int | None) -> tuple[OffsetRange | 
     return OffsetRange(wanted.first, head - 1), head
 
 
-async def _read(request: _Request, out: int) -> None:
+async def _read(request: _Request, out: socket.socket) -> None:
     """Probe the head, report the gap, read the rest of the range in frames of batches."""
     closing: set[asyncio.Task[None]] = set()
     try:
@@ -256,8 +248,9 @@ def _picklable(exc: BaseException) -> BaseException:
         return StreamError(f"the stream reader failed: {type(exc).__name__}: {exc}")
 
 
-def _main(parent: int, out: int) -> None:
+def _main(parent: int, fd: int) -> None:
     _die_with_parent(parent)
+    out = socket.socket(fileno=fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides; Ctrl-C reaches it too
     request: _Request = pickle.load(sys.stdin.buffer)
 
