@@ -39,6 +39,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from azaion_assets.core.offsets import OffsetRange
@@ -49,7 +50,7 @@ Item = tuple[int, bytes, Mapping[Any, Any]]  # offset, body, application propert
 _HEADER = struct.Struct("<Q")  # the length of the pickle that follows
 _SOCKET_BYTES = 1 << 20  # the child's send buffer (the kernel's default is about 200 KB)
 _PR_SET_PDEATHSIG = 1  # Linux prctl
-_CLOSE_GRACE = 5.0  # seconds the child gets to close its connection politely at the end
+_CLOSE_GRACE = 5.0  # seconds the child gets to exit once its stdin is closed
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,10 @@ class StreamReader:
         try:
             theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BYTES)
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(os.getpid()), str(theirs.fileno())],
+                [sys.executable, "-P", "-m", __name__, str(os.getpid()), str(theirs.fileno())],
                 stdin=subprocess.PIPE,
                 pass_fds=(theirs.fileno(),),
+                env=_same_package_env(),
             )
         except BaseException:
             self._frames.close()
@@ -122,8 +124,8 @@ class StreamReader:
         raise StreamError(f"the stream reader process ended early (exit code {code})")
 
     def close(self) -> None:
-        """Let a child that delivered everything close its connection; kill any other. Reaps it
-        either way, so no zombie is left."""
+        """End the child (a child that sent "end" has closed its read connection already, and
+        exits at the end of its stdin; any other is killed) and reap it: no zombie is left."""
         assert self._proc.stdin is not None
         with suppress(OSError):
             self._proc.stdin.close()  # end of input: the child's cue that we are done
@@ -141,6 +143,15 @@ class StreamReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _same_package_env() -> dict[str, str]:
+    """The environment, with this package's root first on the child's path: the child must run
+    this very code (``-P`` keeps the working directory off its path, where another checkout of
+    the package may be)."""
+    root = str(Path(__file__).resolve().parents[2])
+    rest = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, rest] if rest else [root])}
 
 
 def _receive_exactly(frames: socket.socket, size: int) -> bytearray | None:
