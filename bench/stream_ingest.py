@@ -226,7 +226,8 @@ def run(count: int, size: int, repeat: int, workdir: Path) -> dict[tuple[str, in
                     print(
                         f"  run {i + 1}/{repeat} {kind:<20} {got['messages']:>6.0f} msgs "
                         f"{got['seconds']:6.2f}s  peak {got['peak_rss'] / 2**20:5.0f} MiB "
-                        f"(reader process {got['child_peak_rss'] / 2**20:3.0f} MiB)",
+                        f"(reader process {got['child_peak_rss'] / 2**20:3.0f} MiB)  "
+                        f"load {os.getloadavg()[0]:.2f}",  # others on the same cores skew it
                         flush=True,
                     )
     finally:
