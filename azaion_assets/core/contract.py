@@ -28,10 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from azaion_assets.core.classes import NUM_SLOTS
 from azaion_assets.core.labels import LabelError, check_box, format_label
+from azaion_assets.core.stream import AMQP_ERROR_PROPERTY
 
 STATUS_PROPERTY = "AnnotationStatus"
-# Set by the stream reader on a message whose AMQP 1.0 frame itself could not be decoded.
-AMQP_ERROR_PROPERTY = "x-azaion-amqp-error"
 MAX_NAME_BYTES = 200
 DEFAULT_MAX_MESSAGE_BYTES = 32 << 20
 IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif"}

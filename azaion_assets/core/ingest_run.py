@@ -1,10 +1,10 @@
 """Ingest one partition, an offset range of the stream, into the data tree.
 
-The stream is read on this thread's event loop and applied on a worker thread, through a small
-bounded queue: reading (CPU in the client) and applying (mostly waiting on fsync) overlap, and
-memory stays flat however long the range is, since a full queue stops the reader. Messages are
-handed over in batches, so the two threads do not trade the GIL and the queue's locks once per
-message. The probe for the stream's head closes its connection while the range is read.
+The stream is read in a child process (``stream_reader``) and applied here, on a worker
+thread, through a small bounded queue: reading (CPU in the stream client) and applying (decoding,
+planning, and the file work) run on two cores, and memory stays flat however long the range is,
+since a full queue stops this thread from receiving and a full pipe stops the reader. Messages
+arrive in batches, so the threads do not trade the GIL and the queue's locks once per message.
 
 If retention has removed the start of the range, the missing offsets are reported as a gap and
 the rest is read. A partition applied completely before is not read again: its stored summary is
@@ -13,11 +13,10 @@ returned, so a re-run is cheap and changes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,12 +25,11 @@ from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.ingest import GROUP_SIZE, Ingest, ensure_places, state_path
 from azaion_assets.core.ingest_state import IngestState
 from azaion_assets.core.offsets import OffsetRange
-from azaion_assets.core.stream import StreamTarget, probe_head, read_range
+from azaion_assets.core.stream import StreamTarget
+from azaion_assets.core.stream_reader import Item, StreamReader
 
 _BATCH = 32  # messages per hand-off from the reader to the applier
 _QUEUE = 4  # batches in flight: 128 messages, about 13 MB at 100 KB each
-
-_Item = tuple[int, bytes, Mapping[Any, Any]]
 
 
 @dataclass
@@ -51,18 +49,19 @@ class _Applier(threading.Thread):
     def __init__(self, ingest: Ingest) -> None:
         super().__init__(name="azaion-ingest-applier", daemon=True)
         self.ingest = ingest
-        self.inbox: queue.Queue[list[_Item] | None] = queue.Queue(_QUEUE)
+        self.inbox: queue.Queue[list[Item] | None] = queue.Queue(_QUEUE)
         self.error: BaseException | None = None
 
-    def offer(self, batch: list[_Item]) -> None:
-        """Queue a batch from the reader; waits while the queue is full (backpressure), and
-        stops queueing once the applier has failed, so the reader can never hang on it."""
+    def offer(self, batch: list[Item]) -> bool:
+        """Queue a batch; waits while the queue is full (backpressure). False once the applier
+        has failed: then nothing more is wanted, and the caller must not wait on it."""
         while self.error is None and self.is_alive():
             try:
                 self.inbox.put(batch, timeout=0.5)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
 
     def run(self) -> None:
         while (batch := self.inbox.get()) is not None:
@@ -100,20 +99,14 @@ def ingest_partition(
             log(f"{partition} was applied before; nothing to read")
             gap = OffsetRange(**stored["gap"]) if stored.get("gap") else None
             return IngestResult(partition, wanted, stored, gap, True, time.monotonic() - started)
-        ingest = Ingest(tree, state, partition, max_bytes, group_size)
-        with ingest.locked():
-            swept = ingest.sweep_stale_temps()
-        if swept:
-            log(f"removed {swept} temp files left by an interrupted run")
-        applier = _Applier(ingest)
-        applier.start()
-        try:
-            gap = asyncio.run(_probe_and_read(target, wanted, applier, idle_timeout, log))
-        finally:
-            applier.inbox.put(None)
-            applier.join()
-        if applier.error is not None:
-            raise applier.error
+        with StreamReader(target, wanted, idle_timeout, _BATCH, log) as reader:
+            ingest = Ingest(tree, state, partition, max_bytes, group_size)
+            with ingest.locked():
+                swept = ingest.sweep_stale_temps()  # while the reader starts
+            if swept:
+                log(f"removed {swept} temp files left by an interrupted run")
+            _apply(reader, ingest)
+            gap = reader.gap
         summary = ingest.summary.to_json()
         summary["gap"] = {"first": gap.first, "last": gap.last} if gap else None
         state.finish_partition(
@@ -122,43 +115,16 @@ def ingest_partition(
     return IngestResult(partition, wanted, summary, gap, False, time.monotonic() - started, swept)
 
 
-async def _probe_and_read(
-    target: StreamTarget,
-    wanted: OffsetRange,
-    applier: _Applier,
-    idle_timeout: float,
-    log: Callable[[str], None],
-) -> OffsetRange | None:
-    """Read what is left of ``wanted`` into the applier's inbox; return the retention gap."""
-    closing: set[asyncio.Task[None]] = set()
+def _apply(reader: StreamReader, ingest: Ingest) -> None:
+    """Hand the reader's batches to an applier thread; raise the first error of either."""
+    applier = _Applier(ingest)
+    applier.start()
     try:
-        head = await probe_head(target, closing=closing)
-        gap, start = _gap(wanted, head)
-        if gap is not None:
-            log(f"offsets {gap.first}..{gap.last} were removed by retention before being read")
-        if start is not None:
-            batch: list[_Item] = []
-
-            def deliver(offset: int, body: bytes, properties: Mapping[Any, Any]) -> None:
-                batch.append((offset, body, properties))
-                if len(batch) >= _BATCH:
-                    applier.offer(batch.copy())  # waits while the queue is full
-                    batch.clear()
-
-            await read_range(target, start, wanted.last, deliver, idle_timeout=idle_timeout)
-            if batch:
-                applier.offer(batch)
-        return gap
+        for batch in reader.batches():
+            if not applier.offer(batch):
+                break  # the applier failed: stop reading (the reader is killed on close)
     finally:
-        await asyncio.gather(*closing, return_exceptions=True)  # the probe's connection
-
-
-def _gap(wanted: OffsetRange, head: int | None) -> tuple[OffsetRange | None, int | None]:
-    """The part of ``wanted`` lost to retention, and where reading starts (None: nothing left)."""
-    if head is None:  # the stream is empty: everything it held was removed
-        return wanted, None
-    if head <= wanted.first:
-        return None, wanted.first
-    if head > wanted.last:
-        return wanted, None
-    return OffsetRange(wanted.first, head - 1), head
+        applier.inbox.put(None)
+        applier.join()
+    if applier.error is not None:
+        raise applier.error

@@ -21,11 +21,17 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from azaion_assets.core.contract import AMQP_ERROR_PROPERTY
 from azaion_assets.core.rstream_fixes import install as install_rstream_fixes
-from azaion_assets.core.settings import Settings
+
+if TYPE_CHECKING:
+    from azaion_assets.core.settings import Settings
+
+# Set by the stream reader on a message whose AMQP 1.0 frame itself could not be decoded. Here,
+# not in ``contract``, so that this module imports no more than the standard library (the
+# stream reader process imports it and rstream only: ``stream_reader``).
+AMQP_ERROR_PROPERTY = "x-azaion-amqp-error"
 
 OnMessage = Callable[[int, bytes, Mapping[Any, Any]], None]
 
