@@ -7,12 +7,14 @@ the process before ``train`` is called.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import platform
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,7 +241,33 @@ def train(
     retry resumes from. SIGINT/SIGTERM stop at the next batch boundary with a resumable
     checkpoint (see ``interrupts``).
     """
+    with partition_lock(run_dir, log):
+        return _train_locked(data_yaml, run_dir, params, data_version, on_epoch, log)
 
+
+@contextmanager
+def partition_lock(run_dir: Path, log: Callable[[str], None]) -> Iterator[None]:
+    """One attempt at a partition's training at a time. A run whose maximum runtime expired is
+    marked failed while its step may still be writing its checkpoint, and the retry can start
+    meanwhile; it waits here. The kernel releases the lock of a process that died."""
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(run_dir.with_name(f".{run_dir.name}.lock"), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for an earlier attempt at {run_dir.name} to stop")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _train_locked(
+    data_yaml: Path,
+    run_dir: Path,
+    params: TrainParams,
+    data_version: str,
+    on_epoch: Callable[[EpochStats], None],
+    log: Callable[[str], None],
+) -> TrainResult:
     from azaion_assets.core.offline import disable_online_checks
 
     disable_online_checks(params.amp)

@@ -1,6 +1,7 @@
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -9,10 +10,12 @@ import pytest
 from azaion_assets.core.checkpoints import find_resumable, load_checkpoint
 from azaion_assets.core.classes import load_classes, slot_names
 from azaion_assets.core.forming import form_dataset
+from azaion_assets.core.offline import prepare_ultralytics
 from azaion_assets.core.synthetic import write_samples
 from azaion_assets.core.training import (
     BaseModelError,
     EpochStats,
+    partition_lock,
     resolve_base_model,
     resolve_device,
     shipped_architecture,
@@ -75,6 +78,7 @@ PARTITION = "2026-11-24"
 @pytest.fixture
 def tiny_dataset(tree, runtime_dir) -> tuple[Path, Path]:
     """A formed 40-image dataset; returns (dataset_dir, run_dir)."""
+    prepare_ultralytics(runtime_dir)  # the tests read checkpoints, which imports Ultralytics
     write_samples(tree.data, 40, seed=3)
     report = form_dataset(
         tree, PARTITION, (70, 20, 10), slot_names(load_classes(tree.classes_file))
@@ -144,3 +148,40 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tiny_dataset, runtim
     assert lines[-1].startswith("done resume") and resumed >= 2  # never from scratch
     assert next(line for line in lines if line.startswith("epoch")) == f"epoch {resumed + 1}"
     assert (run_dir / "weights" / "best.pt").is_file()
+
+
+def test_a_second_attempt_at_a_partition_waits_for_the_first_to_stop(tmp_path):
+    run_dir = tmp_path / "models" / "azaion-2026-11-24"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from azaion_assets.core.training import partition_lock\n"
+            "with partition_lock(Path(sys.argv[1]), print):\n"
+            "    print('holding', flush=True)\n"
+            "    time.sleep(600)\n",
+            str(run_dir),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+    said: list[str] = []
+    acquired = threading.Event()
+
+    def second_attempt() -> None:
+        with partition_lock(run_dir, said.append):
+            acquired.set()
+
+    waiter = threading.Thread(target=second_attempt)
+    waiter.start()
+    time.sleep(1.0)
+    assert not acquired.is_set() and said == [
+        f"waiting for an earlier attempt at {run_dir.name} to stop"
+    ]
+    holder.kill()  # a dead process's lock is released by the kernel
+    holder.wait()
+    waiter.join(timeout=10)
+    assert acquired.is_set()
