@@ -25,7 +25,7 @@ from dagster import (
 
 from azaion_assets.annotations import annotations
 from azaion_assets.core.classes import load_classes, slot_names
-from azaion_assets.core.forming import DatasetReport, form_dataset
+from azaion_assets.core.forming import DatasetReport, form_dataset, split_images
 from azaion_assets.core.labels import LabelError, parse_label
 from azaion_assets.core.split import SPLITS
 from azaion_assets.partitions import daily_partitions
@@ -101,12 +101,7 @@ def dataset_splits_non_empty(
 ) -> AssetCheckResult:
     """Training needs images in train and valid; an empty test split makes the evaluation moot."""
     root = settings.tree().dataset_dir(context.partition_key)
-    counts = {
-        split: sum(1 for p in (root / split / "images").iterdir() if not p.name.startswith("."))
-        if (root / split / "images").is_dir()
-        else 0
-        for split in SPLITS
-    }
+    counts = {split: len(split_images(root, split)) for split in SPLITS}
     empty = [split for split, n in counts.items() if n == 0]
     return AssetCheckResult(
         passed=not empty,

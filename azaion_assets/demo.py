@@ -25,12 +25,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from azaion_assets.core import messages
 from azaion_assets.core.contract import STATUS_PROPERTY, Role, Status
 from azaion_assets.core.localbroker import LocalBroker
 from azaion_assets.core.settings import Settings
 from azaion_assets.core.stream import StreamTarget, probe_tail, publish
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 
@@ -127,7 +131,10 @@ def wait_for_ingest(tail: int, timeout: float) -> list[str]:
 def _sensor_run(partition: str) -> str | None:
     from dagster import DagsterInstance, RunsFilter
 
-    tags = {"azaion/trigger": "retraining_sensor", "dagster/partition": partition}
+    from azaion_assets.core.retraining import TRIGGER_TAG
+    from azaion_assets.retraining_sensor import SENSOR
+
+    tags = {TRIGGER_TAG: SENSOR, "dagster/partition": partition}
     with DagsterInstance.get() as instance:
         runs = instance.get_runs(RunsFilter(tags=tags), limit=1)
         return runs[0].run_id if runs else None
@@ -140,17 +147,19 @@ def _dataset_formed(partition: str) -> bool:
         return partition in instance.get_materialized_partitions(AssetKey("dataset"))
 
 
-def launch_retraining(env: dict[str, str], partition: str) -> str:
-    """Submit retraining_job for ``partition`` to the run queue, as the UI's launchpad does."""
-    from dagster import DagsterInstance
+def launch_retraining(
+    instance: DagsterInstance, env: dict[str, str], partition: str, trigger: str, cwd=None
+) -> str:
+    """Submit retraining_job for ``partition`` to the run queue, as the UI's launchpad does;
+    returns the new run's id. ``cwd`` holds the ``workspace.yaml`` to load."""
+    from azaion_assets.core.retraining import TRIGGER_TAG
 
-    with DagsterInstance.get() as instance:
-        before = {r.run_id for r in instance.get_runs()}
-        tags = json.dumps({"dagster/partition": partition, "azaion/trigger": "demo"})
-        cmd = [_tool("dagster"), "job", "launch", "-w", "workspace.yaml"]
-        subprocess.run([*cmd, "-j", "retraining_job", "--tags", tags], env=env, check=True)
-        (run_id,) = {r.run_id for r in instance.get_runs()} - before
-        return run_id
+    before = {r.run_id for r in instance.get_runs()}
+    tags = json.dumps({"dagster/partition": partition, TRIGGER_TAG: trigger})
+    cmd = [_tool("dagster"), "job", "launch", "-w", "workspace.yaml", "-j", "retraining_job"]
+    subprocess.run([*cmd, "--tags", tags], cwd=cwd, env=env, check=True)
+    (run_id,) = {r.run_id for r in instance.get_runs()} - before
+    return run_id
 
 
 def wait_for(what: str, probe, timeout: float, every: float = 2.0):
@@ -173,6 +182,8 @@ def run_status(run_id: str) -> str | None:
 
 
 def run_demo(settings: Settings, count: int, seed: int, partition: str) -> int:
+    from dagster import DagsterInstance
+
     with broker_for(settings) as (target, broker_env):
         env = {**os.environ, **broker_env}
         env.setdefault("STREAM_SENSOR_INTERVAL_SECONDS", "5")
@@ -196,7 +207,8 @@ def run_demo(settings: Settings, count: int, seed: int, partition: str) -> int:
                 run_id = wait_for("retraining_sensor's request", lambda: _sensor_run(today), 300)
             else:
                 print(f"launching retraining_job for {partition} (the sensor retrains once a day)")
-                run_id = launch_retraining(env, partition)
+                with DagsterInstance.get() as instance:
+                    run_id = launch_retraining(instance, env, partition, trigger="demo")
             print(f"training run {run_id} with {settings.training_model} ...")
             status = wait_for(f"run {run_id}", lambda: run_status(run_id), 3600, every=5)
         print(f"training run {run_id}: {status} after {time.monotonic() - started:.0f}s")

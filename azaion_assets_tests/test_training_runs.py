@@ -24,6 +24,7 @@ from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.offline import prepare_ultralytics
 from azaion_assets.core.settings import Settings
 from azaion_assets.core.synthetic import write_samples
+from azaion_assets.demo import launch_retraining
 from azaion_assets_tests.conftest import TINY_PROFILE
 
 pytestmark = pytest.mark.slow
@@ -46,13 +47,7 @@ class Server:
 
     def launch(self, partition: str) -> str:
         """Submit retraining_job for ``partition`` as the UI's launchpad would; returns its id."""
-        tags = json.dumps({"dagster/partition": partition})
-        args = [str(BIN / "dagster"), "job", "launch", "-w", "workspace.yaml"]
-        args += ["-j", "retraining_job", "--tags", tags]
-        before = {r.run_id for r in self.instance.get_runs()}
-        subprocess.run(args, cwd=self.base, env=self.env, check=True, capture_output=True)
-        (run_id,) = {r.run_id for r in self.instance.get_runs()} - before
-        return run_id
+        return launch_retraining(self.instance, self.env, partition, "test", cwd=self.base)
 
     def status(self, run_id: str) -> DagsterRunStatus:
         run = self.instance.get_run_by_id(run_id)

@@ -22,6 +22,7 @@ from typing import Any
 from azaion_assets.core.atomic import atomic_write_text
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.export import read_export_record
+from azaion_assets.core.forming import split_images
 from azaion_assets.core.publish import NO_CHAMPION, Published, publish_pair
 
 EVALUATION = "evaluation.json"
@@ -70,13 +71,8 @@ def evaluate(
     return Score(
         map50=round(float(metrics.box.map50), 4),
         map50_95=round(float(metrics.box.map), 4),
-        images=_split_images(data_yaml),
+        images=len(split_images(Path(data_yaml).parent, TEST_SPLIT)),
     )
-
-
-def _split_images(data_yaml: Path) -> int:
-    folder = Path(data_yaml).parent / TEST_SPLIT / "images"
-    return sum(1 for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else 0
 
 
 def judge(

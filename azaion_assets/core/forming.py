@@ -26,7 +26,6 @@ and small slices keep the wait for the last one short.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -53,6 +52,7 @@ from azaion_assets.core.labels import LabelError, parse_label
 from azaion_assets.core.linking import KINDS as _KINDS
 from azaion_assets.core.linking import Link as _Link
 from azaion_assets.core.linking import link_slice as _link_slice
+from azaion_assets.core.locks import file_lock
 from azaion_assets.core.split import SPLITS, assign_split
 
 MANIFEST = "manifest.json"
@@ -95,6 +95,14 @@ def read_manifest(dataset_dir: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no formed dataset at {dataset_dir} (missing {MANIFEST})")
     return json.loads(path.read_text("utf-8"))
+
+
+def split_images(dataset_dir: Path, split: str) -> list[Path]:
+    """A formed dataset's images of one split, sorted (none if the split folder is missing)."""
+    folder = Path(dataset_dir) / split / "images"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
 
 
 def _free_name(folder: Path, fname: str) -> Path:
@@ -363,13 +371,8 @@ class _Former:
 @contextmanager
 def _partition_lock(tree: DataTree, partition: str):
     """One forming run per partition at a time (runs of one partition may overlap in Dagster)."""
-    lock_path = tree.datasets / f".azaion-{partition}.lock"
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(tree.datasets / f".azaion-{partition}.lock"):
+        yield
 
 
 def form_dataset(

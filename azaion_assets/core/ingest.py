@@ -30,7 +30,6 @@ A message that cannot be applied never stops the batch: its raw bytes and the re
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import functools
 import hashlib
 import itertools
@@ -57,6 +56,7 @@ from azaion_assets.core.contract import (
 )
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.ingest_state import IngestState, Kind, NameState, Place, replay
+from azaion_assets.core.locks import file_lock
 
 TEMP_SUFFIX = ".ingest-tmp"
 GROUP_SIZE = 128  # events per commit: amortises fsyncs and the SQLite commit
@@ -211,8 +211,7 @@ class Ingest:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        with open(self._lock_path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        with file_lock(self._lock_path):
             yield
 
     def sweep_stale_temps(self) -> int:

@@ -14,17 +14,15 @@ promotion passes ``force`` to bypass both.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from azaion_assets.core.atomic import atomic_copy, atomic_write_text
+from azaion_assets.core.locks import file_lock
 
 UNKNOWN = "unknown"  # a champion file without a believable record
 NO_CHAMPION = "none"  # what ``expected`` says when the promotion was decided with no champion
@@ -65,14 +63,6 @@ def held_partition(target: Path) -> str | None:
     return str(record["partition"])
 
 
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".publish.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
 def _refusal(held: str | None, partition: str, expected: str | None) -> str | None:
     if expected is not None and (held or NO_CHAMPION) != expected:
         return f"the champion changed to {held} after this model was judged against {expected}"
@@ -91,7 +81,8 @@ def publish_pair(
     """Copy each ``(source, target)`` atomically with its record, the last target naming the
     champion. ``expected``: the partition the champion held when this promotion was decided."""
     champion = files[-1][1]
-    with _locked(champion.parent):
+    champion.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(champion.parent / ".publish.lock"):
         held = held_partition(champion)
         refusal = None if force else _refusal(held, partition, expected)
         if refusal is not None:

@@ -7,7 +7,6 @@ the process before ``train`` is called.
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import platform
 import re
@@ -29,6 +28,7 @@ from azaion_assets.core.checkpoints import (
     write_resume_record,
 )
 from azaion_assets.core.interrupts import StopRequest, deferred_interrupts
+from azaion_assets.core.locks import file_lock
 
 
 class BaseModelError(ValueError):
@@ -80,7 +80,7 @@ class TrainResult:
     device: str
     params: TrainParams
     versions: dict[str, str] = field(default_factory=dict)
-    start: str = "fresh"  # fresh | resume | finished (see plan_start)
+    start: str = "fresh"  # fresh | resume | finished | trained (see plan_start)
     start_reason: str = ""
     resumed_from_epoch: int | None = None  # epochs already done by the checkpoint resumed
 
@@ -251,12 +251,8 @@ def partition_lock(run_dir: Path, log: Callable[[str], None]) -> Iterator[None]:
     marked failed while its step may still be writing its checkpoint, and the retry can start
     meanwhile; it waits here. The kernel releases the lock of a process that died."""
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(run_dir.with_name(f".{run_dir.name}.lock"), "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"waiting for an earlier attempt at {run_dir.name} to stop")
-            fcntl.flock(handle, fcntl.LOCK_EX)
+    waiting = f"waiting for an earlier attempt at {run_dir.name} to stop"
+    with file_lock(run_dir.with_name(f".{run_dir.name}.lock"), on_wait=lambda: log(waiting)):
         yield
 
 
@@ -373,10 +369,12 @@ def _finish(staging: Path, data_yaml: Path, params: TrainParams) -> Any:
     from ultralytics.utils.torch_utils import strip_optimizer
 
     weights = staging / "weights"
-    if load_checkpoint(weights / "best.pt") is None:  # torn while being stripped
+    last = load_checkpoint(weights / "last.pt")
+    best = load_checkpoint(weights / "best.pt")
+    if best is None:  # torn while being stripped
         atomic_copy(weights / "last.pt", weights / "best.pt")
-    for name in ("last.pt", "best.pt"):
-        ckpt = load_checkpoint(weights / name)
+        best = last
+    for name, ckpt in (("last.pt", last), ("best.pt", best)):
         if ckpt is not None and ckpt.get("optimizer") is not None:
             strip_optimizer(weights / name)
     return YOLO(str(weights / "best.pt")).val(
