@@ -51,7 +51,7 @@ def replacing(target: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     fsync_dir(target.parent)
 
 
-def atomic_write_bytes(target: Path, data: bytes, mode: int = 0o644) -> Path:
+def atomic_write_bytes(target: Path, data: bytes | memoryview, mode: int = 0o644) -> Path:
     """Write ``data`` to ``target`` atomically with file mode ``mode``."""
     with replacing(target, mode) as handle:
         handle.write(data)

@@ -71,6 +71,11 @@ def _refusal(held: str | None, partition: str, expected: str | None) -> str | No
     return None
 
 
+def publish_lock(models: Path):
+    """Held while the champion pair is written, or read as one (a release)."""
+    return file_lock(models / ".publish.lock")
+
+
 def publish_pair(
     files: list[tuple[Path, Path]],
     partition: str,
@@ -82,7 +87,7 @@ def publish_pair(
     champion. ``expected``: the partition the champion held when this promotion was decided."""
     champion = files[-1][1]
     champion.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(champion.parent / ".publish.lock"):
+    with publish_lock(champion.parent):
         held = held_partition(champion)
         refusal = None if force else _refusal(held, partition, expected)
         if refusal is not None:

@@ -23,6 +23,8 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from azaion_assets.core.crypto import Scheme
+
 DEFAULT_CONFIG_FILE = Path("config.yaml")
 DEFAULT_ENV_FILE = Path(".env")
 
@@ -160,6 +162,43 @@ class Settings(BaseSettings):
         "nvidia.com/gpu.present=true",
         doc="Node selector of training pods: comma-separated key=value pairs (Kubernetes)",
     )
+    model_encryption_key: SecretStr | None = _field(
+        doc="Key string that encrypts released models (AES-256 key = its SHA-256); at least 16 "
+        "characters, shared with the edge devices that decrypt",
+        scopes=(Scope.RELEASE,),
+        secret=True,
+    )
+    release_scheme: Scheme = _field(
+        "aes-256-cbc",
+        doc="Release encryption: aes-256-cbc (what existing Azaion consumers read) or "
+        "aes-256-gcm (authenticated: tampering is detected)",
+    )
+    release_small_max_bytes: int = _field(
+        3072, doc="The small part (to the API) is the first min(this, fraction) ciphertext bytes"
+    )
+    release_small_fraction: float = _field(
+        0.2, doc="The small part's share of the ciphertext when below RELEASE_SMALL_MAX_BYTES"
+    )
+    release_api_folder: str = _field("models", doc="API folder of small parts and the manifest")
+    release_cdn_prefix: str = _field("models", doc="Key prefix of big parts in the CDN bucket")
+    release_cdn_config_folder: str = _field(
+        "config", doc="API folder of the encrypted cdn.yaml (the CDN credentials)"
+    )
+    release_sensor_interval_seconds: int = _field(
+        30, doc="How often model_release_sensor looks for a new champion (read at location load)"
+    )
+    release_retry_minutes: float = _field(
+        30, doc="A release that failed for good is requested again this long after the failure"
+    )
+    azaion_api_timeout_seconds: float = _field(
+        30.0, doc="Timeout of one Azaion API request (connect and each read)"
+    )
+    azaion_api_retries: int = _field(
+        4, doc="Retries of an Azaion API request on 5xx or connection errors (backoff doubles)"
+    )
+    azaion_api_backoff_seconds: float = _field(
+        1.0, doc="First retry delay of an Azaion API request; doubled each retry, at most 30 s"
+    )
     export_parity_images: int = _field(8, doc="Validation images used for the ONNX parity check")
     export_parity_conf: float = _field(0.25, doc="Only boxes above this score are compared")
     export_parity_score_tol: float = _field(0.001, doc="Max score difference ONNX vs PyTorch")
@@ -186,6 +225,8 @@ class Settings(BaseSettings):
         "stream_max_message_bytes",
         "retrain_min_new_validated",
         "retrain_sensor_interval_seconds",
+        "release_small_max_bytes",
+        "release_sensor_interval_seconds",
     )
     @classmethod
     def _positive(cls, value: int) -> int:
@@ -200,6 +241,7 @@ class Settings(BaseSettings):
         "stream_start_offset",
         "training_max_retries",
         "k8s_gpu_limit",
+        "azaion_api_retries",
     )
     @classmethod
     def _non_negative(cls, value: int) -> int:
@@ -207,11 +249,30 @@ class Settings(BaseSettings):
             raise ValueError("must not be negative")
         return value
 
-    @field_validator("training_max_runtime_hours")
+    @field_validator(
+        "training_max_runtime_hours",
+        "azaion_api_timeout_seconds",
+        "azaion_api_backoff_seconds",
+        "release_retry_minutes",
+    )
     @classmethod
-    def _hours(cls, value: float) -> float:
+    def _more_than_zero(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("must be more than 0")
+        return value
+
+    @field_validator("release_small_fraction")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if not 0.0 < value < 1.0:
+            raise ValueError("must be above 0 and below 1")
+        return value
+
+    @field_validator("model_encryption_key")
+    @classmethod
+    def _key_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and 0 < len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
         return value
 
     @field_validator("retrain_promotion_tolerance")

@@ -3,6 +3,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from azaion_assets.core.offline import prepare_ultralytics
 
 
@@ -44,3 +46,22 @@ def test_amp_check_never_downloads_and_stays_off_on_cpu(runtime_dir, no_network)
     cpu_model = torch.nn.Linear(2, 2)
     assert trainer.check_amp(cpu_model) is False  # pyright: ignore[reportPrivateImportUsage]
     assert no_network == []
+
+
+def test_the_network_guard_blocks_leaving_the_machine_but_not_loopback(no_network):
+    """The guard the offline tests rely on: a real local server is reachable, the world is not."""
+    import socket
+
+    from azaion_assets_tests.conftest import NetworkAttempt
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        with socket.create_connection(server.getsockname(), timeout=5):
+            pass
+    assert no_network == []
+    with pytest.raises(NetworkAttempt):
+        socket.create_connection(("192.0.2.1", 443), timeout=1)  # TEST-NET-1, never routed
+    with pytest.raises(NetworkAttempt):
+        socket.getaddrinfo("example.org", 443)
+    assert len(no_network) == 2

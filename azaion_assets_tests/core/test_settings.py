@@ -3,7 +3,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from azaion_assets.core.settings import ConfigError, Scope, load_settings, secret_fields
+from azaion_assets.core.settings import (
+    ConfigError,
+    Scope,
+    Settings,
+    load_settings,
+    secret_fields,
+)
 
 
 def test_defaults_follow_the_seed():
@@ -30,7 +36,12 @@ def test_defaults_follow_the_seed():
 def test_secrets_have_no_defaults():
     s = load_settings()
     assert s.rabbitmq_password is None and s.azaion_api_password is None
-    assert set(secret_fields()) == {"AZAION_API_PASSWORD", "RABBITMQ_PASSWORD"}
+    assert s.model_encryption_key is None
+    assert set(secret_fields()) == {
+        "AZAION_API_PASSWORD",
+        "RABBITMQ_PASSWORD",
+        "MODEL_ENCRYPTION_KEY",
+    }
 
 
 def test_precedence_env_over_dotenv_over_config_yaml(tmp_path, monkeypatch):
@@ -75,6 +86,12 @@ def test_missing_lists_each_scope_secret(monkeypatch):
         "AZAION_API_EMAIL",
         "AZAION_API_PASSWORD",
         "RABBITMQ_PASSWORD",
+        "MODEL_ENCRYPTION_KEY",
+    ]
+    assert [p.split(":")[0] for p in s.missing({Scope.RELEASE})] == [
+        "AZAION_API_EMAIL",
+        "AZAION_API_PASSWORD",
+        "MODEL_ENCRYPTION_KEY",
     ]
     monkeypatch.setenv("RABBITMQ_PASSWORD", "s3cret")
     assert load_settings().missing({Scope.STREAM}) == []
@@ -124,3 +141,30 @@ def test_a_named_config_or_env_file_must_exist(tmp_path):
         load_settings(env_file=tmp_path / "nope.env")
     (tmp_path / "given.env").write_text("TRAINING_EPOCHS=7\n")
     assert load_settings(env_file=tmp_path / "given.env").training_epochs == 7
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("MODEL_ENCRYPTION_KEY", "short-key", "at least 16 characters"),
+        ("RELEASE_SCHEME", "aes-128-ecb", "aes-256-cbc"),
+        ("RELEASE_SMALL_FRACTION", "1.5", "below 1"),
+        ("RELEASE_SMALL_MAX_BYTES", "0", "at least 1"),
+        ("AZAION_API_TIMEOUT_SECONDS", "0", "more than 0"),
+        ("AZAION_API_RETRIES", "-1", "not be negative"),
+    ],
+)
+def test_release_settings_are_validated_without_echoing_values(monkeypatch, name, value, problem):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert name in str(caught.value) and problem in str(caught.value)
+    if name == "MODEL_ENCRYPTION_KEY":
+        assert value not in str(caught.value)
+
+
+def test_the_tests_clear_every_variable_of_the_schema():
+    """The hermetic test environment (conftest.clear_config_env) covers every setting."""
+    from azaion_assets_tests.conftest import CONFIG_PREFIXES
+
+    assert [n for n in Settings.model_fields if not n.upper().startswith(CONFIG_PREFIXES)] == []

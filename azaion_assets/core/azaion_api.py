@@ -1,0 +1,185 @@
+"""A client of the Azaion REST API: log in, upload a resource, download one (docs/azaion-api.md).
+
+Why it is written this way:
+- **Tokens expire.** A 401 or 403 means the bearer token is stale, so the client logs in again,
+  once per request; a second refusal is a real permission problem and is raised.
+- **Networks fail.** Connection errors, timeouts and 5xx answers are retried with exponential
+  backoff; every upload replaces the resource of the same name, so a retried upload cannot
+  duplicate it.
+- **Secrets stay secret.** The password and the token are never put in a log line or an
+  exception: errors are built from the operation, the path and the status, any text the server
+  sends back is scrubbed of both, and exceptions from ``requests`` are not chained (their text
+  can carry the request).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+
+from azaion_assets.core.crypto import DecryptionError, decrypt
+from azaion_assets.core.hardware import hardware_key
+
+if TYPE_CHECKING:
+    from azaion_assets.core.settings import Settings
+
+log = logging.getLogger(__name__)
+BACKOFF_CAP_SECONDS = 30.0
+
+
+class ApiError(RuntimeError):
+    """A request to the Azaion API failed; ``status`` is the HTTP status, None without one."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+def _safe_base(url: str) -> str:
+    """The base URL without any user:password@ part, for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+class AzaionApi:
+    def __init__(
+        self,
+        url: str,
+        email: str,
+        password: str,
+        *,
+        timeout: float = 30.0,
+        retries: int = 4,
+        backoff: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if not url.startswith(("http://", "https://")):
+            raise ApiError(f"AZAION_API_URL must be an http(s) URL, got {_safe_base(url)!r}")
+        self._base = url.rstrip("/")
+        self._email = email
+        self._password = password
+        self._token: str | None = None
+        self._timeout = timeout
+        self._retries = retries
+        self._backoff = backoff
+        self._sleep = sleep
+        self._session = requests.Session()
+        self.logins = 0  # how many times a token was obtained (for records and tests)
+
+    def __repr__(self) -> str:
+        return f"AzaionApi({_safe_base(self._base)!r})"
+
+    # --- the endpoints ---
+    def login(self) -> None:
+        body = {"email": self._email, "password": self._password}
+        response = self._request("POST", "/login", "log in", auth=False, json=body)
+        try:
+            token = response.json()["token"]
+        except (ValueError, KeyError, TypeError):
+            raise ApiError("log in: the answer has no token") from None
+        if not isinstance(token, str) or not token:
+            raise ApiError("log in: the answer has no token")
+        self._token = token
+        self.logins += 1
+
+    def upload(self, folder: str, name: str, data: bytes) -> None:
+        """Store ``data`` as resource ``name`` in ``folder``, replacing one of that name."""
+        files = {"data": (name, data, "application/octet-stream")}
+        self._request("POST", f"/resources/{quote(folder)}", f"upload {folder}/{name}", files=files)
+        log.info("uploaded %s/%s (%d bytes) to the Azaion API", folder, name, len(data))
+
+    def download(self, folder: str, name: str, hardware: str) -> bytes:
+        """Resource ``name`` of ``folder``, encrypted by the API with this machine's key."""
+        body = {"fileName": name, "hardware": hardware, "password": self._password}
+        what = f"download {folder}/{name}"
+        return self._request("POST", f"/resources/get/{quote(folder)}", what, json=body).content
+
+    def fetch(self, folder: str, name: str, hardware: str) -> bytes:
+        """Resource ``name`` of ``folder``, downloaded and decrypted with the hardware-bound key
+        of this machine and account (kept in memory; the caller decides what to keep)."""
+        blob = self.download(folder, name, hardware)
+        key = hardware_key(hardware, self._email, self._password)
+        try:
+            return decrypt(blob, key, "aes-256-cbc")
+        except DecryptionError:
+            raise ApiError(
+                f"fetch {folder}/{name}: cannot decrypt it with this machine's hardware-bound "
+                "key (the API encrypted it for other hardware or another account)"
+            ) from None
+
+    # --- plumbing ---
+    def _request(
+        self, method: str, path: str, what: str, *, auth: bool = True, **kwargs: Any
+    ) -> requests.Response:
+        attempt = 0
+        logged_in_anew = False
+        while True:
+            if auth and self._token is None:
+                self.login()
+            headers = {"Authorization": f"Bearer {self._token}"} if auth else {}
+            try:
+                response = self._session.request(
+                    method, self._base + path, headers=headers, timeout=self._timeout, **kwargs
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                problem = f"no answer from {_safe_base(self._base)} ({type(exc).__name__})"
+                attempt = self._retry_or_raise(what, problem, attempt, None)
+                continue
+            status = response.status_code
+            if status >= 500:
+                attempt = self._retry_or_raise(what, f"HTTP {status}", attempt, status)
+                continue
+            if status in (401, 403):
+                if not auth:
+                    raise ApiError(
+                        f"{what}: refused (HTTP {status}); check AZAION_API_EMAIL and "
+                        "AZAION_API_PASSWORD",
+                        status,
+                    )
+                if not logged_in_anew:
+                    log.info("%s: HTTP %d, the token has expired; logging in again", what, status)
+                    self._token = None
+                    logged_in_anew = True
+                    continue
+                raise ApiError(f"{what}: refused (HTTP {status}) even after a new login", status)
+            if status >= 400:
+                raise ApiError(f"{what}: HTTP {status}{self._detail(response)}", status)
+            return response
+
+    def _retry_or_raise(self, what: str, problem: str, attempt: int, status: int | None) -> int:
+        if attempt >= self._retries:
+            raise ApiError(f"{what}: {problem}, after {attempt + 1} attempts", status)
+        delay = min(BACKOFF_CAP_SECONDS, self._backoff * 2**attempt)
+        log.warning("%s: %s; retrying in %.1f s", what, problem, delay)
+        self._sleep(delay)
+        return attempt + 1
+
+    def _detail(self, response: requests.Response) -> str:
+        """The server's own words, briefly, with any secret of ours blanked out first."""
+        text = response.text.strip()
+        for secret in (self._password, self._token):
+            if secret:
+                for form in {secret, json.dumps(secret)[1:-1]}:  # as sent, and JSON-escaped
+                    text = text.replace(form, "***")
+        text = text[:200]
+        return f": {text}" if text else ""
+
+
+def api_from_settings(settings: Settings) -> AzaionApi:
+    """A client for the configured API; a missing credential raises ``ConfigError`` naming it."""
+    return AzaionApi(
+        settings.azaion_api_url,
+        settings.require("AZAION_API_EMAIL"),
+        settings.require("AZAION_API_PASSWORD"),
+        timeout=settings.azaion_api_timeout_seconds,
+        retries=settings.azaion_api_retries,
+        backoff=settings.azaion_api_backoff_seconds,
+    )
