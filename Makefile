@@ -59,6 +59,7 @@ lint: install
 bench: install
 	$(BIN)/python -m bench.dataset_forming
 	$(BIN)/python -m bench.stream_ingest
+	$(BIN)/python -m bench.release_prepare
 
 env-example: install
 	$(BIN)/azaion-assets env-example

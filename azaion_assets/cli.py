@@ -1,4 +1,4 @@
-"""``azaion-assets``: configuration, data tree, synthetic data and the end-to-end demo.
+"""``azaion-assets``: configuration, data tree, synthetic data, the end-to-end demo, releases.
 
 Exit codes: 0 success, 1 a failed run, 2 invalid configuration or usage.
 """
@@ -12,6 +12,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from azaion_assets.cli_release import add_parser as add_release_parser
+from azaion_assets.cli_release import settings_from_args
 from azaion_assets.core.atomic import atomic_write_text
 from azaion_assets.core.contract import Role
 from azaion_assets.core.datatree import DataTree
@@ -22,24 +24,19 @@ from azaion_assets.core.settings import (
     ConfigError,
     Scope,
     Settings,
-    load_settings,
     missing_for,
 )
 from azaion_assets.core.synthetic import write_samples
 from azaion_assets.core.training import BaseModelError, resolve_base_model
 
 EXIT_CONFIG = 2
-DEMO_ASSETS = "dataset,model,onnx_model,champion"
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config, args.env_file)
+DEMO_ASSETS = "dataset,model,onnx_model,champion,model_release"
 
 
 def checked_settings(args: argparse.Namespace, scopes: set[Scope] | None) -> Settings:
     """Load and validate for ``scopes`` (None = all); raise ``ConfigError`` with every problem."""
     try:
-        settings = _settings(args)
+        settings = settings_from_args(args)
     except ConfigError as exc:
         extra = missing_for(exc.absent, scopes) if exc.absent is not None else []
         raise ConfigError(exc.problems + extra) from None
@@ -88,13 +85,13 @@ def cmd_env_example(args: argparse.Namespace) -> int:
 
 
 def cmd_tree(args: argparse.Namespace) -> int:
-    tree = DataTree.from_settings(_settings(args)).ensure()
+    tree = DataTree.from_settings(settings_from_args(args)).ensure()
     print(tree.root)
     return 0
 
 
 def cmd_synthetic(args: argparse.Namespace) -> int:
-    tree = DataTree.from_settings(_settings(args)).ensure()
+    tree = DataTree.from_settings(settings_from_args(args)).ensure()
     target = tree.seed if args.unvalidated else tree.data
     written = write_samples(target, args.count, seed=args.seed)
     print(f"wrote {len(written)} annotations to {target.root}")
@@ -200,20 +197,23 @@ def _print_summary(tree: DataTree, partition: str) -> None:
                     "test_mAP50-95",
                     "partition",
                     "promotion",
+                    "scheme",
+                    "manifest",
+                    "cdn_uploaded",
                 )
             }
-            print(f"{key:<11} {shown}")
+            print(f"{key:<13} {shown}")
     from azaion_assets.core.ingest import state_path
     from azaion_assets.core.ingest_state import IngestState
 
     with IngestState(state_path(tree)) as state:
-        print(f"stream      {state.totals()} (all annotations partitions)")
-    print(f"data tree   {tree.root}")
-    print(f"champion    {tree.champion}")
-    print(f"onnx        {tree.champion_onnx}")
-    print(f"instance    {os.environ['DAGSTER_HOME']}")
+        print(f"stream        {state.totals()} (all annotations partitions)")
+    print(f"data tree     {tree.root}")
+    print(f"champion      {tree.champion}")
+    print(f"onnx          {tree.champion_onnx}")
+    print(f"instance      {os.environ['DAGSTER_HOME']}")
     print(
-        "UI          make dev   (dagster dev on http://127.0.0.1:3000; "
+        "UI            make dev   (dagster dev on http://127.0.0.1:3000; "
         f"open Assets > onnx_model, partition {partition})"
     )
 
@@ -284,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="empty AZAION_ROOT_DIR and DAGSTER_HOME first (local broker only; make demo does)",
     )
     demo.set_defaults(func=cmd_demo)
+    add_release_parser(sub)
     return parser
 
 

@@ -9,6 +9,10 @@
    ``retraining_job`` (dataset -> model -> onnx_model) for today, which the daemon's queue
    launches as a training run. For another day, or when today's dataset was already formed (a
    second demo the same day), the demo launches the job itself, as an operator would.
+5. ``model_release_sensor`` sees the new champion and requests ``model_release_job``: the pair
+   is encrypted and split between a local Azaion API stand-in and a local S3 server, and the demo
+   fetches it back as an edge device would and checks it is byte-identical. Never the configured
+   API: the demo's toy model must not reach the edge fleet.
 """
 
 from __future__ import annotations
@@ -54,6 +58,53 @@ def broker_for(settings: Settings) -> Iterator[tuple[StreamTarget, dict[str, str
         print(f"started a local RabbitMQ with streams on {local.host}:{local.stream_port}")
         target = local.target(settings.rabbitmq_queue_name)
         yield target, target.as_env()
+
+
+@contextmanager
+def release_services_for(settings: Settings) -> Iterator[dict[str, str]]:
+    """The release settings the demo's runs get, overriding any configured ones: a local Azaion
+    API stand-in (docs/azaion-api.md) and a local S3 server for the demo's lifetime, with
+    throwaway credentials and model key. A demo never releases to the real API, whose pointer
+    the whole edge fleet reads."""
+    import logging
+    import secrets
+
+    from moto.server import ThreadedMotoServer
+
+    from azaion_assets.core.localapi import LocalAzaionApi
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the S3 server's access log
+    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    s3.start()
+    try:
+        host, port = s3.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        pair = {"access_key": "demo", "secret_key": secrets.token_urlsafe(16)}
+        email, password = "demo@azaion.local", secrets.token_urlsafe(16)
+        with LocalAzaionApi(email, password) as api:
+            folder = settings.release_cdn_config_folder
+            api.provision_cdn(endpoint, "azaion-models", pair, pair, folder)
+            print(f"started a local Azaion API on {api.url} and a local S3 server on {endpoint}")
+            yield {
+                "AZAION_API_URL": api.url,
+                "AZAION_API_EMAIL": email,
+                "AZAION_API_PASSWORD": password,
+                "MODEL_ENCRYPTION_KEY": secrets.token_urlsafe(24),
+            }
+    finally:
+        s3.stop()
+
+
+def verify_release(settings: Settings, env: dict[str, str], target: Path) -> dict:
+    """Fetch the current release as an edge device would; returns its manifest."""
+    from azaion_assets.core.azaion_api import AzaionApi
+    from azaion_assets.core.hardware import fingerprint
+    from azaion_assets.core.release import fetch
+
+    api = AzaionApi(env["AZAION_API_URL"], env["AZAION_API_EMAIL"], env["AZAION_API_PASSWORD"])
+    key = env["MODEL_ENCRYPTION_KEY"]
+    folders = (settings.release_api_folder, settings.release_cdn_config_folder)
+    return fetch(api, fingerprint(), key, target, *folders)
 
 
 def demo_messages(count: int, seed: int) -> tuple[list[messages.Message], int]:
@@ -128,13 +179,13 @@ def wait_for_ingest(tail: int, timeout: float) -> list[str]:
             time.sleep(2)
 
 
-def _sensor_run(partition: str) -> str | None:
+def _sensor_run(partition: str, tags: dict[str, str] | None = None) -> str | None:
     from dagster import DagsterInstance, RunsFilter
 
     from azaion_assets.core.retraining import TRIGGER_TAG
     from azaion_assets.retraining_sensor import SENSOR
 
-    tags = {TRIGGER_TAG: SENSOR, "dagster/partition": partition}
+    tags = {**(tags or {TRIGGER_TAG: SENSOR}), "dagster/partition": partition}
     with DagsterInstance.get() as instance:
         runs = instance.get_runs(RunsFilter(tags=tags), limit=1)
         return runs[0].run_id if runs else None
@@ -152,13 +203,16 @@ def launch_retraining(
 ) -> str:
     """Submit retraining_job for ``partition`` to the run queue, as the UI's launchpad does;
     returns the new run's id. ``cwd`` holds the ``workspace.yaml`` to load."""
+    from dagster import RunsFilter
+
     from azaion_assets.core.retraining import TRIGGER_TAG
 
-    before = {r.run_id for r in instance.get_runs()}
-    tags = json.dumps({"dagster/partition": partition, TRIGGER_TAG: trigger})
+    tags = {"dagster/partition": partition, TRIGGER_TAG: trigger}
+    mine = RunsFilter(job_name="retraining_job", tags=tags)  # sensors may add runs meanwhile
+    before = {r.run_id for r in instance.get_runs(mine)}
     cmd = [_tool("dagster"), "job", "launch", "-w", "workspace.yaml", "-j", "retraining_job"]
-    subprocess.run([*cmd, "--tags", tags], cwd=cwd, env=env, check=True)
-    (run_id,) = {r.run_id for r in instance.get_runs()} - before
+    subprocess.run([*cmd, "--tags", json.dumps(tags)], cwd=cwd, env=env, check=True)
+    (run_id,) = {r.run_id for r in instance.get_runs(mine)} - before
     return run_id
 
 
@@ -184,9 +238,10 @@ def run_status(run_id: str) -> str | None:
 def run_demo(settings: Settings, count: int, seed: int, partition: str) -> int:
     from dagster import DagsterInstance
 
-    with broker_for(settings) as (target, broker_env):
-        env = {**os.environ, **broker_env}
+    with broker_for(settings) as (target, broker_env), release_services_for(settings) as rel_env:
+        env = {**os.environ, **broker_env, **rel_env}
         env.setdefault("STREAM_SENSOR_INTERVAL_SECONDS", "5")
+        env.setdefault("RELEASE_SENSOR_INTERVAL_SECONDS", "5")
         env.setdefault("STREAM_BATCH_MESSAGES", str(max(10, count // 3)))
         env.setdefault("RETRAIN_SENSOR_INTERVAL_SECONDS", "5")
         tail, validated = publish_demo_set(target, count, seed)
@@ -211,5 +266,42 @@ def run_demo(settings: Settings, count: int, seed: int, partition: str) -> int:
                     run_id = launch_retraining(instance, env, partition, trigger="demo")
             print(f"training run {run_id} with {settings.training_model} ...")
             status = wait_for(f"run {run_id}", lambda: run_status(run_id), 3600, every=5)
-        print(f"training run {run_id}: {status} after {time.monotonic() - started:.0f}s")
-        return 0 if status == "SUCCESS" else 1
+            print(f"training run {run_id}: {status} after {time.monotonic() - started:.0f}s")
+            if status != "SUCCESS":
+                return 1
+            if not _is_champion(settings, partition):
+                print(f"{partition} was not promoted, so there is no new release")
+                return 0
+            return _release(settings, env, partition)
+
+
+def _is_champion(settings: Settings, partition: str) -> bool:
+    from azaion_assets.core.datatree import DataTree
+    from azaion_assets.core.publish import held_partition
+
+    return held_partition(DataTree.from_settings(settings).champion) == partition
+
+
+def _release(settings: Settings, env: dict[str, str], partition: str) -> int:
+    """Wait for model_release_sensor's release run, then fetch the release back."""
+    from azaion_assets.core.datatree import DataTree
+    from azaion_assets.model_release_sensor import SENSOR
+
+    print("waiting for model_release_sensor to release the new champion ...")
+    by_sensor = {"dagster/sensor_name": SENSOR}
+    run_id = wait_for(
+        "model_release_sensor's request", lambda: _sensor_run(partition, by_sensor), 300
+    )
+    status = wait_for(f"run {run_id}", lambda: run_status(run_id), 600)
+    print(f"release run {run_id}: {status}")
+    if status != "SUCCESS":
+        return 1
+    tree = DataTree.from_settings(settings)
+    edge = tree.root / "edge"
+    manifest = verify_release(settings, env, edge)
+    for entry in manifest["files"]:
+        same = (edge / entry["name"]).read_bytes() == (tree.models / entry["name"]).read_bytes()
+        print(f"edge fetch  {entry['name']}: byte-identical to models/{entry['name']}: {same}")
+        if not same:
+            return 1
+    return 0

@@ -8,6 +8,8 @@ configuration as it is when the run starts.
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
+from azaion_assets.core.azaion_api import AzaionApi, api_from_settings
+from azaion_assets.core.cdn import CdnConfig, fetch_config
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.settings import Settings, load_settings
 
@@ -28,3 +30,19 @@ class AzaionSettingsResource(ConfigurableResource):
     def tree(self) -> DataTree:
         """The data tree, created if missing."""
         return DataTree.from_settings(self.load()).ensure()
+
+
+class AzaionApiResource(ConfigurableResource):
+    """The Azaion REST API and, through it, the CDN credentials, from the same settings.
+
+    Credentials are read when a step asks for a client, never at load; ``cdn.yaml`` is fetched
+    per run and kept in memory only.
+    """
+
+    settings: AzaionSettingsResource
+
+    def client(self) -> AzaionApi:
+        return api_from_settings(self.settings.load())
+
+    def cdn_config(self, api: AzaionApi, hardware: str) -> CdnConfig:
+        return fetch_config(api, self.settings.load().release_cdn_config_folder, hardware)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import itertools
 import os
 import socket
@@ -13,13 +14,28 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
+from azaion_assets.core.cdn import CdnConfig
+from azaion_assets.core.cdn import client as cdn_client
+from azaion_assets.core.cdn import get_bytes as cdn_get
 from azaion_assets.core.datatree import DataTree
+from azaion_assets.core.localapi import LocalAzaionApi
 from azaion_assets.core.localbroker import LocalBroker
 from azaion_assets.core.offsets import OffsetRange
 from azaion_assets.core.settings import Settings, load_settings
 from azaion_assets.core.stream import StreamTarget
 
-_PREFIXES = ("AZAION_", "RABBITMQ_", "TRAINING_", "EXPORT_", "DATASET_", "STREAM_")
+CONFIG_PREFIXES = (  # every settings variable starts with one of these
+    "AZAION_",
+    "RABBITMQ_",
+    "TRAINING_",
+    "EXPORT_",
+    "DATASET_",
+    "STREAM_",
+    "RETRAIN_",
+    "RELEASE_",
+    "MODEL_",
+    "K8S_",
+)
 
 # A tiny, CPU-friendly training profile used by every test that trains.
 TINY_PROFILE = {
@@ -71,18 +87,29 @@ class NetworkAttempt(AssertionError):
     pass
 
 
+def _loopback(host: object) -> bool:
+    """An IP literal of this machine (no name lookup: a name is for DNS, which is guarded)."""
+    try:
+        return ipaddress.ip_address(str(host)).is_loopback
+    except ValueError:
+        return False
+
+
 def guard_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Fail any outbound connection or DNS lookup, and record each attempt.
 
-    Unix sockets stay allowed (they never leave the machine). The failure is an AssertionError,
+    Unix sockets and loopback addresses stay allowed (they never leave the machine; the tests'
+    own servers listen on 127.0.0.1). The failure is an AssertionError,
     not an OSError, so library code that tolerates being offline cannot swallow it quietly; the
     returned list lets a test assert that nothing was even tried.
     """
     attempts: list[str] = []
     real_connect = socket.socket.connect
 
+    real_getaddrinfo = socket.getaddrinfo
+
     def guarded_connect(self: socket.socket, address, *args, **kwargs):
-        if self.family == socket.AF_UNIX:
+        if self.family == socket.AF_UNIX or _loopback(address[0]):
             return real_connect(self, address, *args, **kwargs)
         attempts.append(f"connect {address!r}")
         raise NetworkAttempt(f"outbound connection attempted: {address!r}")
@@ -92,6 +119,8 @@ def guard_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         raise NetworkAttempt(f"outbound connection attempted: {address!r}")
 
     def guarded_getaddrinfo(host, *args, **kwargs):
+        if _loopback(host):
+            return real_getaddrinfo(host, *args, **kwargs)
         attempts.append(f"getaddrinfo {host!r}")
         raise NetworkAttempt(f"DNS lookup attempted: {host!r}")
 
@@ -123,7 +152,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 def clear_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
-        if key.startswith(_PREFIXES):
+        if key.startswith(CONFIG_PREFIXES):
             monkeypatch.delenv(key)
 
 
@@ -209,3 +238,64 @@ def assert_tiles(keys: list[str], first: int, last: int) -> list[OffsetRange]:
     assert ranges[0].first == first and ranges[-1].last == last, keys
     assert all(a.last + 1 == b.first for a, b in itertools.pairwise(ranges)), keys
     return ranges
+
+
+# --- release: a real S3-compatible server and the local Azaion API, over HTTP on loopback ---
+API_EMAIL = "trainer@azaion.local"
+API_PASSWORD = "api-Pa55word-never-logged"
+MODEL_KEY = "model-key-never-logged-0123456789"
+CDN_SECRETS = ("READ-secret-never-logged", "WRITE-secret-never-logged")
+SECRETS = (API_PASSWORD, MODEL_KEY, *CDN_SECRETS)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's standalone S3 server (real HTTP, real S3 wire protocol), for this session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@dataclasses.dataclass
+class ReleaseServices:
+    api: LocalAzaionApi
+    cdn: CdnConfig
+
+    def bucket_objects(self) -> dict[str, bytes]:
+        s3 = cdn_client(self.cdn, "read")
+        listed = s3.list_objects_v2(Bucket=self.cdn.bucket).get("Contents", [])
+        return {o["Key"]: cdn_get(s3, self.cdn.bucket, o["Key"]) for o in listed}
+
+
+@pytest.fixture
+def release_services(s3_endpoint: str) -> Iterator[ReleaseServices]:
+    """The local Azaion API holding an account and its cdn.yaml, and an empty bucket of its
+    own on the S3 server that cdn.yaml names."""
+    bucket = f"azaion-{uuid.uuid4().hex[:12]}"
+    read = {"access_key": "reader", "secret_key": CDN_SECRETS[0]}
+    write = {"access_key": "writer", "secret_key": CDN_SECRETS[1]}
+    with LocalAzaionApi(API_EMAIL, API_PASSWORD) as api:
+        config = api.provision_cdn(s3_endpoint, bucket, read, write, "config")
+        yield ReleaseServices(api, config)
+
+
+@pytest.fixture
+def release_env(
+    release_services: ReleaseServices, monkeypatch: pytest.MonkeyPatch
+) -> ReleaseServices:
+    """Release settings, through the environment, pointing at ``release_services``."""
+    env = {
+        "AZAION_API_URL": release_services.api.url,
+        "AZAION_API_EMAIL": API_EMAIL,
+        "AZAION_API_PASSWORD": API_PASSWORD,
+        "MODEL_ENCRYPTION_KEY": MODEL_KEY,
+        "AZAION_API_BACKOFF_SECONDS": "0.05",
+        "AZAION_API_TIMEOUT_SECONDS": "5",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return release_services

@@ -33,13 +33,16 @@ def test_config_check_passes_for_a_scope_and_never_prints_secrets(capsys, monkey
 def test_render_writes_0600_config_that_loads_back(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TRAINING_MODEL", "yolo26n.yaml")
     monkeypatch.setenv("RABBITMQ_PASSWORD", "s3cret")
+    monkeypatch.setenv("MODEL_ENCRYPTION_KEY", "a-model-key-of-16+")
     (tmp_path / ".env").write_text("AZAION_API_EMAIL=ops@example.org\nAZAION_API_PASSWORD=pw\n")
     assert main(["config", "render"]) == 0
     path = tmp_path / "config.yaml"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     data = yaml.safe_load(path.read_text())
     assert data["RABBITMQ_PASSWORD"] == "s3cret" and data["AZAION_API_EMAIL"] == "ops@example.org"
-    assert "s3cret" not in capsys.readouterr().out
+    assert data["MODEL_ENCRYPTION_KEY"] == "a-model-key-of-16+"
+    out = capsys.readouterr().out
+    assert "s3cret" not in out and "a-model-key-of-16+" not in out
 
 
 def test_render_refuses_to_write_an_incomplete_config(tmp_path, capsys):

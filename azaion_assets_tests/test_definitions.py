@@ -14,16 +14,17 @@ defs = load_defs()
 def test_definitions_load_with_the_final_asset_keys_and_lineage():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"annotations", "dataset", "model", "onnx_model", "champion"}
+    assert keys == {"annotations", "dataset", "model", "onnx_model", "champion", "model_release"}
     parents = {
         k: {p.to_user_string() for p in graph.get(AssetKey(k)).parent_keys}
-        for k in ("dataset", "model", "onnx_model", "champion")
+        for k in ("dataset", "model", "onnx_model", "champion", "model_release")
     }
     assert parents == {
         "dataset": {"annotations"},
         "model": {"dataset"},
         "onnx_model": {"model"},
         "champion": {"model", "onnx_model"},
+        "model_release": {"onnx_model", "champion"},
     }
 
 
@@ -34,7 +35,7 @@ def test_annotations_is_a_declared_asset_partitioned_by_stream_batches():
     assert node.group_name == "annotations"
     assert isinstance(node.partitions_def, DynamicPartitionsDefinition)
     assert node.partitions_def.name == "annotation_batches"
-    for key in ("dataset", "model", "onnx_model"):
+    for key in ("dataset", "model", "onnx_model", "model_release"):
         assert defs.resolve_asset_graph().get(AssetKey(key)).partitions_def == daily_partitions
 
 
@@ -97,8 +98,19 @@ def test_training_run_tags_follow_the_settings(monkeypatch):
 
 def test_the_model_step_takes_the_gpu_pool_and_the_sensors_run_by_default():
     assert defs.resolve_assets_def("model").op.pool == "gpu"
-    for name in ("annotation_stream_sensor", "retraining_sensor"):
+    for name in ("annotation_stream_sensor", "retraining_sensor", "model_release_sensor"):
         sensor = defs.resolve_sensor_def(name)
         assert sensor.default_status.value == "RUNNING"
     assert defs.resolve_sensor_def("retraining_sensor").job_name == "retraining_job"
+    assert defs.resolve_sensor_def("model_release_sensor").job_name == "model_release_job"
     assert defs.resolve_job_def("promote_model") is not None
+
+
+def test_the_release_job_ships_only_the_release_with_its_retry_policy():
+    job = defs.resolve_job_def("model_release_job")
+    assert job.tags["azaion/stage"] == "release"
+    assert [str(k.to_user_string()) for k in job.asset_layer.executable_asset_keys] == [
+        "model_release"
+    ]
+    policy = defs.resolve_assets_def("model_release").op.retry_policy
+    assert policy is not None and policy.max_retries == 3 and policy.backoff is not None

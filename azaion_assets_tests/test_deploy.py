@@ -72,6 +72,7 @@ CHART_QUEUED_COORDINATOR_KEYS = {
 
 GPU_LIMIT = {"key": "azaion/gpu", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
 INGEST_LIMIT = {"key": "azaion/stage", "value": "ingest", "limit": 1}
+RELEASE_LIMIT = {"key": "azaion/stage", "value": "release", "limit": 1}
 SECRETS = {"RABBITMQ_PASSWORD", "DAGSTER_POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD"}
 
 
@@ -236,6 +237,7 @@ def test_every_instance_queues_one_run_per_gpu_one_ingest_and_retries(instance_f
     limits = _run_limits(config)
     assert GPU_LIMIT in limits, f"{instance_file}: no azaion/gpu limit of 1 per unique value"
     assert INGEST_LIMIT in limits, f"{instance_file}: no azaion/stage=ingest limit of 1"
+    assert RELEASE_LIMIT in limits, f"{instance_file}: no azaion/stage=release limit of 1"
     assert config["run_retries"]["enabled"] is True
     assert config["run_monitoring"]["enabled"] is True
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 from onnx import numpy_helper
@@ -17,17 +18,19 @@ from azaion_assets import model as model_module
 from azaion_assets import onnx_model as onnx_module
 from azaion_assets.annotations import annotations
 from azaion_assets.champion import champion, promote_model
+from azaion_assets.cli import main
 from azaion_assets.core.champion import Score, evaluate, read_evaluation
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.forming import DATA_YAML
 from azaion_assets.core.labels import parse_label
-from azaion_assets.core.publish import read_record
+from azaion_assets.core.publish import held_partition, read_record
 from azaion_assets.core.settings import load_settings
 from azaion_assets.core.synthetic import write_samples
 from azaion_assets.dataset import dataset, dataset_labels_valid, dataset_splits_non_empty
 from azaion_assets.model import model
+from azaion_assets.model_release import model_release
 from azaion_assets.onnx_model import onnx_model
-from azaion_assets.resources import AzaionSettingsResource
+from azaion_assets.resources import AzaionApiResource, AzaionSettingsResource
 from azaion_assets_tests.conftest import TINY_PROFILE, clear_config_env, guard_network
 
 PARTITION = "2026-11-22"
@@ -44,6 +47,7 @@ GRAPH = [
 # annotations comes from the stream (see test_annotations); here data/ is written directly.
 SELECTION = [dataset, model, onnx_model]
 RESOURCES = {"settings": AzaionSettingsResource()}
+RELEASE_RESOURCES = {**RESOURCES, "azaion_api": AzaionApiResource(settings=RESOURCES["settings"])}
 
 pytestmark = pytest.mark.slow
 
@@ -339,3 +343,30 @@ def test_a_missing_base_model_fails_with_the_path(tmp_path, monkeypatch, runtime
         message = failures[0].step_failure_data.error.to_string()  # type: ignore[union-attr]
         assert str(tree.models / "yolo26m.pt") in message
     shutil.rmtree(tmp_path / "azaion")
+
+
+def test_the_trained_champion_is_released_and_an_edge_device_gets_it_back(
+    configured, release_env, tmp_path
+):
+    """The real pair (trained, exported, promoted above) through model_release over HTTP, then
+    fetched as an edge device would: byte-identical, and the ONNX file runs in ONNX Runtime."""
+    tree = DataTree.from_settings(load_settings())
+    partition = held_partition(tree.champion)
+    assert partition in (PARTITION, NEWER)
+    result = materialize(
+        [*GRAPH, model_release],
+        instance=configured.instance,
+        partition_key=partition,
+        resources=RELEASE_RESOURCES,
+        selection=[model_release],
+    )
+    assert result.success
+    assert main(["release", "fetch", "--out", str(tmp_path / "edge")]) == 0
+    edge = tmp_path / "edge"
+    assert (edge / "azaion.pt").read_bytes() == tree.champion.read_bytes()
+    assert (edge / "azaion.onnx").read_bytes() == tree.champion_onnx.read_bytes()
+    session = onnxruntime.InferenceSession(str(edge / "azaion.onnx"))
+    size = int(TINY_PROFILE["EXPORT_ONNX_IMGSZ"])
+    image = np.zeros((1, 3, size, size), dtype=np.float32)
+    (output,) = session.run(None, {session.get_inputs()[0].name: image})
+    assert np.asarray(output).shape == (1, 300, 6)

@@ -19,13 +19,25 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
 
+from azaion_assets.core.azaion_api import AzaionApi
 from azaion_assets.core.checkpoints import find_resumable
 from azaion_assets.core.datatree import DataTree
+from azaion_assets.core.hardware import fingerprint
+from azaion_assets.core.localapi import LocalAzaionApi
 from azaion_assets.core.offline import prepare_ultralytics
+from azaion_assets.core.publish import held_partition
+from azaion_assets.core.release import fetch
 from azaion_assets.core.settings import Settings
 from azaion_assets.core.synthetic import write_samples
 from azaion_assets.demo import launch_retraining
-from azaion_assets_tests.conftest import TINY_PROFILE
+from azaion_assets_tests.conftest import (
+    API_EMAIL,
+    API_PASSWORD,
+    CDN_SECRETS,
+    CONFIG_PREFIXES,
+    MODEL_KEY,
+    TINY_PROFILE,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +45,6 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 EPOCHS = 4
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
-_CONFIG_PREFIXES = ("AZAION_", "RABBITMQ_", "TRAINING_", "EXPORT_", "DATASET_", "STREAM_")
 
 
 @dataclass
@@ -44,6 +55,7 @@ class Server:
     env: dict[str, str]
     instance: DagsterInstance
     tree: DataTree
+    api: LocalAzaionApi  # where model_release_sensor's runs ship the champion
 
     def launch(self, partition: str) -> str:
         """Submit retraining_job for ``partition`` as the UI's launchpad would; returns its id."""
@@ -99,7 +111,7 @@ class Server:
 
 
 def _env(base: Path, runtime_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_CONFIG_PREFIXES)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_PREFIXES)}
     env.pop("DAGSTER_HOME", None)
     return {
         **env,
@@ -115,7 +127,9 @@ def _env(base: Path, runtime_dir: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, runtime_dir: Path) -> Iterator[Server]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, runtime_dir: Path, s3_endpoint: str
+) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("daemon")
     (base / "dagster").mkdir()
     shutil.copy(REPO / "dagster.yaml", base / "dagster" / "dagster.yaml")
@@ -131,10 +145,15 @@ def server(tmp_path_factory: pytest.TempPathFactory, runtime_dir: Path) -> Itera
         ]
     }
     (base / "workspace.yaml").write_text(json.dumps(workspace))
-    env = _env(base, runtime_dir)
     tree = DataTree.from_settings(Settings(azaion_root_dir=base / "azaion")).ensure()
     write_samples(tree.data, 40, seed=11)
-    with open(base / "daemon.log", "w") as log:
+    with (
+        LocalAzaionApi(API_EMAIL, API_PASSWORD) as api,
+        open(base / "daemon.log", "w") as log,
+    ):
+        pair = {"access_key": "daemon", "secret_key": CDN_SECRETS[1]}
+        api.provision_cdn(s3_endpoint, f"daemon-{base.name.lower()}", pair, pair, "config")
+        env = {**_env(base, runtime_dir), **_release_env(api.url)}
         daemon = subprocess.Popen(
             [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
             cwd=base,
@@ -145,13 +164,24 @@ def server(tmp_path_factory: pytest.TempPathFactory, runtime_dir: Path) -> Itera
         )
         try:
             with DagsterInstance.from_config(str(base / "dagster")) as instance:
-                yield Server(base, env, instance, tree)
+                yield Server(base, env, instance, tree, api)
         finally:
             os.killpg(daemon.pid, signal.SIGTERM)
             try:
                 daemon.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(daemon.pid, signal.SIGKILL)
+
+
+def _release_env(url: str) -> dict[str, str]:
+    return {
+        "AZAION_API_URL": url,
+        "AZAION_API_EMAIL": API_EMAIL,
+        "AZAION_API_PASSWORD": API_PASSWORD,
+        "MODEL_ENCRYPTION_KEY": MODEL_KEY,
+        "RELEASE_SENSOR_INTERVAL_SECONDS": "5",
+        "AZAION_API_BACKOFF_SECONDS": "0.1",
+    }
 
 
 def _interval(server: Server, run_id: str) -> tuple[float, float]:
@@ -213,3 +243,24 @@ def test_a_cancelled_training_stops_at_a_batch_and_the_next_run_resumes(
     meta = server.model_metadata(partition)
     assert meta["training_start"] == "resume"
     assert meta["resumed_after_epoch"] == checkpoint.epoch + 1
+
+
+def test_the_champion_reaches_the_edge_through_the_release_sensor(server: Server, tmp_path):
+    """Runs last: by now the trainings above have promoted a champion (maybe more than one);
+    model_release_sensor, on the daemon, releases the newest one."""
+    champion = held_partition(server.tree.champion)
+    assert champion not in (None, "unknown"), champion
+
+    def released():
+        filters = RunsFilter(job_name="model_release_job", tags={"dagster/partition": champion})
+        runs = server.instance.get_runs(filters, limit=1)
+        return runs[0] if runs and runs[0].status == DagsterRunStatus.SUCCESS else None
+
+    run = server.wait(released, f"a successful release of {champion}", timeout=180)
+    assert run.tags["dagster/sensor_name"] == "model_release_sensor"  # type: ignore[attr-defined]
+    api = AzaionApi(server.api.url, API_EMAIL, API_PASSWORD)
+    manifest = fetch(api, fingerprint(), MODEL_KEY, tmp_path / "edge", "models", "config")
+    assert manifest["partition"] == champion
+    assert (tmp_path / "edge" / "azaion.pt").read_bytes() == server.tree.champion.read_bytes()
+    onnx = server.tree.champion_onnx.read_bytes()
+    assert (tmp_path / "edge" / "azaion.onnx").read_bytes() == onnx

@@ -1,0 +1,147 @@
+"""Asset ``model_release``: the champion pair, encrypted, split, and shipped to the edge.
+
+For partition P (which must be the champion: a release ships the model in production), each of
+``azaion.pt`` and ``azaion.onnx`` is encrypted with ``MODEL_ENCRYPTION_KEY``; the small head of
+the ciphertext goes to the Azaion API, the big rest to the CDN bucket named by ``cdn.yaml``,
+and the manifest goes last (see ``core.release``). ``model_release_sensor`` requests it after
+each promotion; an operator can re-run any partition, which sends the same objects again
+without duplicating them.
+
+Transient failures (API 5xx, network, CDN) are retried by the client and then by the run's
+retry policy; a wrong configuration or a partition that is not the champion fails at once.
+"""
+
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    Backoff,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+    define_asset_job,
+)
+
+from azaion_assets.champion import CHAMPION
+from azaion_assets.core import cdn
+from azaion_assets.core.azaion_api import ApiError
+from azaion_assets.core.cdn import CdnError
+from azaion_assets.core.datatree import DataTree
+from azaion_assets.core.hardware import fingerprint
+from azaion_assets.core.release import (
+    POINTER,
+    NotReleasable,
+    Split,
+    champion_pair,
+    prepare,
+    prune,
+    release_lock,
+    upload_parts,
+    upload_pointer,
+)
+from azaion_assets.core.settings import ConfigError, Settings
+from azaion_assets.onnx_model import onnx_model
+from azaion_assets.partitions import daily_partitions
+from azaion_assets.resources import AzaionApiResource, AzaionSettingsResource
+
+RELEASE_JOB = "model_release_job"
+
+
+@asset(
+    partitions_def=daily_partitions,
+    deps=[onnx_model, CHAMPION],
+    group_name="release",
+    kinds={"s3"},
+    retry_policy=RetryPolicy(max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL),
+    description="The champion .pt and .onnx, encrypted; small parts on the Azaion API, big "
+    "parts on the CDN, manifest azaion.release.json last",
+)
+def model_release(
+    context: AssetExecutionContext,
+    settings: AzaionSettingsResource,
+    azaion_api: AzaionApiResource,
+) -> MaterializeResult:
+    s = settings.load()
+    tree = settings.tree()
+    partition = context.partition_key
+    try:
+        with release_lock(tree, lambda: context.log.info("waiting for another release")):
+            released = _release(context, s, tree, partition, azaion_api)
+    except (ConfigError, NotReleasable) as exc:
+        raise Failure(str(exc), allow_retries=False) from None
+    except ApiError as exc:
+        # Refusals (4xx) will not change on a retry; outages (5xx, no answer) may.
+        final = exc.status is not None and exc.status < 500
+        raise Failure(str(exc), allow_retries=not final) from None
+    except CdnError as exc:
+        raise Failure(str(exc), allow_retries=not exc.permanent) from None
+    return MaterializeResult(metadata=released)
+
+
+def _release(
+    context: AssetExecutionContext,
+    s: Settings,
+    tree: DataTree,
+    partition: str,
+    azaion_api: AzaionApiResource,
+) -> dict[str, Any]:
+    out = tree.model_dir(partition) / "release"
+    key = s.require("MODEL_ENCRYPTION_KEY")
+    api = azaion_api.client()
+    limits = Split(s.release_small_max_bytes, s.release_small_fraction)
+    with champion_pair(tree, partition) as sources:
+        manifest = prepare(
+            sources, out, partition, key, s.release_scheme, limits, s.release_cdn_prefix
+        )
+    context.log.info(f"encrypted ({s.release_scheme}); kept parts reused: {manifest['reused']}")
+    config = azaion_api.cdn_config(api, fingerprint())
+    s3 = cdn.client(config, "write")
+    folder = s.release_api_folder
+    uploaded = upload_parts(manifest, out, api, s3, config.bucket, folder)
+    # The pointer switches only if this is still the champion, and no promotion can slip in
+    # between the check and the switch.
+    with champion_pair(tree, partition):
+        public = upload_pointer(manifest, api, config.bucket, folder)
+    pruned = prune(s3, config.bucket, s.release_cdn_prefix, public)
+    context.log.info(
+        f"released {partition}: CDN sent {uploaded.sent}, already there {uploaded.present}, "
+        f"pruned {pruned}"
+    )
+    return {
+        **_metadata(public),
+        "cdn_uploaded": len(uploaded.sent),
+        "cdn_already_present": len(uploaded.present),
+        "cdn_pruned": MetadataValue.json(pruned),
+    }
+
+
+def _metadata(manifest: dict[str, Any]) -> dict[str, Any]:
+    files = {}
+    for entry in manifest["files"]:
+        files[entry["name"]] = {
+            "plaintext_sha256": entry["plaintext_sha256"],
+            "plaintext_bytes": entry["plaintext_bytes"],
+            "api_resource": f"{manifest['api_folder']}/{entry['small']['name']}",
+            "small_bytes": entry["small"]["bytes"],
+            "small_sha256": entry["small"]["sha256"],
+            "cdn_object": f"{manifest['bucket']}/{entry['big']['key']}",
+            "big_bytes": entry["big"]["bytes"],
+            "big_sha256": entry["big"]["sha256"],
+        }
+    return {
+        "scheme": manifest["scheme"],
+        "files": MetadataValue.json(files),
+        "manifest": f"{manifest['api_folder']}/{POINTER}",
+        "pt_sha256": files["azaion.pt"]["plaintext_sha256"],
+        "onnx_sha256": files["azaion.onnx"]["plaintext_sha256"],
+    }
+
+
+model_release_job = define_asset_job(
+    RELEASE_JOB,
+    selection=[model_release],
+    tags={"azaion/stage": "release"},
+    description="Encrypt the champion pair and ship it: small parts to the API, big to the CDN",
+)
