@@ -7,6 +7,7 @@ import ipaddress
 import itertools
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,8 +219,13 @@ def truncated_stream(stream_env: StreamTarget) -> tuple[int, int]:
     for seed in range(8):  # segments roll over and retention drops the oldest
         batch = list(synthetic(5, Author(), seed=seed, width=160, height=128))
         asyncio.run(publish(stream_env, batch))
-    head = asyncio.run(probe_head(stream_env))
-    tail = asyncio.run(probe_tail(stream_env))
+    # The broker applies retention in the background: wait until the head has moved and settled.
+    deadline = time.monotonic() + 20
+    previous, head = None, asyncio.run(probe_head(stream_env))
+    while (not head or head != previous) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        previous, head = head, asyncio.run(probe_head(stream_env))
+    tail = asyncio.run(probe_tail(stream_env, timeout=10))
     assert head is not None and head > 0 and tail is not None, "retention did not truncate"
     return head, tail
 

@@ -101,16 +101,21 @@ def test_killed_ingest_processes_leave_a_tree_that_a_rerun_completes_exactly(str
 
 
 def _until_available(target: StreamTarget, timeout: float = 60.0) -> None:
-    """After a restart the port opens before the stream's leader is back: wait for it."""
+    """After a restart the port opens before the stream's leader is back: wait until it serves
+    the stream's messages again (every caller's stream holds some)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            asyncio.run(probe_tail(target))
-            return
+            if asyncio.run(probe_tail(target, timeout=5)) is not None:
+                return
         except StreamError:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.5)
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{target.stream} served no messages {timeout:.0f}s after a restart"
+            )
+        time.sleep(0.5)
 
 
 @pytest.fixture
@@ -162,7 +167,7 @@ def test_the_sensor_resumes_after_a_broker_restart_and_covers_every_offset_once(
     assert "SkipReason" in outcomes  # at least one tick saw the broker down and skipped
     _until_available(target)
     asyncio.run(publish(target, _history(60, seed=2)))
-    tail = asyncio.run(probe_tail(target))
+    tail = asyncio.run(probe_tail(target, timeout=10))
     assert tail is not None
     while read_cursor(cursor, 0) <= tail:
         result = tick(cursor)
@@ -180,29 +185,29 @@ def test_a_run_retries_through_a_broker_restart_and_succeeds(
         annotation(f"big{i:04d}", render(random.Random(i % 16), 640, 480)[0], ".jpg", [], VALIDATOR)
         for i in range(1500)
     ]
-    asyncio.run(publish(target, big))
-    tail = asyncio.run(probe_tail(target))
+    # Small chunks (window=10): what the reader holds in flight when the broker stops (a few
+    # chunks, the applier's queue) is far less than the 1,400 messages still unread then.
+    asyncio.run(publish(target, big, window=10))
+    tail = asyncio.run(probe_tail(target, timeout=10))
     assert tail is not None
     key = OffsetRange(0, tail).key
     instance.add_dynamic_partitions(ANNOTATION_BATCHES, [key])
     data = tmp_path / "azaion" / "data" / "images"
 
-    def restart_mid_run():
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (data.is_dir() and any(data.iterdir())):
-            time.sleep(0.05)
-        own_broker.restart()
-
-    # A slow disk, in effect: the run takes seconds, so the restart lands in the middle of it.
+    # The 100th message stops the broker before it is applied, and a thread brings it back:
+    # the run's first attempt is certain to lose its connection with most of the range unread.
     real_decode = ingest_module.decode_message
+    decoded = [0]
+    restarter = threading.Thread(target=own_broker.start)
 
-    def slow_decode(*args, **kwargs):
-        time.sleep(0.003)
+    def decode_then_stop(*args, **kwargs):
+        decoded[0] += 1
+        if decoded[0] == 100:
+            own_broker.stop()
+            restarter.start()
         return real_decode(*args, **kwargs)
 
-    monkeypatch.setattr(ingest_module, "decode_message", slow_decode)
-    restarter = threading.Thread(target=restart_mid_run)
-    restarter.start()
+    monkeypatch.setattr(ingest_module, "decode_message", decode_then_stop)
     result = materialize(
         [annotations],
         instance=instance,
@@ -221,7 +226,7 @@ def test_a_run_retries_through_a_broker_restart_and_succeeds(
 def test_restarting_keeps_the_stream(own_broker):
     target = own_broker.target("keep")
     asyncio.run(publish(target, [(b"x", {}), (b"y", {})]))
-    before = asyncio.run(probe_tail(target))
+    before = asyncio.run(probe_tail(target, timeout=10))
     own_broker.restart()
     _until_available(target)
-    assert asyncio.run(probe_tail(target)) == before
+    assert asyncio.run(probe_tail(target, timeout=10)) == before

@@ -23,6 +23,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.utils import make_new_run_id
 
+from azaion_assets import retraining_sensor
 from azaion_assets.retraining_sensor import build_retraining_sensor
 
 SENSOR = build_retraining_sensor(60)
@@ -33,12 +34,22 @@ ORIGIN = RemoteJobOrigin(
     ),
     "retraining_job",
 )
-TODAY = datetime.now(UTC).strftime("%Y-%m-%d")
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+TODAY = NOW.strftime("%Y-%m-%d")
+
+
+class _FrozenClock(datetime):
+    """The sensor's clock at NOW, so a run that crosses midnight UTC still agrees on today."""
+
+    @classmethod
+    def now(cls, tz=None):
+        return NOW.astimezone(tz)
 
 
 @pytest.fixture(autouse=True)
 def threshold(monkeypatch):
     monkeypatch.setenv("RETRAIN_MIN_NEW_VALIDATED", "100")
+    monkeypatch.setattr(retraining_sensor, "datetime", _FrozenClock)
 
 
 def _tick(instance) -> RunRequest | SkipReason:

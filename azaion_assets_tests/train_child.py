@@ -2,7 +2,9 @@
 
     python -m azaion_assets_tests.train_child <runtime_dir> <dataset_dir> <run_dir> <epochs>
 
-Prints ``epoch N`` after each epoch and ``done <start> <resumed_from_epoch>`` at the end.
+Prints ``batch N`` after the first batch of epoch N (so a test can signal mid-epoch without
+guessing at timings), ``epoch N`` after each epoch and ``done <start> <resumed_from_epoch>`` at
+the end.
 """
 
 import dataclasses
@@ -33,6 +35,16 @@ if __name__ == "__main__":
     runtime, dataset, run_dir, epochs = sys.argv[1:5]
     prepare_ultralytics(Path(runtime))
     params = dataclasses.replace(TINY_PARAMS, epochs=int(epochs))
+    from ultralytics.utils.callbacks import base  # after prepare_ultralytics: offline
+
+    announced: set[int] = set()
+
+    def first_batch(trainer) -> None:
+        if trainer.epoch + 1 not in announced:
+            announced.add(trainer.epoch + 1)
+            print(f"batch {trainer.epoch + 1}", flush=True)
+
+    base.default_callbacks["on_train_batch_end"].append(first_batch)  # every model copies these
     result = train(
         Path(dataset) / DATA_YAML,
         Path(run_dir),

@@ -28,10 +28,33 @@ class BrokerError(RuntimeError):
     """The broker could not be started; the message says why and where its log is."""
 
 
+class BrokerExited(BrokerError):
+    """The broker stopped while booting (a port taken by another process, most often)."""
+
+
 def free_port() -> int:
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports that were free a moment ago (all bound at once, then released)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -50,11 +73,22 @@ class LocalBroker:
     user: str = "azaion_receiver"
     password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
     host: str = "127.0.0.1"
-    stream_port: int = field(default_factory=free_port)
-    amqp_port: int = field(default_factory=free_port)
-    dist_port: int = field(default_factory=free_port)
+    stream_port: int = 0  # 0: distinct free ports are picked
+    amqp_port: int = 0
+    dist_port: int = 0
     _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
     _owns_base: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if 0 in self.ports:
+            self._pick_ports()
+
+    @property
+    def ports(self) -> tuple[int, int, int]:
+        return self.stream_port, self.amqp_port, self.dist_port
+
+    def _pick_ports(self) -> None:
+        self.stream_port, self.amqp_port, self.dist_port = free_ports(3)
 
     def target(self, stream: str) -> StreamTarget:
         """``stream`` on this broker, as the stream client addresses it."""
@@ -131,7 +165,7 @@ class LocalBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise BrokerError(
+                raise BrokerExited(
                     f"broker exited with {self._proc.returncode}; see {self.log_file}"
                 )
             if port_open(self.host, self.stream_port):
@@ -160,7 +194,16 @@ class LocalBroker:
         self.start()
 
     def __enter__(self) -> LocalBroker:
-        return self.start()
+        """A fresh broker: its ports were free when picked, but another process may have taken
+        one since (the broker then fails to boot); pick new ones and try again, once."""
+        if not all(_bindable(self.host, port) for port in self.ports):
+            self._pick_ports()
+        try:
+            return self.start()
+        except BrokerExited:
+            self.stop()
+            self._pick_ports()
+            return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -92,15 +92,17 @@ def _child(dataset: Path, run_dir: Path, runtime_dir: Path, epochs: int) -> subp
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _run_until_epoch(child: subprocess.Popen, epoch: int) -> list[str]:
+def _run_until(child: subprocess.Popen, mark: str) -> list[str]:
+    """Read the child's output up to the line ``mark`` (``epoch N``: N done; ``batch N``: N's
+    first batch done)."""
     assert child.stdout is not None
     seen = []
     for line in child.stdout:
         seen.append(line.rstrip())
-        if line.startswith(f"epoch {epoch}"):
+        if line.rstrip().endswith(mark):  # the progress bar (stderr) may share its line
             return seen
     tail = "\n".join(seen[-30:])
-    raise AssertionError(f"training ended before epoch {epoch}:\n{tail}")
+    raise AssertionError(f"training ended before {mark!r}:\n{tail}")
 
 
 def _finish(child: subprocess.Popen) -> list[str]:
@@ -113,10 +115,10 @@ def test_a_cancel_stops_at_the_next_batch_and_the_retry_resumes(tiny_dataset, ru
     dataset, run_dir = tiny_dataset
     staging = run_dir.with_name(f".{run_dir.name}.training")
     child = _child(dataset, run_dir, runtime_dir, epochs=4)
-    _run_until_epoch(child, 1)
+    _run_until(child, "epoch 1")
     best = staging / "weights" / "best.pt"
     best_after_epoch_1 = best.read_bytes()
-    time.sleep(0.5)  # into the second epoch's batches
+    _run_until(child, "batch 2")  # into the second epoch's batches
     sent = time.monotonic()
     child.send_signal(signal.SIGINT)
     child.communicate(timeout=120)
@@ -139,7 +141,7 @@ def test_a_cancel_stops_at_the_next_batch_and_the_retry_resumes(tiny_dataset, ru
 def test_a_killed_training_resumes_from_its_last_checkpoint(tiny_dataset, runtime_dir):
     dataset, run_dir = tiny_dataset
     child = _child(dataset, run_dir, runtime_dir, epochs=4)
-    _run_until_epoch(child, 2)
+    _run_until(child, "epoch 2")
     child.kill()  # SIGKILL: no cleanup of any kind
     child.wait()
     lines = _finish(_child(dataset, run_dir, runtime_dir, epochs=4))
@@ -177,7 +179,10 @@ def test_a_second_attempt_at_a_partition_waits_for_the_first_to_stop(tmp_path):
 
     waiter = threading.Thread(target=second_attempt)
     waiter.start()
-    time.sleep(1.0)
+    deadline = time.monotonic() + 10
+    while not said and time.monotonic() < deadline:  # the waiter says so before it blocks
+        time.sleep(0.05)
+    time.sleep(0.5)  # and stays blocked
     assert not acquired.is_set() and said == [
         f"waiting for an earlier attempt at {run_dir.name} to stop"
     ]
