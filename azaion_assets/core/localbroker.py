@@ -118,6 +118,9 @@ class LocalBroker:
             "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.base / "log"),
             "RABBITMQ_PID_FILE": str(self.base / "rabbitmq.pid"),
+            # A node that fails to boot (a port taken) writes an Erlang crash dump; by default
+            # into the working directory, which is the caller's checkout.
+            "ERL_CRASH_DUMP": str(self.base / "log" / "erl_crash.dump"),
         }
 
     def _write_config(self) -> None:
@@ -161,6 +164,7 @@ class LocalBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # our own process group: stop() takes Erlang down with it
+            cwd=self.base,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

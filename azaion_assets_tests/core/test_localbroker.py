@@ -21,6 +21,9 @@ def test_picked_ports_are_distinct():
 def test_a_taken_port_moves_a_fresh_broker_to_new_ones(
     tmp_path, monkeypatch: pytest.MonkeyPatch, checked_first: bool
 ):
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)  # a node that fails to boot must not leave a crash dump here
     broker = LocalBroker(base=tmp_path / "broker")
     if not checked_first:  # taken after the check: the broker fails to boot, and boots again
         monkeypatch.setattr(localbroker, "_bindable", lambda host, port: True)
@@ -33,3 +36,4 @@ def test_a_taken_port_moves_a_fresh_broker_to_new_ones(
             target = broker.target("moved")
             asyncio.run(publish(target, [(b"x", {})]))
             assert asyncio.run(probe_tail(target, timeout=10)) == 0
+    assert list(workdir.iterdir()) == []
