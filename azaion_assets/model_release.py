@@ -47,6 +47,8 @@ from azaion_assets.partitions import daily_partitions
 from azaion_assets.resources import AzaionApiResource, AzaionSettingsResource
 
 RELEASE_JOB = "model_release_job"
+FAILURE_TAG = "azaion/release_failure"
+PERMANENT = "permanent"
 
 
 @asset(
@@ -70,14 +72,22 @@ def model_release(
         with release_lock(tree, lambda: context.log.info("waiting for another release")):
             released = _release(context, s, tree, partition, azaion_api)
     except (ConfigError, NotReleasable) as exc:
-        raise Failure(str(exc), allow_retries=False) from None
+        raise _failure(context, str(exc), transient=False) from None
     except ApiError as exc:
-        # Refusals (4xx) will not change on a retry; outages (5xx, no answer) may.
-        final = exc.status is not None and exc.status < 500
-        raise Failure(str(exc), allow_retries=not final) from None
+        # Refusals (4xx) will not change on a retry; outages (5xx, 429, no answer) may.
+        raise _failure(context, str(exc), exc.transient) from None
     except CdnError as exc:
-        raise Failure(str(exc), allow_retries=not exc.permanent) from None
+        raise _failure(context, str(exc), not exc.permanent) from None
     return MaterializeResult(metadata=released)
+
+
+def _failure(context: AssetExecutionContext, message: str, transient: bool) -> Failure:
+    """A failure that the step's retries (and model_release_sensor's) take up only if it is
+    transient; a permanent one is tagged on the run, so the sensor leaves it to an operator
+    rather than repeat it every RELEASE_RETRY_MINUTES (a wrong password would lock the account)."""
+    if not transient:
+        context.instance.add_run_tags(context.run_id, {FAILURE_TAG: PERMANENT})
+    return Failure(message, allow_retries=transient)
 
 
 def _release(
@@ -100,9 +110,9 @@ def _release(
     s3 = cdn.client(config, "write")
     folder = s.release_api_folder
     uploaded = upload_parts(manifest, out, api, s3, config.bucket, folder)
-    # The pointer switches only if this is still the champion, and no promotion can slip in
-    # between the check and the switch.
-    with champion_pair(tree, partition):
+    # The pointer switches only if these are still the champion's bytes, and no promotion can
+    # slip in between the check and the switch.
+    with champion_pair(tree, partition, manifest):
         public = upload_pointer(manifest, api, config.bucket, folder)
     pruned = prune(s3, config.bucket, s.release_cdn_prefix, public)
     context.log.info(

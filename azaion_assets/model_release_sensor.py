@@ -6,7 +6,9 @@ partition; older promotions are superseded, since only the model in production i
 
 A release that failed for good after its own retries (a long API or CDN outage) is requested
 again ``RELEASE_RETRY_MINUTES`` after the failure, for as long as that model is the champion and
-has no release, so an outage heals without an operator. When release is not configured (API
+has no release, so an outage heals without an operator. A failure that a retry cannot fix (a
+refused login, a missing bucket: ``model_release`` tags the run) and a cancelled release are
+left to an operator, and the ticks say so. When release is not configured (API
 credentials or the model key missing), ticks say which variables are missing.
 """
 
@@ -30,11 +32,11 @@ from dagster import (
 
 from azaion_assets.champion import CHAMPION
 from azaion_assets.core.settings import ConfigError, Scope, load_settings
-from azaion_assets.model_release import RELEASE_JOB
+from azaion_assets.model_release import FAILURE_TAG, PERMANENT, RELEASE_JOB
 
 SENSOR = "model_release_sensor"
 RELEASE = AssetKey("model_release")
-_FAILED = (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+_ENDED = (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
 
 
 def build_model_release_sensor(interval_seconds: int) -> SensorDefinition:
@@ -91,19 +93,30 @@ def _retry(
     runs = instance.get_run_records(
         RunsFilter(job_name=RELEASE_JOB, tags={"dagster/partition": partition}), limit=1
     )
-    if not runs or runs[0].dagster_run.status not in _FAILED:
+    if not runs or runs[0].dagster_run.status not in _ENDED:
         return SkipReason(f"the release of champion {partition} is requested or under way")
     last = runs[0]
+    run_id = last.dagster_run.run_id
+    by_hand = f"materialise model_release for {partition} to release it"
+    if last.dagster_run.status == DagsterRunStatus.CANCELED:
+        return SkipReason(
+            f"the release of champion {partition} was cancelled (run {run_id[:8]}); {by_hand}"
+        )
+    if last.dagster_run.tags.get(FAILURE_TAG) == PERMANENT:
+        return SkipReason(
+            f"the release of champion {partition} failed in a way a retry cannot fix (run "
+            f"{run_id[:8]}: its log says why); once that is fixed, {by_hand}"
+        )
     ended = last.end_time or last.update_timestamp.timestamp()
     due = ended + retry_minutes * 60
     if time.time() < due:
         wait = (due - time.time()) / 60
         return SkipReason(
-            f"the release of champion {partition} failed (run {last.dagster_run.run_id[:8]}); "
+            f"the release of champion {partition} failed (run {run_id[:8]}); "
             f"requesting it again in {wait:.0f} min"
         )
     return RunRequest(
-        run_key=f"release-{partition}-{promoted_at}-after-{last.dagster_run.run_id[:8]}",
+        run_key=f"release-{partition}-{promoted_at}-after-{run_id[:8]}",
         partition_key=partition,
-        tags={"azaion/release_retry_of": last.dagster_run.run_id},
+        tags={"azaion/release_retry_of": run_id},
     )

@@ -22,7 +22,7 @@ from azaion_assets.core.cdn import client as cdn_client
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.publish import publish_pair
 from azaion_assets.core.release import POINTER
-from azaion_assets.model_release import model_release
+from azaion_assets.model_release import FAILURE_TAG, PERMANENT, model_release
 from azaion_assets.onnx_model import onnx_model
 from azaion_assets.resources import AzaionApiResource, AzaionSettingsResource
 from azaion_assets_tests.conftest import SECRETS, ReleaseServices
@@ -118,11 +118,16 @@ def test_a_short_api_outage_is_ridden_out(instance, release_env: ReleaseServices
     assert [s for _, _, s in release_env.api.requests[:3]] == [503, 503, 503]
 
 
-def _failure(result) -> tuple[str, int]:
+def _failure(instance: DagsterInstance, result) -> tuple[str, int]:
+    """The step's failure message and how many retries it had. A failure that is not retried
+    is tagged permanent on its run, so that model_release_sensor leaves it to an operator."""
     failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
     retries = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
     assert failures, "the step did not fail"
     info = failures[0].step_failure_data.error
+    run = instance.get_run_by_id(result.run_id)
+    assert run is not None
+    assert (run.tags.get(FAILURE_TAG) == PERMANENT) == (not retries), run.tags
     return (info.message if info else ""), len(retries)
 
 
@@ -130,7 +135,7 @@ def test_a_partition_that_is_not_the_champion_fails_at_once(
     instance, release_env: ReleaseServices, champion_pair
 ):
     result = release(instance, "2026-11-21")
-    message, retries = _failure(result)
+    message, retries = _failure(instance, result)
     assert "2026-11-21 is not the champion" in message and "promote_model" in message
     assert retries == 0
     assert release_env.bucket_objects() == {} and "models" not in release_env.api.folders
@@ -140,7 +145,7 @@ def test_a_missing_model_key_is_named_and_nothing_is_sent(
     instance, release_env: ReleaseServices, champion_pair, monkeypatch
 ):
     monkeypatch.delenv("MODEL_ENCRYPTION_KEY")
-    message, retries = _failure(release(instance))
+    message, retries = _failure(instance, release(instance))
     assert "MODEL_ENCRYPTION_KEY is not set" in message and retries == 0
     assert release_env.api.requests == []
 
@@ -149,7 +154,7 @@ def test_wrong_api_credentials_fail_without_retries_or_the_password(
     instance, release_env: ReleaseServices, champion_pair, monkeypatch
 ):
     monkeypatch.setenv("AZAION_API_PASSWORD", "a-wrong-password-value")
-    message, retries = _failure(release(instance))
+    message, retries = _failure(instance, release(instance))
     assert "AZAION_API_PASSWORD" in message and retries == 0
     assert "a-wrong-password-value" not in event_log_text(instance)
 
@@ -168,9 +173,32 @@ def test_a_promotion_during_the_release_stops_it_before_the_pointer_switches(
         return uploaded
 
     monkeypatch.setattr(model_release_module, "upload_parts", upload_then_promote)
-    message, retries = _failure(release(instance))
+    message, retries = _failure(instance, release(instance))
     assert f"{P} is not the champion" in message and retries == 0
     assert POINTER not in release_env.api.folders["models"]
+
+
+def test_the_same_partition_republished_during_the_release_stops_it_too(
+    instance, release_env: ReleaseServices, champion_pair, tree, tmp_path, monkeypatch
+):
+    """promote_model can publish the same partition again with other bytes (an ONNX exported
+    anew): the parts of the old bytes must not become live under the partition's name."""
+    real = model_release_module.upload_parts
+
+    def upload_then_republish(*args, **kwargs):
+        uploaded = real(*args, **kwargs)
+        other = tmp_path / "reexported.onnx"
+        other.write_bytes(os.urandom(1000))
+        same_pt = tmp_path / "same.pt"
+        same_pt.write_bytes(champion_pair["azaion.pt"])
+        files = [(other, tree.champion_onnx), (same_pt, tree.champion)]
+        assert publish_pair(files, P, force=True).published
+        return uploaded
+
+    monkeypatch.setattr(model_release_module, "upload_parts", upload_then_republish)
+    message, retries = _failure(instance, release(instance))
+    assert "azaion.onnx of 2026-11-20 was published again with other bytes" in message
+    assert retries == 0 and POINTER not in release_env.api.folders["models"]
 
 
 def test_a_missing_bucket_fails_without_retries(
@@ -186,7 +214,7 @@ def test_a_missing_bucket_fails_without_retries(
         }
     )
     release_env.api.put("config", CDN_CONFIG, text.encode())
-    message, retries = _failure(release(instance))
+    message, retries = _failure(instance, release(instance))
     assert "NoSuchBucket" in message and retries == 0
 
 

@@ -1,7 +1,9 @@
 """``model_release_sensor`` with build_sensor_context on a real SQLite instance: a promotion
 (a ``champion`` materialisation) becomes one release request for its partition, and a release
-that failed for good is requested again after ``RELEASE_RETRY_MINUTES``."""
+that failed for good is requested again after ``RELEASE_RETRY_MINUTES``, unless a retry cannot
+help (a permanent failure, tagged by the asset) or an operator cancelled it."""
 
+import pytest
 from dagster import (
     AssetMaterialization,
     DagsterRunStatus,
@@ -13,7 +15,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 
 from azaion_assets.champion import CHAMPION
-from azaion_assets.model_release import RELEASE_JOB
+from azaion_assets.model_release import FAILURE_TAG, PERMANENT, RELEASE_JOB
 from azaion_assets.model_release_sensor import build_model_release_sensor
 
 SENSOR = build_model_release_sensor(30)
@@ -35,11 +37,13 @@ def skip(result) -> str:
     return result.skip_message or ""
 
 
-def release_run(instance, partition: str, status: DagsterRunStatus) -> str:
+def release_run(
+    instance, partition: str, status: DagsterRunStatus, tags: dict[str, str] | None = None
+) -> str:
     run = DagsterRun(
         job_name=RELEASE_JOB,
         run_id=make_new_run_id(),
-        tags={"dagster/partition": partition},
+        tags={"dagster/partition": partition, **(tags or {})},
         status=status,
     )
     return instance.add_run(run).run_id
@@ -82,6 +86,29 @@ def test_a_failed_release_is_requested_again_after_the_retry_delay(
     assert isinstance(retry, RunRequest) and retry.partition_key == "2026-11-20"
     assert retry.tags["azaion/release_retry_of"] == failed and cursor_after == cursor
     assert retry.run_key and failed[:8] in retry.run_key  # a new key for each failed attempt
+
+
+@pytest.mark.parametrize(
+    ("status", "tags", "said"),
+    [
+        (DagsterRunStatus.CANCELED, {}, "was cancelled"),
+        (DagsterRunStatus.FAILURE, {FAILURE_TAG: PERMANENT}, "a retry cannot fix"),
+    ],
+    ids=["cancelled", "permanent-failure"],
+)
+def test_a_cancelled_or_permanently_failed_release_is_left_to_an_operator(
+    instance, release_env, monkeypatch, status, tags, said
+):
+    promote(instance, "2026-11-20")
+    _, cursor = tick(instance)
+    ended = release_run(instance, "2026-11-20", status, tags)
+    monkeypatch.setenv("RELEASE_RETRY_MINUTES", "0.0001")  # a plain failure would be due now
+    message = skip(tick(instance, cursor)[0])
+    assert said in message and ended[:8] in message
+    assert "materialise model_release for 2026-11-20" in message
+    promote(instance, "2026-11-20")  # promoted again: a new request, whatever happened before
+    again, _ = tick(instance, cursor)
+    assert isinstance(again, RunRequest) and again.partition_key == "2026-11-20"
 
 
 def test_without_release_settings_it_names_them_and_waits(instance, monkeypatch):

@@ -3,13 +3,14 @@
 Why it is written this way:
 - **Tokens expire.** A 401 or 403 means the bearer token is stale, so the client logs in again,
   once per request; a second refusal is a real permission problem and is raised.
-- **Networks fail.** Connection errors, timeouts and 5xx answers are retried with exponential
-  backoff; every upload replaces the resource of the same name, so a retried upload cannot
-  duplicate it.
+- **Networks fail.** Connection errors, timeouts, answers cut off, 5xx and 429 answers are
+  retried with exponential backoff (longer if the server's Retry-After says so); every upload
+  replaces the resource of the same name, so a retried upload cannot duplicate it.
 - **Secrets stay secret.** The password and the token are never put in a log line or an
   exception: errors are built from the operation, the path and the status, any text the server
   sends back is scrubbed of both, and exceptions from ``requests`` are not chained (their text
-  can carry the request).
+  can carry the request). Redirects are not followed: one would re-post the password to
+  whatever address it names.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BACKOFF_CAP_SECONDS = 30.0
+# No answer, or an answer cut off: worth another attempt.
+TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
 class ApiError(RuntimeError):
@@ -40,12 +43,33 @@ class ApiError(RuntimeError):
         super().__init__(message)
         self.status = status
 
+    @property
+    def transient(self) -> bool:
+        """An outage (no answer, 5xx, 429) may end; a refusal or a bad request will not."""
+        return self.status is None or self.status >= 500 or self.status == 429
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """The server's Retry-After in seconds, when it gives a number."""
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: the backoff applies
+
 
 def _safe_base(url: str) -> str:
-    """The base URL without any user:password@ part, for messages."""
+    """The base URL without any user:password@ part, for messages; nothing of a value that is
+    not an http(s) URL (``user:password@host`` parses as a scheme and a path)."""
+    if not url.startswith(("http://", "https://")):
+        return "(not an http(s) URL; the value is not shown)"
     parts = urlsplit(url)
     host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    try:
+        port = parts.port
+    except ValueError:  # out of range: not shown
+        port = None
+    netloc = f"{host}:{port}" if port else host
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
@@ -62,7 +86,7 @@ class AzaionApi:
         sleep: Callable[[float], None] = time.sleep,
     ):
         if not url.startswith(("http://", "https://")):
-            raise ApiError(f"AZAION_API_URL must be an http(s) URL, got {_safe_base(url)!r}")
+            raise ApiError("AZAION_API_URL must be an http(s) URL; the value is not shown")
         self._base = url.rstrip("/")
         self._email = email
         self._password = password
@@ -125,17 +149,14 @@ class AzaionApi:
             if auth and self._token is None:
                 self.login()
             headers = {"Authorization": f"Bearer {self._token}"} if auth else {}
-            try:
-                response = self._session.request(
-                    method, self._base + path, headers=headers, timeout=self._timeout, **kwargs
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                problem = f"no answer from {_safe_base(self._base)} ({type(exc).__name__})"
-                attempt = self._retry_or_raise(what, problem, attempt, None)
+            response, problem = self._send(method, path, what, headers, kwargs)
+            if response is None:
+                attempt = self._retry_or_raise(what, problem, attempt, None, None)
                 continue
             status = response.status_code
-            if status >= 500:
-                attempt = self._retry_or_raise(what, f"HTTP {status}", attempt, status)
+            if status >= 500 or status == 429:
+                wait = _retry_after(response)
+                attempt = self._retry_or_raise(what, f"HTTP {status}", attempt, status, wait)
                 continue
             if status in (401, 403):
                 if not auth:
@@ -150,14 +171,44 @@ class AzaionApi:
                     logged_in_anew = True
                     continue
                 raise ApiError(f"{what}: refused (HTTP {status}) even after a new login", status)
+            if 300 <= status < 400:
+                raise ApiError(
+                    f"{what}: HTTP {status}, a redirect, not followed (it would send the "
+                    "credentials to another address); set AZAION_API_URL to the final address",
+                    status,
+                )
             if status >= 400:
                 raise ApiError(f"{what}: HTTP {status}{self._detail(response)}", status)
             return response
 
-    def _retry_or_raise(self, what: str, problem: str, attempt: int, status: int | None) -> int:
+    def _send(
+        self, method: str, path: str, what: str, headers: dict[str, str], kwargs: dict[str, Any]
+    ) -> tuple[requests.Response | None, str]:
+        """One request: the response, or None and why there was none (worth a retry). Other
+        failures of ``requests`` (a malformed URL, say) are raised as ``ApiError`` unchained:
+        their text can carry the URL and the request."""
+        try:
+            response = self._session.request(
+                method,
+                self._base + path,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,  # a redirect would re-post the password elsewhere
+                **kwargs,
+            )
+            return response, ""
+        except TRANSIENT as exc:
+            return None, f"no answer from {_safe_base(self._base)} ({type(exc).__name__})"
+        except requests.RequestException as exc:
+            kind = type(exc).__name__
+        raise ApiError(f"{what}: {kind}, at {_safe_base(self._base)}")  # outside: unchained
+
+    def _retry_or_raise(
+        self, what: str, problem: str, attempt: int, status: int | None, wait: float | None
+    ) -> int:
         if attempt >= self._retries:
             raise ApiError(f"{what}: {problem}, after {attempt + 1} attempts", status)
-        delay = min(BACKOFF_CAP_SECONDS, self._backoff * 2**attempt)
+        delay = min(BACKOFF_CAP_SECONDS, max(self._backoff * 2**attempt, wait or 0.0))
         log.warning("%s: %s; retrying in %.1f s", what, problem, delay)
         self._sleep(delay)
         return attempt + 1

@@ -12,6 +12,7 @@ import json
 import secrets
 import threading
 import time
+from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,17 @@ from azaion_assets.core.crypto import encrypt
 from azaion_assets.core.hardware import hardware_key
 
 
+@dataclass(frozen=True)
+class Fault:
+    """How to misanswer one request (status 0: answer normally, after ``delay``)."""
+
+    status: int = 0
+    delay: float = 0.0
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    cut_short: bool = False
+
+
 class LocalAzaionApi:
     def __init__(self, email: str, password: str, token_ttl: float = 3600.0):
         self.email = email
@@ -35,7 +47,7 @@ class LocalAzaionApi:
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
         self.logins = 0
         self._tokens: dict[str, float] = {}  # token -> expiry (monotonic)
-        self._faults: list[tuple[int, float, bytes]] = []  # (status or 0, delay, body) next
+        self._faults: list[Fault] = []  # what the next requests get instead
         self.uploads: list[tuple[str, str]] = []  # (folder, name), in order
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -64,11 +76,14 @@ class LocalAzaionApi:
         status: int = 503,
         delay: float = 0.0,
         body: bytes = b'{"error": "injected failure"}',
+        headers: dict[str, str] | None = None,
+        cut_short: bool = False,
     ) -> None:
-        """Answer the next ``count`` requests with ``status`` and ``body`` (status 0: the
-        normal answer), each after ``delay`` seconds."""
+        """Answer the next ``count`` requests with ``status``, ``headers`` and ``body`` (status
+        0: the normal answer), each after ``delay`` seconds; ``cut_short``: announce twice the
+        body's length, send it, and close the connection (an answer cut off mid-way)."""
         with self._lock:
-            self._faults.extend([(status, delay, body)] * count)
+            self._faults.extend([Fault(status, delay, body, headers or {}, cut_short)] * count)
 
     def put(self, folder: str, name: str, data: bytes) -> None:
         with self._lock:
@@ -88,9 +103,9 @@ class LocalAzaionApi:
         return config
 
     # --- request handling ---
-    def _fault(self) -> tuple[int, float, bytes]:
+    def _fault(self) -> Fault:
         with self._lock:
-            return self._faults.pop(0) if self._faults else (0, 0.0, b"")
+            return self._faults.pop(0) if self._faults else Fault()
 
     def _authorised(self, header: str | None) -> bool:
         token = (header or "").removeprefix("Bearer ").strip()
@@ -98,12 +113,16 @@ class LocalAzaionApi:
             expiry = self._tokens.get(token)
         return expiry is not None and expiry > time.monotonic()
 
-    def handle(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, bytes]:
-        status, delay, fault_body = self._fault()
-        if delay:
-            time.sleep(delay)
-        if status:
-            return status, fault_body
+    def handle(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, bytes, Fault]:
+        """The status and body to send, and the fault (if any) that shapes how."""
+        fault = self._fault()
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.status:
+            return fault.status, fault.body, fault
+        return (*self._answer(method, path, headers, body), fault)
+
+    def _answer(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, bytes]:
         if method != "POST":
             return 405, b""
         if path == "/login":
@@ -172,16 +191,21 @@ def _handler(api: LocalAzaionApi) -> type[BaseHTTPRequestHandler]:
         def _serve(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            status, payload = api.handle(method, self.path, self.headers, body)
+            status, payload, fault = api.handle(method, self.path, self.headers, body)
             api.requests.append((method, self.path, status))
+            announced = len(payload) * 2 + 1 if fault.cut_short else len(payload)
             try:
                 self.send_response(status)
-                self.send_header("Content-Length", str(len(payload)))
+                self.send_header("Content-Length", str(announced))
                 self.send_header("Content-Type", "application/octet-stream")
+                for name, value in fault.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up waiting (a timeout test)
+            if fault.cut_short:
+                self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read .requests
             return

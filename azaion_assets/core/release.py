@@ -43,7 +43,7 @@ from azaion_assets.core.crypto import (
 )
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.locks import file_lock
-from azaion_assets.core.publish import held_partition, publish_lock
+from azaion_assets.core.publish import held_partition, publish_lock, read_record
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,14 @@ def release_lock(tree: DataTree, on_wait: Callable[[], None] | None = None):
 
 
 @contextmanager
-def champion_pair(tree: DataTree, partition: str) -> Iterator[dict[str, Path]]:
+def champion_pair(
+    tree: DataTree, partition: str, manifest: dict[str, Any] | None = None
+) -> Iterator[dict[str, Path]]:
     """The champion's files, held still (no promotion meanwhile) for the block.
 
-    Raises ``NotReleasable`` unless both files are ``partition``'s, with believable records."""
+    Raises ``NotReleasable`` unless both files are ``partition``'s, with believable records,
+    and, given the ``manifest`` of a release, unless they are the very bytes it encrypted (the
+    same partition can be promoted again by hand with other bytes, e.g. a re-exported ONNX)."""
     files = {"azaion.pt": tree.champion, "azaion.onnx": tree.champion_onnx}
     with publish_lock(tree.models):
         held = {name: held_partition(path) for name, path in files.items()}
@@ -81,6 +85,13 @@ def champion_pair(tree: DataTree, partition: str) -> Iterator[dict[str, Path]]:
                 f"{partition} is not the champion ({found}); a release ships the model in "
                 "production, so promote it first (promote_model job)"
             )
+        for entry in manifest["files"] if manifest else []:
+            record = read_record(files[entry["name"]]) or {}
+            if record.get("sha256") != entry["plaintext_sha256"]:
+                raise NotReleasable(
+                    f"{entry['name']} of {partition} was published again with other bytes "
+                    "while this release ran; the next release ships the new ones"
+                )
         yield files
 
 

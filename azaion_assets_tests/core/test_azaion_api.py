@@ -57,6 +57,15 @@ def test_an_expired_token_means_one_new_login_and_the_request_goes_through(serve
     assert paths(server)[-3:] == expected
 
 
+def test_a_403_also_means_one_new_login(server):
+    api = client(server.url)
+    api.upload("models", "x", b"1")
+    server.fail_next(1, status=403)
+    api.upload("models", "y", b"2")
+    expected = [("/resources/models", 403), ("/login", 200), ("/resources/models", 200)]
+    assert paths(server)[-3:] == expected and api.logins == 2
+
+
 def test_a_refusal_after_a_new_login_is_raised_not_looped():
     with LocalAzaionApi(API_EMAIL, API_PASSWORD, token_ttl=0) as server:  # tokens die at once
         api = client(server.url)
@@ -114,6 +123,63 @@ def test_no_answer_is_retried_then_raised():
     with pytest.raises(ApiError, match=pattern) as e:
         api.login()
     assert e.value.status is None and sleeps == [0.5, 1.0]
+    assert e.value.__context__ is None and e.value.__cause__ is None  # requests' text stays out
+
+
+def test_429_is_retried_after_the_servers_retry_after(server):
+    sleeps: list[float] = []
+    api = client(server.url, sleeps)
+    api.login()
+    server.fail_next(1, status=429, headers={"Retry-After": "7"})
+    server.fail_next(1, status=429, headers={"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"})
+    api.upload("models", "x", b"1")
+    assert sleeps == [7.0, 1.0]  # the server's wait, then the backoff (a date is not read)
+    assert server.folders["models"] == {"x": b"1"}
+
+
+def test_429_beyond_the_retries_is_an_outage_not_a_refusal(server):
+    api = client(server.url, retries=1)
+    api.login()
+    server.fail_next(2, status=429)
+    with pytest.raises(ApiError, match="HTTP 429, after 2 attempts") as caught:
+        api.upload("models", "x", b"1")
+    assert caught.value.transient
+    server.fail_next(1, status=400)
+    with pytest.raises(ApiError) as refused:
+        api.upload("models", "x", b"1")
+    assert not refused.value.transient
+
+
+def test_an_answer_cut_off_midway_is_retried(server):
+    sleeps: list[float] = []
+    api = client(server.url, sleeps)
+    server.fail_next(1, status=0, cut_short=True)  # the token, then a closed connection
+    api.login()
+    assert sleeps == [0.5] and api.logins == 1
+    assert paths(server) == [("/login", 200), ("/login", 200)]
+
+
+def test_a_redirect_is_not_followed_so_the_password_goes_nowhere_else(server):
+    with LocalAzaionApi(API_EMAIL, API_PASSWORD) as elsewhere:
+        server.fail_next(1, status=307, headers={"Location": f"{elsewhere.url}/login"})
+        with pytest.raises(ApiError, match="HTTP 307, a redirect, not followed") as caught:
+            client(server.url).login()
+        assert not caught.value.transient
+        assert elsewhere.requests == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://trainer:S3cretPW@api.azaion.local:99999/x",  # requests: InvalidURL with the URL
+        "trainer:S3cretPW@api.azaion.local",  # no scheme: the whole value would be echoed
+    ],
+)
+def test_a_bad_url_is_an_api_error_that_shows_no_password(url):
+    with pytest.raises(ApiError) as caught:
+        AzaionApi(url, API_EMAIL, API_PASSWORD, sleep=lambda s: None).login()
+    assert "S3cretPW" not in str(caught.value)
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
 
 
 def test_a_stalled_answer_times_out_and_is_retried(server):
