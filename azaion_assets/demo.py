@@ -63,36 +63,24 @@ def broker_for(settings: Settings) -> Iterator[tuple[StreamTarget, dict[str, str
 @contextmanager
 def release_services_for(settings: Settings) -> Iterator[dict[str, str]]:
     """The release settings the demo's runs get, overriding any configured ones: a local Azaion
-    API stand-in (docs/azaion-api.md) and a local S3 server for the demo's lifetime, with
-    throwaway credentials and model key. A demo never releases to the real API, whose pointer
-    the whole edge fleet reads."""
-    import logging
+    API stand-in (docs/azaion-api.md) and a local S3 server with per-role key pairs
+    (``core.localcdn``) for the demo's lifetime, with throwaway credentials and model key. A
+    demo never releases to the real API, whose pointer the whole edge fleet reads."""
     import secrets
 
-    from moto.server import ThreadedMotoServer
-
     from azaion_assets.core.localapi import LocalAzaionApi
+    from azaion_assets.core.localcdn import LocalCdn
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the S3 server's access log
-    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    s3.start()
-    try:
-        host, port = s3.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        pair = {"access_key": "demo", "secret_key": secrets.token_urlsafe(16)}
-        email, password = "demo@azaion.local", secrets.token_urlsafe(16)
-        with LocalAzaionApi(email, password) as api:
-            folder = settings.release_cdn_config_folder
-            api.provision_cdn(endpoint, "azaion-models", pair, pair, folder)
-            print(f"started a local Azaion API on {api.url} and a local S3 server on {endpoint}")
-            yield {
-                "AZAION_API_URL": api.url,
-                "AZAION_API_EMAIL": email,
-                "AZAION_API_PASSWORD": password,
-                "MODEL_ENCRYPTION_KEY": secrets.token_urlsafe(24),
-            }
-    finally:
-        s3.stop()
+    email, password = "demo@azaion.local", secrets.token_urlsafe(16)
+    with LocalCdn() as cdn, LocalAzaionApi(email, password) as api:
+        cdn.provision(api, "azaion-models", settings.release_cdn_config_folder)
+        print(f"started a local Azaion API on {api.url} and a local S3 server on {cdn.endpoint}")
+        yield {
+            "AZAION_API_URL": api.url,
+            "AZAION_API_EMAIL": email,
+            "AZAION_API_PASSWORD": password,
+            "MODEL_ENCRYPTION_KEY": secrets.token_urlsafe(24),
+        }
 
 
 def verify_release(settings: Settings, env: dict[str, str], target: Path) -> dict:

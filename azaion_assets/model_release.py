@@ -38,6 +38,7 @@ from azaion_assets.core.release import (
     prepare,
     prune,
     release_lock,
+    restore_from_live,
     upload_parts,
     upload_pointer,
 )
@@ -101,14 +102,20 @@ def _release(
     key = s.require("MODEL_ENCRYPTION_KEY")
     api = azaion_api.client()
     limits = Split(s.release_small_max_bytes, s.release_small_fraction)
+    with champion_pair(tree, partition):
+        pass  # not the champion: fail before any request
+    hardware = fingerprint()
+    config = azaion_api.cdn_config(api, hardware)
+    s3 = cdn.client(config, "write")
+    folder = s.release_api_folder
+    restored = restore_from_live(out, partition, api, hardware, s3, config.bucket, folder)
+    if restored:
+        context.log.info(f"the kept parts were missing; took {partition}'s back from the edge")
     with champion_pair(tree, partition) as sources:
         manifest = prepare(
             sources, out, partition, key, s.release_scheme, limits, s.release_cdn_prefix
         )
     context.log.info(f"encrypted ({s.release_scheme}); kept parts reused: {manifest['reused']}")
-    config = azaion_api.cdn_config(api, fingerprint())
-    s3 = cdn.client(config, "write")
-    folder = s.release_api_folder
     uploaded = upload_parts(manifest, out, api, s3, config.bucket, folder)
     # The pointer switches only if these are still the champion's bytes, and no promotion can
     # slip in between the check and the switch.
@@ -124,6 +131,8 @@ def _release(
         "cdn_uploaded": len(uploaded.sent),
         "cdn_already_present": len(uploaded.present),
         "cdn_pruned": MetadataValue.json(pruned),
+        "parts_reused": MetadataValue.json(manifest["reused"]),
+        "parts_restored_from_live": restored,
     }
 
 

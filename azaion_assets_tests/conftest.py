@@ -13,14 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from dagster import DagsterInstance
 
-from azaion_assets.core.cdn import CdnConfig
-from azaion_assets.core.cdn import client as cdn_client
+from azaion_assets.core.cdn import CDN_CONFIG, CdnConfig
 from azaion_assets.core.cdn import get_bytes as cdn_get
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.localapi import LocalAzaionApi
 from azaion_assets.core.localbroker import LocalBroker
+from azaion_assets.core.localcdn import LocalCdn
 from azaion_assets.core.offsets import OffsetRange
 from azaion_assets.core.settings import Settings, load_settings
 from azaion_assets.core.stream import StreamTarget
@@ -250,43 +251,49 @@ def assert_tiles(keys: list[str], first: int, last: int) -> list[OffsetRange]:
 API_EMAIL = "trainer@azaion.local"
 API_PASSWORD = "api-Pa55word-never-logged"
 MODEL_KEY = "model-key-never-logged-0123456789"
-CDN_SECRETS = ("READ-secret-never-logged", "WRITE-secret-never-logged")
-SECRETS = (API_PASSWORD, MODEL_KEY, *CDN_SECRETS)
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's standalone S3 server (real HTTP, real S3 wire protocol), for this session."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def local_cdn() -> Iterator[LocalCdn]:
+    """moto's standalone S3 server (real HTTP, real S3 wire protocol, signatures and per-role
+    rights enforced), for this session."""
+    with LocalCdn() as cdn:
+        yield cdn
 
 
 @dataclasses.dataclass
 class ReleaseServices:
     api: LocalAzaionApi
     cdn: CdnConfig
+    local_cdn: LocalCdn
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never show: the API password, the model key, every CDN secret key."""
+        return (API_PASSWORD, MODEL_KEY, *self.local_cdn.secrets)
+
+    def only(self, role: str) -> None:
+        """Serve a cdn.yaml whose other pair is revoked (a key the CDN does not know), to show
+        that what follows needs only ``role``'s pair."""
+        text = yaml.safe_load(self.local_cdn.cdn_yaml(self.cdn.bucket))
+        other = "write" if role == "read" else "read"
+        text[other] = {"access_key": "REVOKED", "secret_key": "revoked-secret-key"}
+        self.api.put("config", CDN_CONFIG, yaml.safe_dump(text).encode())
 
     def bucket_objects(self) -> dict[str, bytes]:
-        s3 = cdn_client(self.cdn, "read")
+        s3 = self.local_cdn.admin()
         listed = s3.list_objects_v2(Bucket=self.cdn.bucket).get("Contents", [])
         return {o["Key"]: cdn_get(s3, self.cdn.bucket, o["Key"]) for o in listed}
 
 
 @pytest.fixture
-def release_services(s3_endpoint: str) -> Iterator[ReleaseServices]:
+def release_services(local_cdn: LocalCdn) -> Iterator[ReleaseServices]:
     """The local Azaion API holding an account and its cdn.yaml, and an empty bucket of its
     own on the S3 server that cdn.yaml names."""
     bucket = f"azaion-{uuid.uuid4().hex[:12]}"
-    read = {"access_key": "reader", "secret_key": CDN_SECRETS[0]}
-    write = {"access_key": "writer", "secret_key": CDN_SECRETS[1]}
     with LocalAzaionApi(API_EMAIL, API_PASSWORD) as api:
-        config = api.provision_cdn(s3_endpoint, bucket, read, write, "config")
-        yield ReleaseServices(api, config)
+        config = local_cdn.provision(api, bucket, "config")
+        yield ReleaseServices(api, config, local_cdn)
 
 
 @pytest.fixture

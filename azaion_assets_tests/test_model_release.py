@@ -7,11 +7,11 @@ trained pair goes through the same path in test_pipeline.
 
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from dagster import DagsterEventType, DagsterInstance, materialize
 
 from azaion_assets import model_release as model_release_module
@@ -25,7 +25,7 @@ from azaion_assets.core.release import POINTER
 from azaion_assets.model_release import FAILURE_TAG, PERMANENT, model_release
 from azaion_assets.onnx_model import onnx_model
 from azaion_assets.resources import AzaionApiResource, AzaionSettingsResource
-from azaion_assets_tests.conftest import SECRETS, ReleaseServices
+from azaion_assets_tests.conftest import ReleaseServices
 
 P = "2026-11-20"
 _settings = AzaionSettingsResource()
@@ -68,6 +68,7 @@ def event_log_text(instance: DagsterInstance) -> str:
 def test_release_ships_the_champion_and_the_cli_gets_it_back_byte_identical(
     instance, release_env: ReleaseServices, champion_pair, tree, tmp_path
 ):
+    release_env.only("write")  # a release signs with the write pair alone
     result = release(instance)
     assert result.success
     meta = result.asset_materializations_for_node("model_release")[0].metadata
@@ -86,6 +87,7 @@ def test_release_ships_the_champion_and_the_cli_gets_it_back_byte_identical(
     assert sorted(objects) == big_keys
     assert len(objects[pt["cdn_object"].split("/", 1)[1]]) == pt["big_bytes"]
 
+    release_env.only("read")  # and an edge device with the read pair alone
     assert main(["release", "fetch", "--out", str(tmp_path / "edge")]) == 0
     parts = tree.model_dir(P) / "release"
     assert main(["release", "decrypt", str(parts), "--out", str(tmp_path / "local")]) == 0
@@ -94,7 +96,7 @@ def test_release_ships_the_champion_and_the_cli_gets_it_back_byte_identical(
         assert (tmp_path / "local" / name).read_bytes() == data
 
     text = event_log_text(instance) + str(meta)
-    for secret in SECRETS:
+    for secret in release_env.secrets:
         assert secret not in text
 
 
@@ -110,6 +112,24 @@ def test_a_rerun_duplicates_nothing(instance, release_env: ReleaseServices, cham
     assert release_env.bucket_objects() == objects
     assert release_env.api.folders["models"] == folder
     assert len(folder) == 3 and POINTER in folder and len(objects) == 2
+
+
+def test_a_rerun_without_the_kept_parts_takes_them_back_from_the_live_release(
+    instance, release_env: ReleaseServices, champion_pair, tree
+):
+    """The parts beside the model are gone (another machine, a cleanup): encrypting anew would
+    give new names and a second copy of each small part on the API, which cannot delete."""
+    assert release(instance).success
+    objects, folder = release_env.bucket_objects(), dict(release_env.api.folders["models"])
+    shutil.rmtree(tree.model_dir(P) / "release")
+    again = release(instance)
+    assert again.success
+    meta = again.asset_materializations_for_node("model_release")[0].metadata
+    assert meta["parts_restored_from_live"].value is True
+    assert meta["parts_reused"].value == ["azaion.pt", "azaion.onnx"]
+    assert meta["cdn_uploaded"].value == 0
+    assert release_env.bucket_objects() == objects
+    assert release_env.api.folders["models"] == folder
 
 
 def test_a_short_api_outage_is_ridden_out(instance, release_env: ReleaseServices, champion_pair):
@@ -204,18 +224,21 @@ def test_the_same_partition_republished_during_the_release_stops_it_too(
 def test_a_missing_bucket_fails_without_retries(
     instance, release_env: ReleaseServices, champion_pair
 ):
-    config = release_env.cdn
-    text = yaml.safe_dump(
-        {
-            "endpoint": config.endpoint,
-            "bucket": "no-such-bucket",
-            "read": {"access_key": "r", "secret_key": "r"},
-            "write": {"access_key": "w", "secret_key": "w"},
-        }
-    )
+    text = release_env.local_cdn.cdn_yaml("no-such-bucket")
     release_env.api.put("config", CDN_CONFIG, text.encode())
     message, retries = _failure(instance, release(instance))
     assert "NoSuchBucket" in message and retries == 0
+
+
+def test_a_release_without_a_usable_write_pair_fails_at_once(
+    instance, release_env: ReleaseServices, champion_pair
+):
+    release_env.only("read")  # what an edge device's cdn.yaml may hold: no write rights
+    message, retries = _failure(instance, release(instance))
+    assert "403 Forbidden" in message and retries == 0
+    assert release_env.bucket_objects() == {}
+    for secret in release_env.secrets:
+        assert secret not in message
 
 
 def test_release_fetch_exits_1_on_a_tampered_big_part(

@@ -30,7 +30,9 @@ CDN_CONFIG = "cdn.yaml"  # its resource name in the API
 
 
 # S3 error codes that a retry will not change: the configuration or the rights are wrong.
+# A HEAD answer has no body, so its refusal comes as the bare status, "403".
 PERMANENT = {
+    "403",
     "NoSuchBucket",
     "AccessDenied",
     "InvalidAccessKeyId",
@@ -115,7 +117,12 @@ def _failure(what: str, exc: BaseException) -> CdnError:
         cause = cause.__cause__ or cause.__context__
     if isinstance(cause, ClientError):
         code = str(cause.response.get("Error", {}).get("Code", "?"))
-        return CdnError(f"{what}: {code}", permanent=code in PERMANENT)
+        shown = (
+            "403 Forbidden (an unknown key pair, or one without the right)"
+            if code == "403"
+            else code
+        )
+        return CdnError(f"{what}: {shown}", permanent=code in PERMANENT)
     return CdnError(f"{what}: {type(exc).__name__}")
 
 

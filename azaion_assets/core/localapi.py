@@ -19,10 +19,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-import yaml
-
-from azaion_assets.core.cdn import CDN_CONFIG, CdnConfig, parse_cdn_yaml
-from azaion_assets.core.cdn import client as cdn_client
 from azaion_assets.core.crypto import encrypt
 from azaion_assets.core.hardware import hardware_key
 
@@ -88,19 +84,6 @@ class LocalAzaionApi:
     def put(self, folder: str, name: str, data: bytes) -> None:
         with self._lock:
             self.folders.setdefault(folder, {})[name] = data
-
-    def provision_cdn(
-        self, endpoint: str, bucket: str, read: dict[str, str], write: dict[str, str], folder: str
-    ) -> CdnConfig:
-        """What Azaion's operators do for a new training server: create the bucket and publish
-        its ``cdn.yaml`` (``read``/``write``: ``access_key``, ``secret_key``) to ``folder``."""
-        text = yaml.safe_dump(
-            {"endpoint": endpoint, "bucket": bucket, "read": read, "write": write}
-        )
-        config = parse_cdn_yaml(text)
-        cdn_client(config, "write").create_bucket(Bucket=bucket)
-        self.put(folder, CDN_CONFIG, text.encode())
-        return config
 
     # --- request handling ---
     def _fault(self) -> Fault:

@@ -32,7 +32,7 @@ from typing import Any
 
 from azaion_assets.core import cdn
 from azaion_assets.core.atomic import atomic_write_bytes, atomic_write_text
-from azaion_assets.core.azaion_api import AzaionApi
+from azaion_assets.core.azaion_api import ApiError, AzaionApi
 from azaion_assets.core.crypto import (
     SCHEMES,
     DecryptionError,
@@ -233,6 +233,47 @@ def parse_manifest(data: bytes) -> dict[str, Any]:
     if sorted(names) != sorted(FILES):
         raise ReleaseError(f"release manifest: files {names}, expected {list(FILES)}")
     return manifest
+
+
+def restore_from_live(
+    out: Path, partition: str, api: AzaionApi, hardware: str, s3: Any, bucket: str, folder: str
+) -> bool:
+    """Take the kept parts back from the live release when they are gone from ``out`` (a new
+    machine, a restored volume, a cleanup) and the live release is ``partition``'s: ``prepare``
+    then reuses them, verified, and a re-run sends nothing new. Without this, a fresh
+    encryption (a new random IV) would give new names and leave a second copy of each small
+    part on the API, which has no delete. Returns whether parts were restored; anything
+    missing or not matching means encrypting anew, as for a first release."""
+    if read_manifest(out) is not None:
+        return False
+    try:
+        live = parse_manifest(api.fetch(folder, POINTER, hardware))
+    except ApiError as exc:
+        if exc.status == 404:
+            return False  # nothing released yet
+        raise
+    except ReleaseError:
+        return False
+    if live.get("partition") != partition:
+        return False
+    parts = {}
+    for entry in live["files"]:
+        try:
+            small = api.fetch(folder, entry["small"]["name"], hardware)
+            big = cdn.get_bytes(s3, bucket, entry["big"]["key"])
+        except (ApiError, cdn.CdnError) as exc:
+            log.warning("not restoring the live parts of %s: %s", partition, exc)
+            return False
+        if (sha256(small), sha256(big)) != (entry["small"]["sha256"], entry["big"]["sha256"]):
+            return False
+        parts[entry["name"]] = (small, big)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, (small, big) in parts.items():
+        atomic_write_bytes(out / f"{name}.small", small)
+        atomic_write_bytes(out / f"{name}.big", big)
+    kept = {k: live[k] for k in ("format", "partition", "scheme", "split", "files") if k in live}
+    atomic_write_text(out / MANIFEST, json.dumps(kept, indent=2))
+    return True
 
 
 @dataclass(frozen=True)

@@ -5,16 +5,17 @@ import pytest
 
 from azaion_assets.core import cdn
 from azaion_assets.core.azaion_api import AzaionApi
-from azaion_assets_tests.conftest import API_EMAIL, API_PASSWORD, CDN_SECRETS
+from azaion_assets_tests.conftest import API_EMAIL, API_PASSWORD
 
 
 def test_cdn_yaml_from_the_api_holds_both_key_pairs_in_memory(release_services):
     api = AzaionApi(release_services.api.url, API_EMAIL, API_PASSWORD)
     config = cdn.fetch_config(api, "config", "CPU: any")
     assert config == release_services.cdn
-    assert config.read.secret_key.get_secret_value() == CDN_SECRETS[0]
-    assert config.write.secret_key.get_secret_value() == CDN_SECRETS[1]
-    for secret in CDN_SECRETS:
+    pairs = release_services.local_cdn.pairs
+    assert config.read.secret_key.get_secret_value() == pairs["read"]["secret_key"]
+    assert config.write.secret_key.get_secret_value() == pairs["write"]["secret_key"]
+    for secret in release_services.local_cdn.secrets:
         assert secret not in repr(config) and secret not in str(config)
 
 
@@ -58,5 +59,5 @@ def test_a_missing_bucket_is_a_clear_error(release_services, tmp_path):
     part.write_bytes(b"x")
     with pytest.raises(cdn.CdnError, match="CDN upload no-such-bucket/k: NoSuchBucket") as caught:
         cdn.put_unless_present(cdn.client(config, "write"), config.bucket, "k", part, "c" * 64)
-    for secret in CDN_SECRETS:
+    for secret in release_services.local_cdn.secrets:
         assert secret not in str(caught.value)

@@ -9,9 +9,11 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from azaion_assets.core import cdn
 from azaion_assets.core.azaion_api import AzaionApi
+from azaion_assets.core.cdn import KeyPair
 from azaion_assets.core.crypto import Scheme
 from azaion_assets.core.publish import publish_pair
 from azaion_assets.core.release import (
@@ -26,6 +28,7 @@ from azaion_assets.core.release import (
     prepare,
     prune,
     reassemble_local,
+    restore_from_live,
     upload_parts,
     upload_pointer,
 )
@@ -211,13 +214,62 @@ def test_a_tampered_cdn_object_is_refused_and_nothing_is_written(
     assert not (tmp_path / "edge").exists()
 
 
-def test_reads_use_the_read_pair_and_uploads_the_write_pair(release_services):
-    def access_key(client) -> str:
-        return client._request_signer._credentials.get_frozen_credentials().access_key
+def test_kept_parts_are_restored_only_from_this_partitions_live_release(
+    models, tmp_path, release_services
+):
+    ship = Shipper(release_services, models, tmp_path / "out")
+    bucket = ship.config.bucket
 
+    def restore(out: Path, partition: str = P) -> bool:
+        return restore_from_live(out, partition, ship.api, HW, ship.writer, bucket, "models")
+
+    assert restore(tmp_path / "none") is False  # nothing released yet (the API answers 404)
+    manifest, _ = ship.parts()
+    ship.pointer(manifest)
+    assert restore(tmp_path / "out") is False  # the kept parts are there
+    assert restore(tmp_path / "other", "2026-11-21") is False  # live is another partition
+    assert not (tmp_path / "other").exists()
+    assert restore(tmp_path / "back") is True
+    for name in ("azaion.pt", "azaion.onnx"):
+        for part in ("small", "big"):
+            kept = (tmp_path / "out" / f"{name}.{part}").read_bytes()
+            assert (tmp_path / "back" / f"{name}.{part}").read_bytes() == kept
+    rebuilt = build(models, tmp_path / "back")
+    assert rebuilt["reused"] == ["azaion.pt", "azaion.onnx"]
+    assert rebuilt["files"] == manifest["files"]
+
+
+def test_the_cdn_grants_each_pair_only_its_role(release_services, tmp_path):
+    """What the tests that follow rely on: the read pair cannot write, the write pair can, and
+    a forged secret is refused, as on a real S3."""
     config = release_services.cdn
-    assert access_key(cdn.client(config, "read")) == "reader"
-    assert access_key(cdn.client(config, "write")) == "writer"
+    reader, writer = cdn.client(config, "read"), cdn.client(config, "write")
+    part = tmp_path / "part"
+    part.write_bytes(b"bytes")
+    with pytest.raises(cdn.CdnError, match="AccessDenied") as caught:
+        cdn.put_unless_present(reader, config.bucket, "k", part, "a" * 64)
+    assert caught.value.permanent
+    assert cdn.put_unless_present(writer, config.bucket, "k", part, "a" * 64)
+    assert cdn.get_bytes(reader, config.bucket, "k") == b"bytes"
+    forged = KeyPair(access_key=config.read.access_key, secret_key=SecretStr("forged"))
+    with pytest.raises(cdn.CdnError, match="SignatureDoesNotMatch"):
+        cdn.get_bytes(
+            cdn.client(config.model_copy(update={"read": forged}), "read"), config.bucket, "k"
+        )
+
+
+def test_a_release_needs_only_the_write_pair_and_an_edge_device_only_the_read_pair(
+    models, tmp_path, release_services
+):
+    release_services.only("write")
+    ship = Shipper(release_services, models, tmp_path / "out")
+    manifest, uploaded = ship.parts()
+    ship.pointer(manifest)
+    assert len(uploaded.sent) == 2
+    release_services.only("read")
+    ship.fetch(tmp_path / "edge")
+    for name, source in models.items():
+        assert (tmp_path / "edge" / name).read_bytes() == source.read_bytes()
 
 
 @pytest.mark.parametrize(
