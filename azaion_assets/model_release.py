@@ -87,7 +87,7 @@ def _failure(context: AssetExecutionContext, message: str, transient: bool) -> F
     transient; a permanent one is tagged on the run, so the sensor leaves it to an operator
     rather than repeat it every RELEASE_RETRY_MINUTES (a wrong password would lock the account)."""
     if not transient:
-        context.instance.add_run_tags(context.run_id, {FAILURE_TAG: PERMANENT})
+        context.instance.add_run_tags(context.run.run_id, {FAILURE_TAG: PERMANENT})
     return Failure(message, allow_retries=transient)
 
 
