@@ -21,7 +21,7 @@ from azaion_assets.core.cdn import get_bytes as cdn_get
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.localapi import LocalAzaionApi
 from azaion_assets.core.localbroker import LocalBroker
-from azaion_assets.core.localcdn import LocalCdn
+from azaion_assets.core.localcdn import ROLES, LocalCdn
 from azaion_assets.core.offsets import OffsetRange
 from azaion_assets.core.settings import Settings, load_settings
 from azaion_assets.core.stream import StreamTarget
@@ -257,7 +257,7 @@ MODEL_KEY = "model-key-never-logged-0123456789"
 def local_cdn() -> Iterator[LocalCdn]:
     """moto's standalone S3 server (real HTTP, real S3 wire protocol, signatures and per-role
     rights enforced), for this session."""
-    with LocalCdn() as cdn:
+    with LocalCdn({**ROLES, "put_only": ["s3:PutObject"]}) as cdn:
         yield cdn
 
 
@@ -281,7 +281,7 @@ class ReleaseServices:
         self.api.put("config", CDN_CONFIG, yaml.safe_dump(text).encode())
 
     def bucket_objects(self) -> dict[str, bytes]:
-        s3 = self.local_cdn.admin()
+        s3 = self.local_cdn.client("admin")
         listed = s3.list_objects_v2(Bucket=self.cdn.bucket).get("Contents", [])
         return {o["Key"]: cdn_get(s3, self.cdn.bucket, o["Key"]) for o in listed}
 

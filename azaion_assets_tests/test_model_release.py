@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, materialize
+from dagster import AssetExecutionContext, DagsterEventType, DagsterInstance, asset, materialize
 
 from azaion_assets import model_release as model_release_module
 from azaion_assets.champion import champion
@@ -151,6 +151,20 @@ def _failure(instance: DagsterInstance, result) -> tuple[str, int]:
     return (info.message if info else ""), len(retries)
 
 
+@pytest.mark.parametrize("transient", [True, False], ids=["outage", "refusal"])
+def test_only_a_permanent_failure_is_tagged_for_the_sensor_to_leave_alone(instance, transient):
+    """An outage must stay untagged, or model_release_sensor would stop healing outages."""
+
+    @asset(name="fails")
+    def fails(context: AssetExecutionContext) -> None:
+        raise model_release_module._failure(context, "the reason", transient)
+
+    result = materialize([fails], instance=instance, raise_on_error=False)
+    run = instance.get_run_by_id(result.run_id)
+    assert not result.success and run is not None
+    assert (run.tags.get(FAILURE_TAG) == PERMANENT) is not transient
+
+
 def test_a_partition_that_is_not_the_champion_fails_at_once(
     instance, release_env: ReleaseServices, champion_pair
 ):
@@ -235,7 +249,7 @@ def test_a_release_without_a_usable_write_pair_fails_at_once(
 ):
     release_env.only("read")  # what an edge device's cdn.yaml may hold: no write rights
     message, retries = _failure(instance, release(instance))
-    assert "403 Forbidden" in message and retries == 0
+    assert "CDN upload" in message and "InvalidAccessKeyId" in message and retries == 0
     assert release_env.bucket_objects() == {}
     for secret in release_env.secrets:
         assert secret not in message

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import requests
 
@@ -37,16 +38,16 @@ TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.Chu
 
 
 class ApiError(RuntimeError):
-    """A request to the Azaion API failed; ``status`` is the HTTP status, None without one."""
+    """A request to the Azaion API failed; ``status`` is the HTTP status, None without one.
 
-    def __init__(self, message: str, status: int | None = None):
+    ``transient``: an outage (no answer, 5xx, 429) that outlasted the client's retries and may
+    yet end; everything else (a refusal, a bad URL, a resource that does not decrypt for this
+    machine) will not change on a retry."""
+
+    def __init__(self, message: str, status: int | None = None, transient: bool = False):
         super().__init__(message)
         self.status = status
-
-    @property
-    def transient(self) -> bool:
-        """An outage (no answer, 5xx, 429) may end; a refusal or a bad request will not."""
-        return self.status is None or self.status >= 500 or self.status == 429
+        self.transient = transient
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -59,18 +60,15 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 def _safe_base(url: str) -> str:
-    """The base URL without any user:password@ part, for messages; nothing of a value that is
-    not an http(s) URL (``user:password@host`` parses as a scheme and a path)."""
-    if not url.startswith(("http://", "https://")):
+    """Where ``url`` points, for messages: its scheme and host (with port), nothing else. A
+    user part is dropped even when its password holds a "/" (which ends the authority for a URL
+    parser and would show the rest of the password as a path): the host is taken after the
+    last "@". Nothing of a value that is not an http(s) URL is shown."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https"):
         return "(not an http(s) URL; the value is not shown)"
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        port = parts.port
-    except ValueError:  # out of range: not shown
-        port = None
-    netloc = f"{host}:{port}" if port else host
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    host = re.split(r"[/?#]", rest.rsplit("@", 1)[-1], maxsplit=1)[0]
+    return f"{scheme}://{host}"
 
 
 class AzaionApi:
@@ -199,15 +197,15 @@ class AzaionApi:
             return response, ""
         except TRANSIENT as exc:
             return None, f"no answer from {_safe_base(self._base)} ({type(exc).__name__})"
-        except requests.RequestException as exc:
-            kind = type(exc).__name__
+        except (requests.RequestException, ValueError) as exc:  # ValueError: urllib3's
+            kind = type(exc).__name__  # LocationParseError, UnicodeError: URLs it cannot parse
         raise ApiError(f"{what}: {kind}, at {_safe_base(self._base)}")  # outside: unchained
 
     def _retry_or_raise(
         self, what: str, problem: str, attempt: int, status: int | None, wait: float | None
     ) -> int:
         if attempt >= self._retries:
-            raise ApiError(f"{what}: {problem}, after {attempt + 1} attempts", status)
+            raise ApiError(f"{what}: {problem}, after {attempt + 1} attempts", status, True)
         delay = min(BACKOFF_CAP_SECONDS, max(self._backoff * 2**attempt, wait or 0.0))
         log.warning("%s: %s; retrying in %.1f s", what, problem, delay)
         self._sleep(delay)

@@ -30,9 +30,7 @@ CDN_CONFIG = "cdn.yaml"  # its resource name in the API
 
 
 # S3 error codes that a retry will not change: the configuration or the rights are wrong.
-# A HEAD answer has no body, so its refusal comes as the bare status, "403".
 PERMANENT = {
-    "403",
     "NoSuchBucket",
     "AccessDenied",
     "InvalidAccessKeyId",
@@ -117,21 +115,19 @@ def _failure(what: str, exc: BaseException) -> CdnError:
         cause = cause.__cause__ or cause.__context__
     if isinstance(cause, ClientError):
         code = str(cause.response.get("Error", {}).get("Code", "?"))
-        shown = (
-            "403 Forbidden (an unknown key pair, or one without the right)"
-            if code == "403"
-            else code
-        )
-        return CdnError(f"{what}: {shown}", permanent=code in PERMANENT)
+        return CdnError(f"{what}: {code}", permanent=code in PERMANENT)
     return CdnError(f"{what}: {type(exc).__name__}")
 
 
 def stored_sha256(s3: Any, bucket: str, key: str) -> str | None:
-    """The sha256 recorded on an object, None if there is no object."""
+    """The sha256 recorded on an object; None if there is no object, or if the HEAD is refused
+    (a HEAD answer has no body, so a bare "403" is all it says: on AWS S3 that is also what a
+    missing key gives a pair without s3:ListBucket). The upload that follows then says what
+    is wrong, with the real error code, or succeeds."""
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if exc.response.get("Error", {}).get("Code") in ("403", "404", "NoSuchKey", "NotFound"):
             return None
         raise _failure(f"CDN head {bucket}/{key}", exc) from None
     except BotoCoreError as exc:

@@ -10,7 +10,8 @@ pair may do only what its role needs:
 
 So a release that signed with the read pair, or an edge fetch that needed the write pair, fails
 here as it would in production. The pairs are IAM users' keys, made by the server at start.
-The enforcement is global to moto in this process, so one ``LocalCdn`` runs at a time.
+The enforcement is global to moto in this process, so one ``LocalCdn`` runs at a time (a
+second is refused).
 """
 
 from __future__ import annotations
@@ -34,13 +35,17 @@ ROLES: dict[str, list[str]] = {
     "write": ["s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:DeleteObject"],
 }
 REGION = "us-east-1"
+_running = False
 
 
 class LocalCdn:
     """Use as a context manager: the server runs, with IAM enforced, inside the block."""
 
-    def __init__(self) -> None:
+    def __init__(self, roles: dict[str, list[str]] | None = None) -> None:
+        """``roles``: IAM actions by role name; ``ROLES`` (read, write, admin) by default."""
         from moto.server import ThreadedMotoServer
+
+        self.roles = roles or ROLES
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the server's access log
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -48,6 +53,18 @@ class LocalCdn:
         self.pairs: dict[str, dict[str, str]] = {}
 
     def __enter__(self) -> LocalCdn:
+        global _running
+        if _running:  # moto's enforcement and users are global: a second one would undo ours
+            raise RuntimeError("a LocalCdn already runs in this process")
+        _running = True
+        try:
+            self._start()
+        except BaseException:
+            _running = False
+            raise
+        return self
+
+    def _start(self) -> None:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
@@ -59,7 +76,7 @@ class LocalCdn:
             aws_access_key_id="setup",
             aws_secret_access_key="setup",
         )
-        for role, actions in ROLES.items():
+        for role, actions in self.roles.items():
             user = f"cdn-{role}"
             iam.create_user(UserName=user)
             policy = {
@@ -75,13 +92,14 @@ class LocalCdn:
                 "secret_key": key["SecretAccessKey"],
             }
         self._enforce("0")  # from the next request on, every one is checked
-        return self
 
     def __exit__(self, *exc: object) -> None:
+        global _running
         try:
             self._enforce("inf")
         finally:
             self._server.stop()
+            _running = False
 
     def _enforce(self, after_requests: str) -> None:
         url = f"{self.endpoint}/moto-api/reset-auth"
@@ -101,8 +119,9 @@ class LocalCdn:
             {"endpoint": self.endpoint, "bucket": bucket, "read": read, "write": write}
         )
 
-    def admin(self):
-        pair = self.pairs["admin"]
+    def client(self, role: str):
+        """An S3 client signing with ``role``'s pair."""
+        pair = self.pairs[role]
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
@@ -114,7 +133,7 @@ class LocalCdn:
     def provision(self, api: LocalAzaionApi, bucket: str, folder: str) -> CdnConfig:
         """What Azaion's operators do for a new training server: create the bucket and publish
         its ``cdn.yaml`` to ``folder`` of the API."""
-        self.admin().create_bucket(Bucket=bucket)
+        self.client("admin").create_bucket(Bucket=bucket)
         text = self.cdn_yaml(bucket)
         api.put(folder, CDN_CONFIG, text.encode())
         return parse_cdn_yaml(text)

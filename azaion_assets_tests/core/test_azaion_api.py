@@ -168,18 +168,47 @@ def test_a_redirect_is_not_followed_so_the_password_goes_nowhere_else(server):
         assert elsewhere.requests == []
 
 
+BAD_URLS = {
+    "bad-port": "https://trainer:S3cretPW@api.azaion.local:99999/x",  # InvalidURL, with the URL
+    "no-scheme": "trainer:S3cretPW@api.azaion.local",  # the whole value would be echoed
+    "slash-in-password": "https://trainer:Xy7/S3cretPW@api.azaion.local",  # ends the authority
+    "unparseable": "http://trainer:S3cretPW@[::1/",  # urlsplit raises ValueError
+    "empty-label": "http://a..b/S3cretPW",  # urllib3: LocationParseError
+}
+
+
+@pytest.mark.parametrize("url", BAD_URLS.values(), ids=BAD_URLS.keys())
+def test_a_bad_url_is_a_permanent_api_error_that_shows_no_password(url):
+    with pytest.raises(ApiError) as caught:
+        AzaionApi(url, API_EMAIL, API_PASSWORD, retries=0, sleep=lambda s: None).login()
+    assert "S3cretPW" not in str(caught.value) and "Xy7" not in str(caught.value)
+    assert not caught.value.transient
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
+
+
 @pytest.mark.parametrize(
-    "url",
+    ("url", "shown"),
     [
-        "https://trainer:S3cretPW@api.azaion.local:99999/x",  # requests: InvalidURL with the URL
-        "trainer:S3cretPW@api.azaion.local",  # no scheme: the whole value would be echoed
+        ("https://trainer:Xy7/S3cretPW@api.azaion.local/v1", "https://api.azaion.local"),
+        ("https://trainer:123/S3cretPW@api.azaion.local", "https://api.azaion.local"),
+        ("http://127.0.0.1:8080/api?x=1", "http://127.0.0.1:8080"),
     ],
 )
-def test_a_bad_url_is_an_api_error_that_shows_no_password(url):
-    with pytest.raises(ApiError) as caught:
-        AzaionApi(url, API_EMAIL, API_PASSWORD, sleep=lambda s: None).login()
-    assert "S3cretPW" not in str(caught.value)
-    assert caught.value.__context__ is None and caught.value.__cause__ is None
+def test_messages_show_only_the_scheme_and_host(url, shown):
+    assert repr(AzaionApi(url, API_EMAIL, API_PASSWORD)) == f"AzaionApi({shown!r})"
+
+
+def test_only_an_outage_that_outlasts_the_retries_is_transient(server):
+    api = client(server.url, retries=0)
+    server.fail_next(1, status=503)
+    with pytest.raises(ApiError) as outage:
+        api.login()
+    with pytest.raises(ApiError, match="HTTP 404") as missing:
+        api.fetch("models", "missing", HW)
+    with pytest.raises(ApiError, match="must be an http") as bad_url:
+        AzaionApi("ftp://h", API_EMAIL, API_PASSWORD)
+    assert outage.value.transient
+    assert not missing.value.transient and not bad_url.value.transient
 
 
 def test_a_stalled_answer_times_out_and_is_retried(server):

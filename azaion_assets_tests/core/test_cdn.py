@@ -5,6 +5,7 @@ import pytest
 
 from azaion_assets.core import cdn
 from azaion_assets.core.azaion_api import AzaionApi
+from azaion_assets.core.localcdn import LocalCdn
 from azaion_assets_tests.conftest import API_EMAIL, API_PASSWORD
 
 
@@ -61,3 +62,20 @@ def test_a_missing_bucket_is_a_clear_error(release_services, tmp_path):
         cdn.put_unless_present(cdn.client(config, "write"), config.bucket, "k", part, "c" * 64)
     for secret in release_services.local_cdn.secrets:
         assert secret not in str(caught.value)
+
+
+def test_a_refused_head_does_not_stop_the_upload(release_services, tmp_path):
+    """A HEAD says only "403" when refused (on AWS S3, also for a missing key and a pair
+    without s3:ListBucket): the upload goes ahead and speaks for itself."""
+    bucket = release_services.cdn.bucket
+    put_only = release_services.local_cdn.client("put_only")
+    part = tmp_path / "part"
+    part.write_bytes(b"big part")
+    assert cdn.put_unless_present(put_only, bucket, "models/y.big", part, "d" * 64) is True
+    assert release_services.bucket_objects() == {"models/y.big": b"big part"}
+
+
+def test_a_second_local_cdn_in_the_process_is_refused(local_cdn):
+    with pytest.raises(RuntimeError, match="already runs"), LocalCdn():
+        pass
+    assert local_cdn.client("admin").list_buckets()  # the running one is untouched
