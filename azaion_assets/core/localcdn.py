@@ -109,11 +109,8 @@ class LocalCdn:
     def secrets(self) -> tuple[str, ...]:
         return tuple(pair["secret_key"] for pair in self.pairs.values())
 
-    def config(self, bucket: str) -> CdnConfig:
-        """The cdn.yaml of ``bucket`` (read and write pairs only: the admin pair stays here)."""
-        return parse_cdn_yaml(self.cdn_yaml(bucket))
-
     def cdn_yaml(self, bucket: str) -> str:
+        """The cdn.yaml of ``bucket``: the read and write pairs only (others stay here)."""
         read, write = self.pairs["read"], self.pairs["write"]
         return yaml.safe_dump(
             {"endpoint": self.endpoint, "bucket": bucket, "read": read, "write": write}
