@@ -1,19 +1,18 @@
 """Asset ``model``: ``models/azaion-YYYY-MM-DD/``, trained on the same day's dataset.
 
-The new model is a challenger: it is judged against ``models/azaion.pt`` (the champion, which
-the rest of the Azaion platform picks up) on the new test split (see ``core.champion``), and
-replaces it, once its ONNX export passes parity, only if it scores at least as well; otherwise
-it stays in its dated folder, and an operator can still promote it with ``promote_model``.
-A retry of a failed run resumes the interrupted training from its last checkpoint, and a
-cancel stops at the next batch (see ``core.training``). Torch and Ultralytics are imported
-inside the step only.
+The new model is a challenger. It is judged against the champion in ``onnx_model``, on its
+exported ONNX file (what ships), not here: the PyTorch validation figures recorded here are
+training diagnostics. A retry of a failed run resumes the interrupted training from its last
+checkpoint, and a cancel stops at the next batch (see ``core.training``). Torch and Ultralytics
+are imported inside the step only.
 """
 
-from pathlib import Path
+import json
 
 from dagster import (
     AssetExecutionContext,
     Config,
+    Failure,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -22,17 +21,11 @@ from dagster import (
     asset,
 )
 
-from azaion_assets.core.champion import (
-    Verdict,
-    evaluate,
-    judge,
-    write_evaluation,
-)
+from azaion_assets.core.atomic import atomic_write_text
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.forming import DATA_YAML, read_manifest
 from azaion_assets.core.offline import prepare_ultralytics
-from azaion_assets.core.publish import held_partition
-from azaion_assets.core.settings import Settings
+from azaion_assets.core.settings import IMGSZ_STRIDE, Settings
 from azaion_assets.core.training import (
     TrainParams,
     TrainResult,
@@ -44,6 +37,7 @@ from azaion_assets.dataset import dataset
 from azaion_assets.partitions import daily_partitions
 from azaion_assets.resources import AzaionSettingsResource
 
+TRAINING_RECORD = "training.json"
 GPU_POOL = "gpu"  # dagster.yaml limits it: one training step at a time, whoever launched it
 _AP_SCHEMA = TableSchema(
     columns=[
@@ -72,8 +66,8 @@ class TrainingConfig(Config):
     kinds={"pytorch", "yolo"},
     pool=GPU_POOL,
     description=(
-        "Ultralytics YOLO trained on the same day's dataset; replaces the champion azaion.pt "
-        "only if it scores at least as well on the same test split"
+        "Ultralytics YOLO trained on the same day's dataset: a challenger, judged on its ONNX "
+        "export by onnx_model; the PyTorch validation figures here are training diagnostics"
     ),
 )
 def model(
@@ -95,15 +89,19 @@ def model(
         on_epoch=lambda stats: context.log.info(stats.line()),
         log=context.log.info,
     )
-    verdict = _judge(result, dataset_dir, tree, s.retrain_promotion_tolerance)
-    write_evaluation(result.run_dir, verdict)
-    context.log.info(verdict.reason)
-    return MaterializeResult(
-        metadata={**_metadata(result, params, manifest), **_verdict_metadata(verdict)}
-    )
+    # onnx_model exports at the size this model was trained at when the launchpad chose it.
+    record = {"imgsz": params.imgsz, "imgsz_from": "launchpad" if config.imgsz else "settings"}
+    atomic_write_text(result.run_dir / TRAINING_RECORD, json.dumps(record, indent=2))
+    return MaterializeResult(metadata=_metadata(result, params, manifest))
 
 
 def _params(config: TrainingConfig, s: Settings, tree: DataTree) -> TrainParams:
+    if config.imgsz is not None and (config.imgsz < IMGSZ_STRIDE or config.imgsz % IMGSZ_STRIDE):
+        raise Failure(
+            f"launchpad imgsz={config.imgsz}: must be a positive multiple of {IMGSZ_STRIDE} "
+            "(Ultralytics would round it up, and the export would not match)",
+            allow_retries=False,
+        )
     return TrainParams(
         model=resolve_base_model(config.model or s.training_model, tree.models),
         epochs=config.epochs or s.training_epochs,
@@ -120,37 +118,6 @@ def _params(config: TrainingConfig, s: Settings, tree: DataTree) -> TrainParams:
     )
 
 
-def _judge(result: TrainResult, dataset_dir: Path, tree: DataTree, tolerance: float) -> Verdict:
-    """Score the new model and the champion on the new test split, and compare."""
-    p = result.params
-    data_yaml, workdir = dataset_dir / DATA_YAML, result.run_dir / "evaluation"
-    challenger = evaluate(result.best, data_yaml, p.imgsz, p.batch, p.device, workdir)
-    held = held_partition(tree.champion)
-    champion, error = None, None
-    if held is not None:
-        try:
-            champion = evaluate(tree.champion, data_yaml, p.imgsz, p.batch, p.device, workdir)
-        except Exception as exc:  # a champion of other classes, or a damaged file
-            error = f"{type(exc).__name__}: {str(exc)[:200]}"
-    return judge(challenger, champion, held, tolerance, champion_error=error)
-
-
-def _verdict_metadata(verdict: Verdict) -> dict:
-    champion = verdict.champion
-    return {
-        # Applied by onnx_model once the export passes parity: the champion is a .pt + .onnx pair.
-        "verdict": "promote" if verdict.promote else "keep as challenger",
-        "decision": verdict.reason,
-        "test_mAP50": verdict.challenger.map50,
-        "test_mAP50-95": verdict.challenger.map50_95,
-        "test_images": verdict.challenger.images,
-        "champion_before": verdict.champion_partition or "none",
-        "champion_test_mAP50-95": champion.map50_95 if champion else "not evaluated",
-        "champion_test_mAP50": champion.map50 if champion else "not evaluated",
-        "promotion_tolerance": verdict.tolerance,
-    }
-
-
 def _metadata(result: TrainResult, params: TrainParams, manifest: dict) -> dict:
     records = [
         TableRecord(
@@ -161,11 +128,13 @@ def _metadata(result: TrainResult, params: TrainParams, manifest: dict) -> dict:
     return {
         "path": MetadataValue.path(str(result.run_dir)),
         "weights": MetadataValue.path(str(result.best)),
-        "mAP50": result.map50,
-        "mAP50-95": result.map50_95,
-        "precision": result.precision,
-        "recall": result.recall,
-        "ap_by_class": MetadataValue.table(records, schema=_AP_SCHEMA),
+        # Diagnostics: PyTorch weights on the valid split at the training size. The gate's
+        # figures (the shipped ONNX on the test split) are onnx_model's.
+        "diagnostic_val_mAP50": result.map50,
+        "diagnostic_val_mAP50-95": result.map50_95,
+        "diagnostic_val_precision": result.precision,
+        "diagnostic_val_recall": result.recall,
+        "diagnostic_val_ap_by_class": MetadataValue.table(records, schema=_AP_SCHEMA),
         "epochs": result.epochs_completed,
         "training_start": result.start,
         "training_start_reason": result.start_reason,

@@ -1,39 +1,59 @@
-"""Asset ``onnx_model``: the NMS-free ONNX export of the day's model, with a parity check.
+"""Asset ``onnx_model``: the NMS-free ONNX export of the day's model, its parity check, and the
+champion gate.
 
-The parity check is blocking: an export that disagrees with PyTorch is recorded but never
-published and stops anything downstream. This step also applies the model step's verdict: a
-model that won against the champion is promoted here, as a pair (``models/azaion.pt`` and
-``models/azaion.onnx``), once its export is known to be faithful. A challenger's export stays
-in its dated folder, ready if an operator promotes it.
+The export is staged, checked against PyTorch (a blocking check) and only then moved into
+place with a record of its sha256 (``core.export``): an export that disagrees is never
+installed, never published, and stops anything downstream. The gate then judges what ships:
+this ONNX file against the champion's ``azaion.onnx``, both through ONNX Runtime with the
+project's preprocessing, on the day's test split (``core.champion``). A winner is promoted here,
+as a pair (``models/azaion.pt`` and ``models/azaion.onnx``); a challenger's export stays in its
+dated folder, ready if an operator promotes it.
 """
 
+import json
 import time
+from pathlib import Path
 
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
+    Config,
+    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
 from azaion_assets.champion import champion_event
-from azaion_assets.core.champion import expected_champion, promote, read_evaluation
-from azaion_assets.core.datatree import DataTree
-from azaion_assets.core.export import (
-    check_parity,
-    describe_onnx,
-    export_onnx,
-    write_export_record,
+from azaion_assets.core.champion import (
+    Verdict,
+    evaluate,
+    expected_champion,
+    judge,
+    promote,
+    read_evaluation,
+    write_evaluation,
 )
+from azaion_assets.core.classes import load_classes, slot_names
+from azaion_assets.core.datatree import DataTree
+from azaion_assets.core.export import check_parity, install_export, staged_export
+from azaion_assets.core.forming import split_images
 from azaion_assets.core.offline import prepare_ultralytics
 from azaion_assets.core.publish import held_partition
-from azaion_assets.model import model
+from azaion_assets.core.settings import IMGSZ_STRIDE, Settings
+from azaion_assets.gate_metadata import gate_metadata
+from azaion_assets.model import TRAINING_RECORD, model
 from azaion_assets.partitions import daily_partitions
 from azaion_assets.resources import AzaionSettingsResource
 
 PARITY_CHECK = "onnx_parity"
+
+
+class ExportConfig(Config):
+    """Per-run override from the launchpad; unset, the size follows the model's training."""
+
+    imgsz: int | None = None
 
 
 @asset(
@@ -50,73 +70,143 @@ PARITY_CHECK = "onnx_parity"
             description="ONNX Runtime agrees with PyTorch on validation images",
         )
     ],
-    description="End-to-end ONNX export (1x300x6: x1,y1,x2,y2,score,class) of the day's model",
+    description=(
+        "End-to-end ONNX export (1x300x6: x1,y1,x2,y2,score,class) of the day's model; the "
+        "champion gate scores this file against the champion's on the test split"
+    ),
 )
 def onnx_model(
-    context: AssetExecutionContext, settings: AzaionSettingsResource
+    context: AssetExecutionContext, config: ExportConfig, settings: AzaionSettingsResource
 ) -> MaterializeResult:
     s = settings.load()
     tree = settings.tree()
     partition = context.partition_key
-    weights = tree.model_dir(partition) / "weights" / "best.pt"
+    model_dir = tree.model_dir(partition)
+    weights = model_dir / "weights" / "best.pt"
     if not weights.is_file():
         raise FileNotFoundError(f"no trained model for {partition}: {weights} is missing")
     prepare_ultralytics(s.runtime_dir)
+    sizes = _export_sizes(config, s, model_dir)
+    images = split_images(tree.dataset_dir(partition), "valid")[: s.export_parity_images]
     started = time.monotonic()
-    onnx_path = export_onnx(weights, s.export_onnx_imgsz)
-    export_s = round(time.monotonic() - started, 2)
-    info = describe_onnx(onnx_path)
-    valid = tree.dataset_dir(partition) / "valid" / "images"
-    images = sorted(p for p in valid.iterdir() if not p.name.startswith("."))[
-        : s.export_parity_images
-    ]
-    parity = check_parity(
-        weights,
-        onnx_path,
-        images,
-        s.export_onnx_imgsz,
-        conf=s.export_parity_conf,
-        score_tol=s.export_parity_score_tol,
-        min_iou=s.export_parity_iou,
+    with staged_export(weights, sizes["imgsz"]) as staged:
+        export_s = round(time.monotonic() - started, 2)
+        parity = check_parity(
+            weights,
+            staged,
+            images,
+            conf=s.export_parity_conf,
+            score_tol=s.export_parity_score_tol,
+            min_iou=s.export_parity_iou,
+            min_boxes=s.export_parity_min_boxes,
+            top_k=s.export_parity_top_k,
+        )
+        context.log.info(f"parity {parity.as_dict()}")
+        record = install_export(staged, weights, parity, extra=sizes) if parity.passed else None
+    check = AssetCheckResult(
+        check_name=PARITY_CHECK,
+        passed=parity.passed,
+        metadata={k: v for k, v in parity.as_dict().items() if k != "passed"},
     )
-    context.log.info(f"parity {parity.as_dict()}")
-    write_export_record(tree.model_dir(partition), onnx_path, parity)
-    promoted = _promote(context, tree, partition, parity.passed)
+    export_meta = {
+        "imgsz": parity.imgsz,  # read back from the exported file
+        **{k: v for k, v in sizes.items() if k != "imgsz"},
+        "export_s": export_s,
+        "parity": MetadataValue.json(parity.as_dict()),
+        "parity_compared": parity.compared,
+        "onnx_latency_ms": parity.onnx_ms,
+        "torch_latency_ms": parity.torch_ms,
+    }
+    if record is None:
+        context.log.error(
+            "ONNX export disagrees with PyTorch: not installed, the champion stays as it was"
+        )
+        held = held_partition(tree.champion)
+        failed = {"installed": False, "promoted": False, "champion": held or "none"}
+        return MaterializeResult(metadata={**export_meta, **failed}, check_results=[check])
+    onnx_path = Path(record["onnx"])
+    verdict = _judge(tree, partition, onnx_path, s)
+    write_evaluation(model_dir, verdict)
+    context.log.info(verdict.reason)
+    promoted = _promote(context, tree, partition)
     held = held_partition(tree.champion)
     return MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(onnx_path)),
+            "sha256": record["onnx_sha256"],
+            "weights_sha256": record["weights_sha256"],
             "size_bytes": onnx_path.stat().st_size,
-            "opset": info["opset"],
-            "inputs": MetadataValue.json(info["inputs"]),
-            "outputs": MetadataValue.json(info["outputs"]),
-            "imgsz": s.export_onnx_imgsz,
-            "export_s": export_s,
-            "parity": MetadataValue.json(parity.as_dict()),
-            "onnx_latency_ms": parity.onnx_ms,
-            "torch_latency_ms": parity.torch_ms,
+            "inputs": MetadataValue.json(record["input"]),
+            "outputs": MetadataValue.json(record["output"]),
+            **export_meta,
+            **gate_metadata(verdict),
+            "installed": True,
             "promoted": promoted,
             "champion": held or "none",
             "champion_path": MetadataValue.path(str(tree.champion_onnx)),
         },
-        check_results=[
-            AssetCheckResult(
-                check_name=PARITY_CHECK,
-                passed=parity.passed,
-                metadata={k: v for k, v in parity.as_dict().items() if k != "passed"},
-            )
-        ],
+        check_results=[check],
     )
 
 
-def _promote(
-    context: AssetExecutionContext, tree: DataTree, partition: str, parity_passed: bool
-) -> bool:
-    """Apply the model step's verdict now that the export is known to be faithful."""
+def _export_sizes(config: ExportConfig, s: Settings, model_dir: Path) -> dict:
+    """The export size (launchpad, else the training's own launchpad size, else
+    EXPORT_ONNX_IMGSZ) and how it relates to the size the model was trained at."""
+    path = model_dir / TRAINING_RECORD
+    training = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+    trained = training.get("imgsz")
+    if config.imgsz is not None:
+        if config.imgsz < IMGSZ_STRIDE or config.imgsz % IMGSZ_STRIDE:
+            raise Failure(
+                f"launchpad imgsz={config.imgsz}: must be a positive multiple of {IMGSZ_STRIDE}",
+                allow_retries=False,
+            )
+        imgsz, source = config.imgsz, "launchpad"
+    elif training.get("imgsz_from") == "launchpad":
+        imgsz, source = int(trained), "the training's launchpad imgsz"
+    else:
+        imgsz, source = s.export_onnx_imgsz, "EXPORT_ONNX_IMGSZ"
+    mismatch = (
+        f"exported at {imgsz}, trained at {trained}"
+        if trained is not None and trained != imgsz
+        else "none"
+    )
+    return {
+        "imgsz": imgsz,
+        "imgsz_from": source,
+        "training_imgsz": trained or "unknown",
+        "size_mismatch": mismatch,
+    }
+
+
+def _judge(tree: DataTree, partition: str, onnx_path: Path, s: Settings) -> Verdict:
+    """Score the challenger's and the champion's ONNX files on the new test split."""
+    dataset_dir = tree.dataset_dir(partition)
+    names = slot_names(load_classes(tree.classes_file))
+    challenger = evaluate(onnx_path, dataset_dir, names)
+    held = held_partition(tree.champion)
+    champion, error = None, None
+    if held is not None:
+        held_onnx = held_partition(tree.champion_onnx)
+        try:
+            if held_onnx != held:
+                raise ValueError(f"{tree.champion_onnx.name} holds {held_onnx}, not {held}")
+            champion = evaluate(tree.champion_onnx, dataset_dir, names)
+        except Exception as exc:  # a champion of other classes, a missing or damaged file
+            error = f"{type(exc).__name__}: {str(exc)[:200]}"
+    return judge(
+        challenger,
+        champion,
+        held,
+        s.retrain_promotion_tolerance,
+        floor=s.retrain_min_test_map50_95,
+        champion_error=error,
+    )
+
+
+def _promote(context: AssetExecutionContext, tree: DataTree, partition: str) -> bool:
+    """Apply the gate's verdict: the export it scored passed parity and is in place."""
     evaluation = read_evaluation(tree.model_dir(partition))
-    if not parity_passed:
-        context.log.error("ONNX export disagrees with PyTorch; the champion stays as it was")
-        return False
     if evaluation is None or not evaluation["promote"]:
         context.log.info(f"{partition} is a challenger: the champion stays as it was")
         return False

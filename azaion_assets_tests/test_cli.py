@@ -133,3 +133,12 @@ def test_a_fresh_demo_empties_its_state_but_keeps_the_instance_config(tmp_path, 
     _start_fresh(root, home)
     assert not root.exists()
     assert [p.name for p in home.iterdir()] == ["dagster.yaml"]
+
+
+def test_config_check_names_an_export_size_ultralytics_would_round(capsys, monkeypatch):
+    monkeypatch.setenv("EXPORT_ONNX_IMGSZ", "200")
+    monkeypatch.setenv("TRAINING_IMGSZ", "640")
+    assert main(["config", "check", "--scope", "training"]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "EXPORT_ONNX_IMGSZ: must be a multiple of 32" in err and "use 192 or 224" in err
+    assert "TRAINING_IMGSZ" not in err

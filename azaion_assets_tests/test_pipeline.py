@@ -5,6 +5,7 @@ blocked for the whole run; the tests then read what the run left on disk and in 
 """
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,18 +15,19 @@ import pytest
 from dagster import AssetKey, DagsterInstance, materialize
 from onnx import numpy_helper
 
-from azaion_assets import model as model_module
 from azaion_assets import onnx_model as onnx_module
 from azaion_assets.annotations import annotations
 from azaion_assets.champion import champion, promote_model
 from azaion_assets.cli import main
-from azaion_assets.core.champion import Score, evaluate, read_evaluation
+from azaion_assets.core import export as export_module
+from azaion_assets.core.champion import evaluate, read_evaluation
+from azaion_assets.core.classes import load_classes, slot_names
 from azaion_assets.core.datatree import DataTree
-from azaion_assets.core.forming import DATA_YAML
+from azaion_assets.core.export import check_parity, read_export_record
 from azaion_assets.core.labels import parse_label
-from azaion_assets.core.publish import held_partition, read_record
+from azaion_assets.core.publish import held_partition, read_record, sha256
 from azaion_assets.core.settings import load_settings
-from azaion_assets.core.synthetic import write_samples
+from azaion_assets.core.synthetic import samples, write_samples
 from azaion_assets.dataset import dataset, dataset_labels_valid, dataset_splits_non_empty
 from azaion_assets.model import model
 from azaion_assets.model_release import model_release
@@ -141,8 +143,10 @@ def test_model_files_metadata_and_epoch_logs(pipeline):
     assert best.is_file()
     assert tree.champion.read_bytes() == best.read_bytes()
     meta = pipeline.metadata("model")
-    for key in ("mAP50", "mAP50-95", "precision", "recall", "wall_time_s"):
-        assert 0.0 <= meta[key] <= (1.0 if key != "wall_time_s" else 3600)
+    for key in ("mAP50", "mAP50-95", "precision", "recall"):  # PyTorch: diagnostics only
+        assert 0.0 <= meta[f"diagnostic_val_{key}"] <= 1.0
+    assert 0.0 < meta["wall_time_s"] <= 3600
+    assert "verdict" not in meta and "test_mAP50-95" not in meta  # the gate is onnx_model's
     assert meta["epochs"] == 2 and meta["device"] == "cpu" and meta["seed"] == 0
     assert (
         meta["hyperparameters"]["imgsz"] == 96
@@ -151,7 +155,7 @@ def test_model_files_metadata_and_epoch_logs(pipeline):
     assert set(meta["versions"]) >= {"torch", "ultralytics", "python"}
     assert meta["dataset_partition"] == PARTITION
     assert meta["dataset_data_version"] == pipeline.metadata("dataset")["source_snapshot"]
-    assert len(meta["ap_by_class"].records) >= 1
+    assert len(meta["diagnostic_val_ap_by_class"].records) >= 1
     # The metrics must describe the head we ship: validation ran on the NMS-free head.
     import torch
 
@@ -163,13 +167,16 @@ def test_model_files_metadata_and_epoch_logs(pipeline):
 
 
 def test_the_first_model_becomes_the_champion_with_its_test_score(pipeline):
-    meta = pipeline.metadata("model")
+    meta = pipeline.metadata("onnx_model")
     assert meta["verdict"] == "promote" and meta["champion_before"] == "none"
-    assert pipeline.metadata("onnx_model")["promoted"] is True  # promoted with its export
+    assert meta["promoted"] is True  # promoted with its export
     assert meta["decision"] == "no champion yet: the first model becomes the champion"
     assert meta["test_images"] == pipeline.metadata("dataset")["images_test"]
-    assert 0.0 <= meta["test_mAP50-95"] <= 1.0
-    assert meta["training_start"] == "fresh" and meta["resumed_after_epoch"] == 0
+    assert 0.0 <= meta["test_mAP50-95"] <= 1.0 and meta["quality_floor"] == 0.0
+    assert "champion_test_mAP50-95" not in meta  # nothing to compare with: no text in a plot
+    assert meta["scored_on"].startswith("the ONNX files as shipped")
+    model_meta = pipeline.metadata("model")
+    assert model_meta["training_start"] == "fresh" and model_meta["resumed_after_epoch"] == 0
     champion = pipeline.metadata("champion")
     assert champion["partition"] == PARTITION and champion["promotion"] == "automatic"
     record = read_record(pipeline.tree.champion)
@@ -180,23 +187,35 @@ def test_the_first_model_becomes_the_champion_with_its_test_score(pipeline):
 
 def test_champion_and_challenger_are_scored_on_the_same_test_images(configured):
     tree = configured.tree
-    data_yaml = tree.dataset_dir(PARTITION) / DATA_YAML
-    best = tree.model_dir(PARTITION) / "weights" / "best.pt"
-    work = tree.root / "eval-check"
-    champion = evaluate(tree.champion, data_yaml, 96, 16, "cpu", work)
-    challenger = evaluate(best, data_yaml, 96, 16, "cpu", work)
-    assert champion == challenger  # the same weights on the same split
+    dataset_dir = tree.dataset_dir(PARTITION)
+    names = slot_names(load_classes(tree.classes_file))
+    exported = tree.model_dir(PARTITION) / "weights" / "best.onnx"
+    champion = evaluate(tree.champion_onnx, dataset_dir, names)
+    challenger = evaluate(exported, dataset_dir, names)
+    assert champion == challenger  # the same file on the same split
     assert champion.images == configured.metadata("dataset")["images_test"]
+    assert champion.imgsz == int(TINY_PROFILE["EXPORT_ONNX_IMGSZ"])  # the ONNX's own size
 
 
 def test_onnx_export_metadata_and_parity(pipeline):
     meta = pipeline.metadata("onnx_model")
     assert meta["outputs"] == {"output0": [1, 300, 6]}
     assert meta["inputs"] == {"images": [1, 3, 128, 128]}
-    assert meta["opset"] >= 17 and meta["size_bytes"] > 1_000_000
+    assert meta["imgsz"] == 128 and meta["imgsz_from"] == "EXPORT_ONNX_IMGSZ"
+    assert meta["training_imgsz"] == 96
+    assert meta["size_mismatch"] == "exported at 128, trained at 96"
+    assert meta["size_bytes"] > 1_000_000
     parity = meta["parity"]
-    assert parity["passed"] and parity["images"] == 4
+    assert parity["passed"] and parity["images"] == 4 and parity["imgsz"] == 128
     assert parity["max_sorted_score_diff"] <= 0.02
+    assert parity["boxes_reference"] > 0 and parity["compared"] == meta["parity_compared"]
+    # The record vouches for the installed file and the weights it came from.
+    folder = pipeline.tree.model_dir(PARTITION)
+    record = read_export_record(folder)
+    assert record is not None and record["onnx_sha256"] == meta["sha256"]
+    assert meta["sha256"] == sha256(folder / "weights" / "best.onnx")
+    assert record["weights_sha256"] == sha256(folder / "weights" / "best.pt")
+    assert not list((folder / "weights").glob(".export-*"))  # no staging left behind
     assert meta["onnx_latency_ms"] > 0 and meta["torch_latency_ms"] > 0
     assert pipeline.checks() == {
         "dataset_splits_non_empty": True,
@@ -220,14 +239,14 @@ def _tamper(path: Path, out: Path) -> Path:
 def test_a_worse_challenger_stays_in_its_folder_until_promoted_by_hand(configured, monkeypatch):
     tree = configured.tree
     champion_pt, champion_onnx = tree.champion.read_bytes(), tree.champion_onnx.read_bytes()
-    real_evaluate = model_module.evaluate
+    real_evaluate = onnx_module.evaluate
 
-    def champion_scores_higher(weights, *args):  # the real evaluation, plus a handicap
-        score = real_evaluate(weights, *args)
-        bonus = 0.5 if Path(weights) == tree.champion else 0.0
-        return Score(score.map50 + bonus, score.map50_95 + bonus, score.images)
+    def champion_scores_higher(onnx_path, *args):  # the real evaluation, plus a handicap
+        score = real_evaluate(onnx_path, *args)
+        bonus = 0.5 if Path(onnx_path) == tree.champion_onnx else 0.0
+        return replace(score, map50=score.map50 + bonus, map50_95=score.map50_95 + bonus)
 
-    monkeypatch.setattr(model_module, "evaluate", champion_scores_higher)
+    monkeypatch.setattr(onnx_module, "evaluate", champion_scores_higher)
     monkeypatch.setenv("RETRAIN_PROMOTION_TOLERANCE", "0.01")
     result = materialize(
         GRAPH,
@@ -237,14 +256,16 @@ def test_a_worse_challenger_stays_in_its_folder_until_promoted_by_hand(configure
         selection=SELECTION,
     )
     assert result.success
-    meta = configured.metadata("model")
+    meta = configured.metadata("onnx_model")
     assert meta["verdict"] == "keep as challenger"
     assert meta["decision"].startswith("kept as challenger")
     assert meta["champion_before"] == PARTITION
     assert meta["champion_test_mAP50-95"] > meta["test_mAP50-95"] + 0.49
+    table = {r.data["slot"]: r.data for r in meta["ap_by_class"].records}
+    assert table and all("challenger_ap50_95" in row for row in table.values())
+    assert any("champion_ap50_95" in row for row in table.values())  # side by side
     assert tree.champion.read_bytes() == champion_pt  # the champion stays
-    onnx_meta = configured.metadata("onnx_model")
-    assert onnx_meta["promoted"] is False and onnx_meta["champion"] == PARTITION
+    assert meta["promoted"] is False and meta["champion"] == PARTITION
     assert tree.champion_onnx.read_bytes() == champion_onnx  # the export follows the champion
     challenger = tree.model_dir(NEWER) / "weights" / "best.pt"
     assert challenger.is_file()
@@ -284,13 +305,15 @@ def test_promoting_a_partition_that_was_never_trained_fails_and_changes_nothing(
 def test_a_diverging_export_fails_the_blocking_check_and_is_not_published(configured, monkeypatch):
     tree = configured.tree
     published = tree.champion_onnx.read_bytes()
-    real_export = onnx_module.export_onnx
+    folder = tree.model_dir(PARTITION)
+    installed, record = (folder / "weights" / "best.onnx").read_bytes(), read_export_record(folder)
+    real_export = export_module.export_onnx
 
     def export_then_tamper(weights, imgsz):
         good = real_export(weights, imgsz)
         return _tamper(good, good.with_name("tampered.onnx"))
 
-    monkeypatch.setattr(onnx_module, "export_onnx", export_then_tamper)
+    monkeypatch.setattr(export_module, "export_onnx", export_then_tamper)
     result = materialize(
         [onnx_model],
         instance=configured.instance,
@@ -302,6 +325,87 @@ def test_a_diverging_export_fails_the_blocking_check_and_is_not_published(config
     assert evaluations["onnx_parity"].passed is False
     assert not result.success  # blocking
     assert tree.champion_onnx.read_bytes() == published
+    # The failed export never replaced the installed one, nor its record.
+    assert (folder / "weights" / "best.onnx").read_bytes() == installed
+    assert read_export_record(folder) == record
+    assert configured.metadata("onnx_model")["installed"] is False
+
+
+def test_a_launchpad_export_size_and_the_quality_floor(configured, monkeypatch):
+    """The launchpad's imgsz reaches the export (read back from the file), and a model under
+    RETRAIN_MIN_TEST_MAP50_95 is kept as a challenger whatever the champion scores."""
+    tree = configured.tree
+    champion_before = tree.champion.read_bytes(), tree.champion_onnx.read_bytes()
+    monkeypatch.setenv("RETRAIN_MIN_TEST_MAP50_95", "0.99")
+    result = materialize(
+        [onnx_model],
+        instance=configured.instance,
+        partition_key=PARTITION,
+        resources=RESOURCES,
+        run_config={"ops": {"onnx_model": {"config": {"imgsz": 160}}}},
+    )
+    assert result.success
+    meta = configured.metadata("onnx_model")
+    assert meta["inputs"] == {"images": [1, 3, 160, 160]} and meta["imgsz"] == 160
+    assert meta["imgsz_from"] == "launchpad"
+    assert meta["size_mismatch"] == "exported at 160, trained at 96"
+    assert meta["parity"]["imgsz"] == 160 and meta["parity"]["passed"]
+    assert meta["verdict"] == "keep as challenger" and meta["quality_floor"] == 0.99
+    assert "below the quality floor 0.99" in meta["decision"]
+    assert meta["promoted"] is False
+    assert (tree.champion.read_bytes(), tree.champion_onnx.read_bytes()) == champion_before
+
+
+def test_promotion_refuses_an_onnx_that_is_not_the_one_that_passed_parity(configured):
+    tree = configured.tree
+    onnx_path = tree.model_dir(PARTITION) / "weights" / "best.onnx"
+    good, champion_before = onnx_path.read_bytes(), tree.champion.read_bytes()
+    onnx_path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # one bit: another file
+    try:
+        result = promote_model.execute_in_process(
+            run_config={"ops": {"promote": {"config": {"partition": PARTITION}}}},
+            instance=configured.instance,
+            resources=RESOURCES,
+            raise_on_error=False,
+        )
+    finally:
+        onnx_path.write_bytes(good)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.to_string()  # type: ignore[union-attr]
+    assert "is not the file that passed parity" in message
+    assert tree.champion.read_bytes() == champion_before
+
+
+def _odd_images(folder: Path) -> list[Path]:
+    """Landscape and portrait images, the shapes where letterbox mistakes show."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for width, height in ((200, 120), (120, 200), (256, 90), (90, 256)):
+        prefix = f"s{width}x{height}"
+        for sample in samples(2, seed=width, width=width, height=height, prefix=prefix):
+            path = folder / f"{sample.name}.jpg"
+            path.write_bytes(sample.image)
+            paths.append(path)
+    return paths
+
+
+def test_parity_on_non_square_images_cannot_pass_hollow(configured, tmp_path):
+    tree = configured.tree
+    images = _odd_images(tmp_path / "odd")
+    kwargs = {"score_tol": 0.001, "min_iou": 0.9, "min_boxes": 10, "top_k": 10}
+    nothing_clears = check_parity(tree.champion, tree.champion_onnx, images, conf=0.999, **kwargs)
+    assert nothing_clears.passed, nothing_clears
+    assert nothing_clears.compared.startswith("top 10 rows of each image")
+    assert nothing_clears.boxes_reference >= 10 * len(images)  # real boxes were compared
+    # Told to trust the threshold whatever clears it, an empty comparison fails, never passes.
+    hollow = {**kwargs, "min_boxes": 0}
+    empty = check_parity(tree.champion, tree.champion_onnx, images, conf=1.01, **hollow)
+    assert empty.compared.startswith("boxes scoring at least 1.01 (0 in PyTorch)")
+    assert empty.boxes_reference == 0 and not empty.passed
+    tampered = _tamper(tree.champion_onnx, tmp_path / "tampered.onnx")
+    caught = check_parity(tree.champion, tampered, images, conf=0.999, **kwargs)
+    assert not caught.passed
 
 
 def test_a_dataset_with_an_empty_split_blocks_training(tmp_path, monkeypatch, runtime_dir):

@@ -1,15 +1,15 @@
 """Champion/challenger: a new model replaces ``models/azaion.pt`` only if it is as good.
 
-Scores are only comparable on the same images, so both models are evaluated on the new
-dataset's test split, which neither trained on: splits are stable by name, so a test image of
-today was a test image (or absent) in every earlier dataset too. The challenger wins when its
-mAP50-95 is at least the champion's minus RETRAIN_PROMOTION_TOLERANCE. If the champion cannot
-be evaluated on the new split (a different class list, a damaged file), nothing is promoted
+Both models are judged as shipped: their ONNX files, scored by ``core.onnx_eval`` on the new
+dataset's test split, which neither trained on (a split, once assigned, never changes). The
+challenger wins when its mAP50-95 is at least the champion's minus RETRAIN_PROMOTION_TOLERANCE,
+and never when it is below RETRAIN_MIN_TEST_MAP50_95, not even the first model. If the champion
+cannot be scored on the new split (a different class list, a damaged file), nothing is promoted
 automatically; the reason is recorded and an operator can promote by hand.
 
 Each trained partition keeps its verdict in ``models/azaion-YYYY-MM-DD/evaluation.json``. The
-promotion itself waits for the ONNX export to pass parity (``onnx_model``), because the champion
-is always a pair: ``azaion.pt`` and the ``azaion.onnx`` exported from it (``promote``).
+champion is always a pair, ``azaion.pt`` and the ``azaion.onnx`` exported from it, and only an
+export whose record still vouches for its bytes is published (``promote``).
 """
 
 from __future__ import annotations
@@ -21,19 +21,13 @@ from typing import Any
 
 from azaion_assets.core.atomic import atomic_write_text
 from azaion_assets.core.datatree import DataTree
-from azaion_assets.core.export import read_export_record
+from azaion_assets.core.export import ExportError, verified_export
 from azaion_assets.core.forming import split_images
+from azaion_assets.core.onnx_eval import Score, score_onnx
 from azaion_assets.core.publish import NO_CHAMPION, Published, publish_pair
 
 EVALUATION = "evaluation.json"
 TEST_SPLIT = "test"
-
-
-@dataclass(frozen=True)
-class Score:
-    map50: float
-    map50_95: float
-    images: int
 
 
 @dataclass(frozen=True)
@@ -44,35 +38,16 @@ class Verdict:
     champion: Score | None
     champion_partition: str | None  # the partition azaion.pt held when judged
     tolerance: float
+    floor: float = 0.0  # the least test mAP50-95 a champion may have
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def evaluate(
-    weights: Path, data_yaml: Path, imgsz: int, batch: int, device: str, workdir: Path
-) -> Score:
-    """mAP of ``weights`` on the test split of ``data_yaml``, on the NMS-free head we ship."""
-    from ultralytics import YOLO
-
-    metrics: Any = YOLO(str(weights)).val(
-        data=str(data_yaml),
-        split=TEST_SPLIT,
-        nms=False,  # the one-to-one head without NMS: what training validated and we export
-        imgsz=imgsz,
-        batch=batch,
-        device=device,
-        plots=False,
-        verbose=False,
-        project=str(workdir),
-        name=f"eval-{Path(weights).stem}",
-        exist_ok=True,
-    )
-    return Score(
-        map50=round(float(metrics.box.map50), 4),
-        map50_95=round(float(metrics.box.map), 4),
-        images=len(split_images(Path(data_yaml).parent, TEST_SPLIT)),
-    )
+def evaluate(onnx_path: Path, dataset_dir: Path, names: dict[int, str]) -> Score:
+    """mAP of the ONNX file as shipped on the test split of a formed dataset."""
+    images = split_images(dataset_dir, TEST_SPLIT)
+    return score_onnx(onnx_path, images, Path(dataset_dir) / TEST_SPLIT / "labels", names)
 
 
 def judge(
@@ -80,13 +55,21 @@ def judge(
     champion: Score | None,
     champion_partition: str | None,
     tolerance: float,
+    floor: float = 0.0,
     champion_error: str | None = None,
 ) -> Verdict:
-    """Promote when there is no champion, or when the challenger is at least as good."""
+    """Promote a challenger above the floor when there is no champion, or when it is at least
+    as good as the champion."""
 
     def verdict(promote: bool, reason: str) -> Verdict:
-        return Verdict(promote, reason, challenger, champion, champion_partition, tolerance)
+        return Verdict(promote, reason, challenger, champion, champion_partition, tolerance, floor)
 
+    if challenger.map50_95 < floor:
+        return verdict(
+            False,
+            f"kept as challenger: test mAP50-95 {challenger.map50_95:.4f} is below the quality "
+            f"floor {floor} (RETRAIN_MIN_TEST_MAP50_95)",
+        )
     if champion_partition is None:
         return verdict(True, "no champion yet: the first model becomes the champion")
     if champion is None:
@@ -126,13 +109,14 @@ def promote(
     weights = model_dir / "weights" / "best.pt"
     if not weights.is_file():
         raise NotPromotable(f"no trained model for {partition}: {weights} is missing")
-    export = read_export_record(model_dir)
-    if export is None or not export["parity_passed"] or not Path(export["onnx"]).is_file():
+    try:
+        onnx_path = verified_export(model_dir, weights)
+    except ExportError as exc:
         raise NotPromotable(
-            f"{partition} has no ONNX export that passed parity; materialise onnx_model for "
-            "it first (the champion is always a .pt with its .onnx)"
-        )
-    files = [(Path(export["onnx"]), tree.champion_onnx), (weights, tree.champion)]
+            f"{exc}; materialise onnx_model for {partition} first (the champion is always a "
+            ".pt with the .onnx that passed parity)"
+        ) from None
+    files = [(onnx_path, tree.champion_onnx), (weights, tree.champion)]
     return publish_pair(files, partition, extra, expected=expected, force=force)
 
 

@@ -27,6 +27,7 @@ from azaion_assets.core.crypto import Scheme
 
 DEFAULT_CONFIG_FILE = Path("config.yaml")
 DEFAULT_ENV_FILE = Path(".env")
+IMGSZ_STRIDE = 32  # the detector's largest stride: Ultralytics rounds image sizes up to it
 
 
 class Scope(enum.StrEnum):
@@ -98,10 +99,12 @@ class Settings(BaseSettings):
     )
     training_epochs: int = _field(120, doc="Training epochs")
     training_batch_size: int = _field(11, doc="Training batch size")
-    training_imgsz: int = _field(1280, doc="Training image size")
+    training_imgsz: int = _field(1280, doc="Training image size (a multiple of 32)")
     training_save_period: int = _field(1, doc="Checkpoint save interval in epochs (-1 = off)")
     training_workers: int = _field(24, doc="Dataloader workers")
-    export_onnx_imgsz: int = _field(1280, doc="ONNX export image size")
+    export_onnx_imgsz: int = _field(
+        1280, doc="ONNX export image size (a multiple of 32); the gate scores at this size"
+    )
 
     # --- Added by azaion-assets ---
     azaion_data_corrupted_dir: str = _field(
@@ -148,6 +151,11 @@ class Settings(BaseSettings):
     retrain_promotion_tolerance: float = _field(
         0.005,
         doc="A new model replaces azaion.pt if its test mAP50-95 >= the champion's minus this",
+    )
+    retrain_min_test_map50_95: float = _field(
+        0.05,
+        doc="Quality floor: a model whose shipped ONNX scores a lower test mAP50-95 is never "
+        "promoted automatically, not even the first one",
     )
     training_max_retries: int = _field(
         2, doc="Retries of a failed training run; each resumes from the last checkpoint"
@@ -203,6 +211,12 @@ class Settings(BaseSettings):
     export_parity_conf: float = _field(0.25, doc="Only boxes above this score are compared")
     export_parity_score_tol: float = _field(0.001, doc="Max score difference ONNX vs PyTorch")
     export_parity_iou: float = _field(0.9, doc="Min IoU for an ONNX box to match a PyTorch box")
+    export_parity_min_boxes: int = _field(
+        10,
+        doc="Fewer boxes above EXPORT_PARITY_CONF than this over all parity images: compare each "
+        "image's top EXPORT_PARITY_TOP_K rows instead",
+    )
+    export_parity_top_k: int = _field(10, doc="Rows per image compared when few boxes clear")
 
     @field_validator("dataset_split")
     @classmethod
@@ -227,6 +241,7 @@ class Settings(BaseSettings):
         "retrain_sensor_interval_seconds",
         "release_small_max_bytes",
         "release_sensor_interval_seconds",
+        "export_parity_top_k",
     )
     @classmethod
     def _positive(cls, value: int) -> int:
@@ -234,9 +249,22 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 1")
         return value
 
+    @field_validator("training_imgsz", "export_onnx_imgsz")
+    @classmethod
+    def _stride_multiple(cls, value: int) -> int:
+        if value % IMGSZ_STRIDE:
+            lower = value // IMGSZ_STRIDE * IMGSZ_STRIDE
+            upper = lower + IMGSZ_STRIDE
+            raise ValueError(
+                f"must be a multiple of {IMGSZ_STRIDE} (Ultralytics would silently use {upper}); "
+                f"use {lower or IMGSZ_STRIDE} or {upper}"
+            )
+        return value
+
     @field_validator(
         "training_workers",
         "export_parity_images",
+        "export_parity_min_boxes",
         "rabbitmq_port",
         "stream_start_offset",
         "training_max_retries",
@@ -273,6 +301,13 @@ class Settings(BaseSettings):
     def _key_length(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and 0 < len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("retrain_min_test_map50_95")
+    @classmethod
+    def _floor(cls, value: float) -> float:
+        if not 0.0 <= value < 1.0:
+            raise ValueError("must be at least 0 and below 1 (a test mAP50-95)")
         return value
 
     @field_validator("retrain_promotion_tolerance")

@@ -12,6 +12,20 @@ def test_the_first_model_is_promoted():
     assert verdict.promote and "no champion yet" in verdict.reason
 
 
+def test_a_model_under_the_quality_floor_is_never_promoted_not_even_the_first():
+    first = judge(NEW, None, None, tolerance=0.0, floor=0.41)
+    assert not first.promote and first.floor == 0.41
+    assert first.reason == (
+        "kept as challenger: test mAP50-95 0.4000 is below the quality floor 0.41 "
+        "(RETRAIN_MIN_TEST_MAP50_95)"
+    )
+    beats_champion = judge(NEW, Score(0.1, 0.05, 50), "2026-01-01", tolerance=0.0, floor=0.41)
+    assert not beats_champion.promote and "quality floor" in beats_champion.reason
+    assert judge(NEW, None, None, tolerance=0.0, floor=0.40).promote  # the floor is inclusive
+    zero = Score(0.0, 0.0, 50)
+    assert not judge(zero, None, None, tolerance=0.0, floor=0.05).promote
+
+
 def test_a_better_or_equal_challenger_is_promoted_and_a_worse_one_kept():
     assert judge(NEW, Score(0.60, 0.39, 50), "2026-01-01", tolerance=0.0).promote
     assert judge(NEW, Score(0.61, 0.40, 50), "2026-01-01", tolerance=0.0).promote

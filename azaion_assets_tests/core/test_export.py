@@ -1,16 +1,97 @@
+import json
+from dataclasses import replace
+
 import numpy as np
-from PIL import Image
+import onnx
+import pytest
+from onnx import TensorProto, helper
 
-from azaion_assets.core.export import _unmatched, iou, letterbox
+from azaion_assets.core.export import (
+    EXPORT_RECORD,
+    ExportError,
+    Parity,
+    _kth_score,
+    _unmatched,
+    input_size,
+    install_export,
+    iou,
+    read_export_record,
+    verified_export,
+)
+
+PASSED = Parity(8, 64, "boxes", 20, 20, 0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0, True)
 
 
-def test_letterbox_keeps_aspect_and_pads_grey(tmp_path):
-    path = tmp_path / "wide.png"
-    Image.new("RGB", (200, 100), (255, 0, 0)).save(path)
-    x = letterbox(path, 64)
-    assert x.shape == (1, 3, 64, 64) and x.dtype == np.float32
-    assert np.allclose(x[0, :, 32, 32], [1.0, 0.0, 0.0])  # image in the middle
-    assert np.allclose(x[0, :, 2, 32], 114 / 255)  # padding above
+def _tiny_onnx(path, size=64):
+    """A one-node graph with the detector's input shape: enough for the export bookkeeping."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["images"], ["output0"])],
+        "tiny",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 3, size, size])],
+    )
+    onnx.save(helper.make_model(graph), str(path))
+    return path
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    weights = tmp_path / "azaion-2026-12-01" / "weights"
+    weights.mkdir(parents=True)
+    (weights / "best.pt").write_bytes(b"weights v1")
+    return weights.parent
+
+
+def test_an_installed_export_is_verified_by_its_hashes(model_dir, tmp_path):
+    weights = model_dir / "weights" / "best.pt"
+    staged = _tiny_onnx(tmp_path / "staged.onnx")
+    record = install_export(staged, weights, PASSED, extra={"imgsz_from": "EXPORT_ONNX_IMGSZ"})
+    assert not staged.exists()  # renamed, not copied
+    assert read_export_record(model_dir) == record
+    assert record["input"] == {"images": [1, 3, 64, 64]} and record["imgsz"] == 64
+    assert record["imgsz_from"] == "EXPORT_ONNX_IMGSZ"
+    assert verified_export(model_dir, weights) == weights.with_suffix(".onnx")
+
+    onnx_path = weights.with_suffix(".onnx")
+    original = onnx_path.read_bytes()
+    onnx_path.write_bytes(original + b"\0")  # another file under the same name
+    with pytest.raises(ExportError, match="not the file that passed parity"):
+        verified_export(model_dir, weights)
+    onnx_path.write_bytes(original)
+    weights.write_bytes(b"weights v2")  # retrained after the export
+    with pytest.raises(ExportError, match="changed since"):
+        verified_export(model_dir, weights)
+
+
+def test_an_export_that_failed_parity_is_never_installed(model_dir, tmp_path):
+    weights = model_dir / "weights" / "best.pt"
+    staged = _tiny_onnx(tmp_path / "staged.onnx")
+    with pytest.raises(ExportError):
+        install_export(staged, weights, replace(PASSED, passed=False))
+    assert not weights.with_suffix(".onnx").exists() and read_export_record(model_dir) is None
+    with pytest.raises(ExportError, match="no ONNX export that passed parity"):
+        verified_export(model_dir, weights)
+
+
+def test_a_record_without_checksums_is_not_believed(model_dir):
+    weights = model_dir / "weights" / "best.pt"
+    onnx_path = _tiny_onnx(weights.with_suffix(".onnx"))
+    old = {"onnx": str(onnx_path), "parity_passed": True, "parity": {}}  # written before 0.x
+    (model_dir / EXPORT_RECORD).write_text(json.dumps(old))
+    with pytest.raises(ExportError, match="predates checksums"):
+        verified_export(model_dir, weights)
+
+
+def test_the_input_size_is_read_from_the_file(tmp_path):
+    assert input_size(_tiny_onnx(tmp_path / "a.onnx", 96)) == 96
+
+
+def test_the_kth_score_keeps_the_top_rows():
+    rows = np.zeros((6, 6), dtype=np.float32)
+    rows[:, 4] = [0.1, 0.5, 0.3, 0.3, 0.05, 0.2]
+    assert _kth_score(rows, 3) == pytest.approx(0.3)
+    assert _kth_score(rows, 100) == pytest.approx(0.05)
+    assert int((rows[:, 4] >= _kth_score(rows, 2)).sum()) == 3  # ties at the cut stay in
 
 
 def test_iou():
