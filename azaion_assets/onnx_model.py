@@ -162,7 +162,7 @@ def _export_sizes(config: ExportConfig, s: Settings, model_dir: Path) -> dict:
                 allow_retries=False,
             )
         imgsz, source = config.imgsz, "launchpad"
-    elif training.get("imgsz_from") == "launchpad":
+    elif training.get("imgsz_from") == "launchpad" and trained is not None:
         imgsz, source = int(trained), "the training's launchpad imgsz"
     else:
         imgsz, source = s.export_onnx_imgsz, "EXPORT_ONNX_IMGSZ"

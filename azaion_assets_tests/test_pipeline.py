@@ -4,6 +4,7 @@ The graph is materialised once per module on a SQLite-backed instance, with outb
 blocked for the whole run; the tests then read what the run left on disk and in the instance.
 """
 
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -154,6 +155,8 @@ def test_model_files_metadata_and_epoch_logs(pipeline):
     )
     assert set(meta["versions"]) >= {"torch", "ultralytics", "python"}
     assert meta["dataset_partition"] == PARTITION
+    training = json.loads((tree.model_dir(PARTITION) / "training.json").read_text())
+    assert training == {"imgsz": 96, "imgsz_from": "settings"}  # what onnx_model reads
     assert meta["dataset_data_version"] == pipeline.metadata("dataset")["source_snapshot"]
     assert len(meta["diagnostic_val_ap_by_class"].records) >= 1
     # The metrics must describe the head we ship: validation ran on the NMS-free head.

@@ -18,6 +18,7 @@ def test_the_letterbox_is_ultralytics_letterbox(height, width, size):
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     ours, box = letterbox_bgr(image, size)
     theirs = LetterBox(size, auto=False)(image=image)
+    assert isinstance(theirs, np.ndarray)
     assert ours.shape == (size, size, 3)
     assert np.array_equal(ours, theirs)
     assert (box.orig_h, box.orig_w) == (height, width)
@@ -30,8 +31,9 @@ def test_boxes_map_back_as_ultralytics_scale_boxes(height, width):
     size = 128
     box = Letterbox.fit(height, width, size)
     rows = np.array([[3.0, 5.0, 60.5, 99.0], [0.0, 0.0, 128.0, 128.0], [40, 41, 42, 43]])
-    expected = scale_boxes((size, size), torch.tensor(rows), (height, width)).numpy()
-    assert np.allclose(box.to_original(rows), expected, atol=1e-3)
+    expected = scale_boxes((size, size), torch.tensor(rows), (height, width))
+    assert isinstance(expected, torch.Tensor)
+    assert np.allclose(box.to_original(rows), expected.numpy(), atol=1e-3)
 
 
 def test_the_input_is_rgb_in_unit_range(tmp_path):
