@@ -102,10 +102,10 @@ def predict_pt(
             device="cpu",
             verbose=False,
         )
-        boxes = result.boxes
+        boxes: Any = getattr(result, "boxes", None)  # a Results; typed as a union with Tensor
         assert boxes is not None
         rows = np.column_stack([_numpy(boxes.conf), _numpy(boxes.cls)])
-        names = {int(k): str(v) for k, v in result.names.items()}
+        names = {int(k): str(v) for k, v in getattr(result, "names", {}).items()}
         results.append(_detections(rows.reshape(-1, 2), _numpy(boxes.xyxy).reshape(-1, 4), names))
     return results
 

@@ -82,7 +82,7 @@ def test_the_rows_are_the_model_output_mapped_back(detector: TinyDetector):
     session = ort.InferenceSession(str(detector.onnx), providers=["CPUExecutionProvider"])
     image = detector.images[2]  # 320x180
     x, box = prepare(image, EXPORT_IMGSZ)
-    rows = session.run(None, {"images": x})[0][0]
+    rows = np.asarray(session.run(None, {"images": x})[0])[0]
     kept = rows[rows[:, 4] > CONF]
     expected = Letterbox.fit(180, 320, EXPORT_IMGSZ).to_original(kept[:, :4])
     (dets,) = predict_onnx(detector.onnx, [image], CONF)
@@ -109,8 +109,8 @@ def test_bgr_input_moves_the_boxes(detector: TinyDetector):
     moved = 0
     for image in detector.images:
         x, _ = prepare(image, EXPORT_IMGSZ)
-        rgb = session.run(None, {"images": x})[0][0]
-        bgr = session.run(None, {"images": np.ascontiguousarray(x[:, ::-1])})[0][0]
+        rgb = np.asarray(session.run(None, {"images": x})[0])[0]
+        bgr = np.asarray(session.run(None, {"images": np.ascontiguousarray(x[:, ::-1])})[0])[0]
         top_rgb, top_bgr = rgb[rgb[:, 4] > CONF], bgr[bgr[:, 4] > CONF]
         assert not np.allclose(rgb, bgr, atol=1e-3)  # every output changes
         same = len(top_rgb) == len(top_bgr) and np.allclose(top_rgb, top_bgr, atol=0.5)
