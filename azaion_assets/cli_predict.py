@@ -9,6 +9,7 @@ original image pixels. Exit 2 on a usage error: a missing or unreadable file, a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -67,8 +68,11 @@ def _run(args: argparse.Namespace, model: Path, images: list[Path], conf: float)
     from azaion_assets.cli_release import settings_from_args
     from azaion_assets.core.offline import prepare_ultralytics
 
-    prepare_ultralytics(settings_from_args(args).runtime_dir)  # before Ultralytics is imported
-    return predict.predict_pt(model, images, conf, args.imgsz)
+    # Ultralytics logs to the stdout it finds at import (a first run announces its settings
+    # file there): send it to stderr, so stdout holds only the detections (--json stays JSON).
+    with contextlib.redirect_stdout(sys.stderr):
+        prepare_ultralytics(settings_from_args(args).runtime_dir)  # before importing Ultralytics
+        return predict.predict_pt(model, images, conf, args.imgsz)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

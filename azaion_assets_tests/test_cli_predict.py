@@ -4,6 +4,10 @@ bad usage, naming the file."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,6 +56,23 @@ def test_the_pt_prints_the_same_boxes(detector: TinyDetector, capsys, no_network
             for key in ("x1", "y1", "x2", "y2"):
                 assert d[key] == pytest.approx(e[key], abs=0.5)
     assert no_network == []
+
+
+@pytest.mark.slow
+def test_a_fresh_process_prints_only_json(detector: TinyDetector, tmp_path):
+    """As a deployer runs it: Ultralytics imported for the first time, with a new runtime dir
+    (its first-run notices go to stderr, not into the JSON)."""
+    env = {**os.environ, "AZAION_RUNTIME_DIR": str(tmp_path / "runtime")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    image = str(detector.images[0])
+    argv = [sys.executable, "-m", "azaion_assets.cli", "predict", str(detector.pt), image]
+    done = subprocess.run(
+        [*argv, "--json", "--conf", CONF], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    (record,) = _lines(done.stdout)
+    (expected,) = predict_onnx(detector.onnx, [detector.images[0]], 0.01)
+    assert len(record["detections"]) == len(expected) > 0
 
 
 @pytest.mark.slow

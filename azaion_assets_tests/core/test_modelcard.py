@@ -114,6 +114,7 @@ def test_all_80_slots_must_be_named(tmp_path):
 def test_the_card_round_trips_and_replaces_an_earlier_one(tmp_path):
     path = _onnx(tmp_path / "m.onnx", [1, 3, 64, 64], [1, 300, 6])
     assert read_card(path) is None
+    graph = onnx.load(str(path)).graph.SerializeToString()
     embed_card(path, _card(path, score_threshold=0.1))
     card = _card(path)
     embed_card(path, card_json(path, card))  # a sha256 in the card stays out of the file
@@ -124,6 +125,7 @@ def test_the_card_round_trips_and_replaces_an_earlier_one(tmp_path):
     assert {"stride", "azaion.format", "azaion.classes"} <= set(keys)
     assert json.loads(next(p.value for p in props if p.key == "azaion.input"))["shape"][2] == 64
     assert next(p for p in props if p.key == "stride").value == "32"  # others' metadata kept
+    assert onnx.load(str(path)).graph.SerializeToString() == graph
 
 
 def test_the_json_card_carries_the_sha256_of_the_final_file(tmp_path):
