@@ -1,4 +1,4 @@
-"""``azaion-assets``: configuration, data tree, synthetic data, the end-to-end demo, releases.
+"""``azaion-assets``: configuration, data tree, synthetic data, the demo, releases, predictions.
 
 Exit codes: 0 success, 1 a failed run, 2 invalid configuration or usage.
 """
@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from azaion_assets.cli_predict import add_parser as add_predict_parser
 from azaion_assets.cli_release import add_parser as add_release_parser
 from azaion_assets.cli_release import settings_from_args
 from azaion_assets.core.atomic import atomic_write_text
@@ -288,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
     add_release_parser(sub)
+    add_predict_parser(sub)
     return parser
 
 
