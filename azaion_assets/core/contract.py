@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import io
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -242,6 +243,15 @@ def _enum(kind: type[enum.IntEnum], value: Any, what: str) -> Any:
         raise _Reject(f"unknown {what} {value}") from None
 
 
+def _pil_open():
+    """Pillow's own ``Image.open``. Importing Ultralytics replaces it with one that, on bytes
+    Pillow cannot identify, tries to install pi-heif from the network (and fails offline)."""
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    return getattr(patches, "_image_open", Image.open)
+
+
 def _image_format(image: Any) -> str:
     """The extension for the image's real format; rejects bytes that are not an image."""
     if not isinstance(image, (bytes, bytearray)) or not image:
@@ -249,7 +259,7 @@ def _image_format(image: Any) -> str:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(image)) as img:
+        with _pil_open()(io.BytesIO(image)) as img:
             fmt, size = img.format, img.size
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise _Reject(f"image bytes are not an image ({type(exc).__name__})") from None

@@ -225,3 +225,21 @@ def test_an_unforeseen_library_error_is_still_a_rejection(jpeg, monkeypatch):
     decoded = _decode(_fields(jpeg))
     assert isinstance(decoded.event, Rejected)
     assert decoded.event.reason.startswith("decoder error: RuntimeError")
+
+
+def test_a_non_image_is_named_even_after_ultralytics_patched_pillow(jpeg, monkeypatch):
+    """Ultralytics replaces PIL.Image.open on import; its version tries to install pi-heif from
+    the network when Pillow cannot identify the bytes. The decoder must not go through it."""
+    import PIL.Image
+
+    def networked_open(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'pi_heif'")
+
+    import ultralytics.utils.patches as patches
+
+    monkeypatch.setattr(PIL.Image, "open", networked_open)  # what the patch does offline
+    assert patches._image_open is not networked_open
+    rejected = _decode(_fields(jpeg, image=b"GIF89a not really")).event
+    assert isinstance(rejected, Rejected) and "not an image" in rejected.reason
+    accepted = _decode(_fields(jpeg)).event
+    assert isinstance(accepted, AnnotationEvent)
