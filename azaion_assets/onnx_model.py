@@ -38,9 +38,10 @@ from azaion_assets.core.champion import (
 from azaion_assets.core.classes import load_classes, slot_names
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.export import check_parity, install_export, staged_export
-from azaion_assets.core.forming import split_images
+from azaion_assets.core.forming import read_manifest, split_images
+from azaion_assets.core.modelcard import build_card, embed_card
 from azaion_assets.core.offline import prepare_ultralytics
-from azaion_assets.core.publish import held_partition
+from azaion_assets.core.publish import held_partition, sha256
 from azaion_assets.core.settings import IMGSZ_STRIDE, Settings
 from azaion_assets.gate_metadata import gate_metadata
 from azaion_assets.model import TRAINING_RECORD, model
@@ -88,9 +89,20 @@ def onnx_model(
     prepare_ultralytics(s.runtime_dir)
     sizes = _export_sizes(config, s, model_dir)
     images = split_images(tree.dataset_dir(partition), "valid")[: s.export_parity_images]
+    names = slot_names(load_classes(tree.classes_file))
     started = time.monotonic()
     with staged_export(weights, sizes["imgsz"]) as staged:
         export_s = round(time.monotonic() - started, 2)
+        # The card goes into the file before parity: the bytes checked are the bytes shipped.
+        card = build_card(
+            staged,
+            slot_names=names,
+            training_imgsz=sizes["training_imgsz"],
+            dataset_partition=read_manifest(tree.dataset_dir(partition))["partition"],
+            score_threshold=s.export_score_threshold,
+            weights_sha256=sha256(weights),
+        )
+        embed_card(staged, card)
         parity = check_parity(
             weights,
             staged,
@@ -125,7 +137,7 @@ def onnx_model(
         failed = {"installed": False, "promoted": False, "champion": held or "none"}
         return MaterializeResult(metadata={**export_meta, **failed}, check_results=[check])
     onnx_path = Path(record["onnx"])
-    verdict = _judge(tree, partition, onnx_path, s)
+    verdict = _judge(tree, partition, onnx_path, names, s)
     write_evaluation(model_dir, verdict)
     context.log.info(verdict.reason)
     promoted = _promote(context, tree, partition)
@@ -133,6 +145,7 @@ def onnx_model(
     return MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(onnx_path)),
+            "model_card": MetadataValue.json(card),
             "sha256": record["onnx_sha256"],
             "weights_sha256": record["weights_sha256"],
             "size_bytes": onnx_path.stat().st_size,
@@ -174,15 +187,16 @@ def _export_sizes(config: ExportConfig, s: Settings, model_dir: Path) -> dict:
     return {
         "imgsz": imgsz,
         "imgsz_from": source,
-        "training_imgsz": trained or "unknown",
+        "training_imgsz": trained or s.training_imgsz,  # a model trained before the record
         "size_mismatch": mismatch,
     }
 
 
-def _judge(tree: DataTree, partition: str, onnx_path: Path, s: Settings) -> Verdict:
+def _judge(
+    tree: DataTree, partition: str, onnx_path: Path, names: dict[int, str], s: Settings
+) -> Verdict:
     """Score the challenger's and the champion's ONNX files on the new test split."""
     dataset_dir = tree.dataset_dir(partition)
-    names = slot_names(load_classes(tree.classes_file))
     challenger = evaluate(onnx_path, dataset_dir, names)
     held = held_partition(tree.champion)
     champion, error = None, None

@@ -43,7 +43,7 @@ def test_the_export_launchpad_wins_and_a_mismatch_is_reported(tmp_path):
 
 def test_a_model_trained_before_the_record_still_exports(tmp_path):
     sizes = _export_sizes(ExportConfig(), SETTINGS, tmp_path)
-    assert sizes["imgsz"] == 640 and sizes["training_imgsz"] == "unknown"
+    assert sizes["imgsz"] == 640 and sizes["training_imgsz"] == SETTINGS.training_imgsz
 
 
 @pytest.mark.parametrize("imgsz", [200, 0, -32])

@@ -24,8 +24,9 @@ from azaion_assets.core import export as export_module
 from azaion_assets.core.champion import evaluate, read_evaluation
 from azaion_assets.core.classes import load_classes, slot_names
 from azaion_assets.core.datatree import DataTree
-from azaion_assets.core.export import check_parity, read_export_record
+from azaion_assets.core.export import check_parity, read_export_record, row_agreement
 from azaion_assets.core.labels import parse_label
+from azaion_assets.core.modelcard import card_json, read_card
 from azaion_assets.core.publish import held_partition, read_record, sha256
 from azaion_assets.core.settings import load_settings
 from azaion_assets.core.synthetic import samples, write_samples
@@ -380,6 +381,12 @@ def test_promotion_refuses_an_onnx_that_is_not_the_one_that_passed_parity(config
     assert tree.champion.read_bytes() == champion_before
 
 
+def _rows(detections: list[dict]) -> np.ndarray:
+    return np.array(
+        [[d["x1"], d["y1"], d["x2"], d["y2"], d["score"], d["cls"]] for d in detections]
+    )
+
+
 def _odd_images(folder: Path) -> list[Path]:
     """Landscape and portrait images, the shapes where letterbox mistakes show."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -409,6 +416,41 @@ def test_parity_on_non_square_images_cannot_pass_hollow(configured, tmp_path):
     tampered = _tamper(tree.champion_onnx, tmp_path / "tampered.onnx")
     caught = check_parity(tree.champion, tampered, images, conf=0.999, **kwargs)
     assert not caught.passed
+
+
+def test_the_champion_carries_its_card_and_both_files_give_the_same_boxes(
+    configured, tmp_path, capsys
+):
+    """The deployer's contract: azaion.onnx.json and the ONNX's own metadata hold the card, and
+    `azaion-assets predict` gives the same boxes from azaion.pt and azaion.onnx on landscape and
+    portrait images."""
+    tree = configured.tree
+    card = read_card(tree.champion_onnx)
+    record = read_record(tree.champion_onnx)
+    assert card is not None and record is not None
+    assert {k: record[k] for k in card} == card  # the published JSON card is the embedded one
+    assert record["sha256"] == sha256(tree.champion_onnx)
+    assert card["input"]["shape"] == [1, 3, card["export_imgsz"], card["export_imgsz"]]
+    assert card["input"]["color_order"] == "RGB" and card["letterbox"]["pad_value"] == [114] * 3
+    assert card["weights_sha256"] == sha256(tree.champion)
+    assert card["dataset_partition"] == record["partition"]
+    assert card["classes"]["0"] == "ArmorVehicle" and len(card["classes"]) == 80
+
+    images = [str(p) for p in _odd_images(tmp_path / "odd")]
+    results = {}
+    for model_file in (tree.champion_onnx, tree.champion):
+        assert main(["predict", str(model_file), *images, "--conf", "0.000001", "--json"]) == 0
+        results[model_file.suffix] = [
+            json.loads(line) for line in capsys.readouterr().out.split("\n") if line
+        ]
+    # A two-epoch model's scores tie near 1e-4, classes included, so rows are compared as
+    # parity compares them: order-free, nearly all with a partner (the tiny detector of
+    # test_cli_predict, whose scores mean something, must match box for box).
+    for onnx_image, pt_image in zip(results[".onnx"], results[".pt"], strict=True):
+        assert onnx_image["width"] != onnx_image["height"]
+        rows = [_rows(image["detections"]) for image in (onnx_image, pt_image)]
+        assert len(rows[0]) == len(rows[1]) == 300
+        assert row_agreement(rows[0], rows[1], score_tol=1e-4, box_tol_px=0.5) >= 0.95
 
 
 def test_a_dataset_with_an_empty_split_blocks_training(tmp_path, monkeypatch, runtime_dir):
@@ -472,6 +514,9 @@ def test_the_trained_champion_is_released_and_an_edge_device_gets_it_back(
     edge = tmp_path / "edge"
     assert (edge / "azaion.pt").read_bytes() == tree.champion.read_bytes()
     assert (edge / "azaion.onnx").read_bytes() == tree.champion_onnx.read_bytes()
+    card = json.loads((edge / "azaion.onnx.json").read_text())  # the card travels along
+    assert card == card_json(tree.champion_onnx, read_card(tree.champion_onnx) or {})
+    assert card["sha256"] == sha256(edge / "azaion.onnx")
     session = onnxruntime.InferenceSession(str(edge / "azaion.onnx"))
     size = int(TINY_PROFILE["EXPORT_ONNX_IMGSZ"])
     image = np.zeros((1, 3, size, size), dtype=np.float32)

@@ -54,8 +54,9 @@ def _build(base: Path, runtime_dir: Path) -> None:
     from azaion_assets.core.datatree import DataTree
     from azaion_assets.core.export import export_onnx
     from azaion_assets.core.forming import DATA_YAML, form_dataset
-    from azaion_assets.core.modelcard import build_card, embed_card, file_sha256
+    from azaion_assets.core.modelcard import build_card, embed_card
     from azaion_assets.core.offline import disable_online_checks, prepare_ultralytics
+    from azaion_assets.core.publish import sha256
     from azaion_assets.core.settings import Settings
 
     prepare_ultralytics(runtime_dir)
@@ -102,7 +103,7 @@ def _build(base: Path, runtime_dir: Path) -> None:
         training_imgsz=TRAIN_IMGSZ,
         dataset_partition=PARTITION,
         score_threshold=0.25,
-        weights_sha256=file_sha256(pt),
+        weights_sha256=sha256(pt),
     )
     embed_card(exported, card)
     images = []

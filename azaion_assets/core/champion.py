@@ -23,6 +23,7 @@ from azaion_assets.core.atomic import atomic_write_text
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.export import ExportError, verified_export
 from azaion_assets.core.forming import split_images
+from azaion_assets.core.modelcard import card_json, read_card
 from azaion_assets.core.onnx_eval import Score, score_onnx
 from azaion_assets.core.publish import NO_CHAMPION, Published, publish_pair
 
@@ -117,7 +118,9 @@ def promote(
             ".pt with the .onnx that passed parity)"
         ) from None
     files = [(onnx_path, tree.champion_onnx), (weights, tree.champion)]
-    return publish_pair(files, partition, extra, expected=expected, force=force)
+    card = read_card(onnx_path)
+    cards = {tree.champion_onnx: card_json(onnx_path, card)} if card else None
+    return publish_pair(files, partition, extra, expected=expected, force=force, cards=cards)
 
 
 def expected_champion(evaluation: dict[str, Any]) -> str:

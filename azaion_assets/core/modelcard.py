@@ -7,20 +7,21 @@ non-square images). The card writes the contract down, once, from the file itsel
 ``core/preprocess.py``, which is the reference implementation of every step it names.
 
 The card travels inside the ONNX (``metadata_props``, one ``azaion.<field>`` key per top-level
-field, JSON values) so it cannot be separated from the weights, and as JSON beside it. The ONNX
-cannot hold its own sha256, so only the JSON card carries it (``card_json``).
+field, JSON values) so it cannot be separated from the weights, and as JSON beside it: the
+published ``models/azaion.onnx.json`` and the release manifest. The ONNX cannot hold its own
+sha256, so only the JSON card carries it (``card_json``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from azaion_assets.core.atomic import atomic_write_text, replacing
+from azaion_assets.core.atomic import replacing
 from azaion_assets.core.classes import MODE_OFFSETS, NUM_SLOTS
 from azaion_assets.core.preprocess import PAD_VALUE
+from azaion_assets.core.publish import sha256
 
 CARD_FORMAT = "azaion-model-card"
 CARD_VERSION = 1
@@ -171,24 +172,9 @@ def read_card(onnx_path: Path) -> dict[str, Any] | None:
     return card or None
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def card_json(onnx_path: Path, card: dict[str, Any]) -> dict[str, Any]:
     """The card to publish beside the file: with the sha256 of the final ONNX (embed first)."""
-    return {**card, "sha256": file_sha256(Path(onnx_path))}
-
-
-def write_card_json(onnx_path: Path, card: dict[str, Any]) -> Path:
-    """``azaion.onnx`` -> ``azaion.card.json`` beside it, crash-safely."""
-    target = Path(onnx_path).with_suffix(".card.json")
-    text = json.dumps(card_json(onnx_path, card), indent=2, sort_keys=False) + "\n"
-    return atomic_write_text(target, text)
+    return {**card, "sha256": sha256(Path(onnx_path))}
 
 
 def class_names(card: dict[str, Any] | None) -> dict[int, str]:

@@ -82,9 +82,11 @@ def publish_pair(
     extra: dict[str, Any] | None = None,
     expected: str | None = None,
     force: bool = False,
+    cards: dict[Path, dict[str, Any]] | None = None,
 ) -> Published:
     """Copy each ``(source, target)`` atomically with its record, the last target naming the
-    champion. ``expected``: the partition the champion held when this promotion was decided."""
+    champion. ``expected``: the partition the champion held when this promotion was decided;
+    ``cards``: more fields for a target's record (the ONNX's model card)."""
     champion = files[-1][1]
     champion.parent.mkdir(parents=True, exist_ok=True)
     with publish_lock(champion.parent):
@@ -95,6 +97,7 @@ def publish_pair(
         for source, target in files:
             atomic_copy(source, target)
             record = {
+                **(cards or {}).get(target, {}),
                 "partition": partition,
                 "source": str(source),
                 "sha256": sha256(target),

@@ -51,6 +51,7 @@ FORMAT = 1
 MANIFEST = "release.json"
 POINTER = "azaion.release.json"
 FILES = ("azaion.pt", "azaion.onnx")
+CARD_OF = "azaion.onnx"  # the file the model card describes
 ID_CHARS = 16
 
 
@@ -156,9 +157,11 @@ def prepare(
     scheme: Scheme,
     limits: Split,
     prefix: str,
+    card: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Encrypt and split each source (``{"azaion.pt": path, ...}``) into ``out``, reusing the
-    parts of an earlier run that still match; returns the manifest (also written to ``out``)."""
+    parts of an earlier run that still match; returns the manifest (also written to ``out``),
+    which carries ``card``, the ONNX's model card, in the clear."""
     out.mkdir(parents=True, exist_ok=True)
     previous = read_manifest(out)
     same_recipe = previous is not None and (previous.get("scheme"), previous.get("split")) == (
@@ -188,6 +191,7 @@ def prepare(
         "scheme": scheme,
         "split": vars(limits),
         "files": entries,
+        **({"card": card} if card else {}),
     }
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2))
     return {**manifest, "reused": reused}
@@ -345,9 +349,14 @@ def _rebuild(manifest: dict[str, Any], parts: Any, key: str, target: Path) -> di
     for entry in manifest["files"]:
         small, big = parts(entry)
         plain[entry["name"]] = reassemble(entry, small, big, key, manifest["scheme"])
+    card = manifest.get("card")
+    if isinstance(card, dict) and card.get("sha256") != sha256(plain.get(CARD_OF, b"")):
+        raise ReleaseError(f"release manifest: the model card is not {CARD_OF}'s")
     target.mkdir(parents=True, exist_ok=True)
     for name, data in plain.items():
         atomic_write_bytes(target / name, data)
+    if isinstance(card, dict):  # the deployer's contract travels with the file it describes
+        atomic_write_text(target / f"{CARD_OF}.json", json.dumps(card, indent=2))
     return manifest
 
 

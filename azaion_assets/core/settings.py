@@ -211,6 +211,9 @@ class Settings(BaseSettings):
     export_parity_conf: float = _field(0.25, doc="Only boxes above this score are compared")
     export_parity_score_tol: float = _field(0.001, doc="Max score difference ONNX vs PyTorch")
     export_parity_iou: float = _field(0.9, doc="Min IoU for an ONNX box to match a PyTorch box")
+    export_score_threshold: float = _field(
+        0.25, doc="Recommended score threshold written into the model card for the edge"
+    )
     export_parity_min_boxes: int = _field(
         10,
         doc="Fewer boxes above EXPORT_PARITY_CONF than this over all parity images: compare each "
@@ -301,6 +304,13 @@ class Settings(BaseSettings):
     def _key_length(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and 0 < len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("export_score_threshold")
+    @classmethod
+    def _score(cls, value: float) -> float:
+        if not 0.0 <= value < 1.0:
+            raise ValueError("must be at least 0 and below 1 (a detection score)")
         return value
 
     @field_validator("retrain_min_test_map50_95")

@@ -19,11 +19,10 @@ from azaion_assets.core.modelcard import (
     build_card,
     card_json,
     embed_card,
-    file_sha256,
     read_card,
-    write_card_json,
 )
 from azaion_assets.core.preprocess import prepare
+from azaion_assets.core.publish import sha256
 from azaion_assets_tests.tiny_detector import (
     EXPORT_IMGSZ,
     PARTITION,
@@ -132,10 +131,8 @@ def test_the_json_card_carries_the_sha256_of_the_final_file(tmp_path):
     path = _onnx(tmp_path / "m.onnx", [1, 3, 64, 64], [1, 300, 6])
     card = _card(path)
     embed_card(path, card)
-    written = write_card_json(path, card)
-    assert written == tmp_path / "m.card.json"
-    loaded = json.loads(written.read_text())
-    assert loaded["sha256"] == file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    loaded = card_json(path, card)
+    assert loaded["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert {k: v for k, v in loaded.items() if k != "sha256"} == card
 
 
@@ -164,7 +161,7 @@ def test_the_embedded_card_describes_the_trained_export(detector: TinyDetector):
     assert card["output"]["shape"] == [1, 300, 6]
     assert (card["training_imgsz"], card["export_imgsz"]) == (TRAIN_IMGSZ, EXPORT_IMGSZ)
     assert card["dataset_partition"] == PARTITION
-    assert card["weights_sha256"] == file_sha256(detector.pt)
+    assert card["weights_sha256"] == sha256(detector.pt)
     assert card["classes"] == {str(k): v for k, v in detector.slot_names.items()}
     assert card["classes"]["20"] == "ArmorVehicle(Wint)" and card["classes"]["6"] == "MilitaryMan"
     assert read_card(detector.plain_onnx) is None

@@ -290,3 +290,17 @@ def test_a_manifest_is_checked_before_anything_in_it_is_used(models, tmp_path, m
         parse_manifest(json.dumps(manifest).encode())
     with pytest.raises(ReleaseError, match="not valid JSON"):
         parse_manifest(b"\xc1 not json")
+
+
+def test_the_card_rides_in_the_manifest_and_must_describe_the_onnx(models, tmp_path):
+    card = {"format": "azaion-model-card", "sha256": sha256_file(models["azaion.onnx"])}
+    out = tmp_path / "out"
+    assert prepare(models, out, P, MODEL_KEY, "aes-256-gcm", LIMITS, "models", card=card)["card"]
+    reassemble_local(out, MODEL_KEY, tmp_path / "edge")
+    assert json.loads((tmp_path / "edge" / "azaion.onnx.json").read_text()) == card
+
+    models["azaion.onnx"].write_bytes(os.urandom(9_000))  # the card now describes other bytes
+    prepare(models, out, P, MODEL_KEY, "aes-256-gcm", LIMITS, "models", card=card)
+    with pytest.raises(ReleaseError, match="model card is not azaion.onnx's"):
+        reassemble_local(out, MODEL_KEY, tmp_path / "elsewhere")
+    assert not (tmp_path / "elsewhere").exists()  # nothing written
