@@ -301,6 +301,6 @@ def test_the_card_rides_in_the_manifest_and_must_describe_the_onnx(models, tmp_p
 
     models["azaion.onnx"].write_bytes(os.urandom(9_000))  # the card now describes other bytes
     prepare(models, out, P, MODEL_KEY, "aes-256-gcm", LIMITS, "models", card=card)
-    with pytest.raises(ReleaseError, match="model card is not azaion.onnx's"):
+    with pytest.raises(ReleaseError, match=r"model card is not azaion\.onnx's"):
         reassemble_local(out, MODEL_KEY, tmp_path / "elsewhere")
     assert not (tmp_path / "elsewhere").exists()  # nothing written
