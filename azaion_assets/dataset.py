@@ -188,7 +188,9 @@ def dataset_no_video_across_train_and_test(
     straddling = {video: "frames in train and test" for video in stats.straddling}
     passed = not straddling and not unlike
     if passed:
-        description = f"{sum(stats.videos.values())} videos, none in both train and test"
+        description = "no video has frames in both train and test"
+        if stats.grandfathered:
+            description += f" but {stats.grandfathered} grandfathered frames"
     else:
         description = (
             f"{len(straddling)} videos in both train and test, "
