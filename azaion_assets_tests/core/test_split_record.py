@@ -186,3 +186,16 @@ def test_splits_are_recorded_before_the_dataset_is_swapped_in(tree, monkeypatch)
         _form(tree)
     with closing(sqlite3.connect(record_path(tree))) as db:
         assert db.execute("SELECT count(*) FROM splits").fetchone() == (8,)
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_the_demo_set_has_videos_in_every_split(tree, seed):
+    from azaion_assets.demo import demo_messages
+
+    batch, validated = demo_messages(96, seed)
+    _ingest(tree, batch)
+    report = _form(tree)
+    assert report.sources is not None and sum(report.images.values()) == validated == 104
+    assert all(report.sources.videos[s] > 0 for s in SPLITS), report.sources
+    assert report.sources.unsourced == dict.fromkeys(SPLITS, 0)
+    assert sum(report.sources.videos.values()) == 14 and report.sources.straddling == []
