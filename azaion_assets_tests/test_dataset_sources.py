@@ -1,5 +1,7 @@
 """The dataset asset by source video: its metadata, its manifest and its check, in Dagster."""
 
+from typing import Any
+
 from dagster import AssetKey, DagsterInstance, materialize
 
 from azaion_assets.annotations import annotations
@@ -42,7 +44,9 @@ def _materialize(instance: DagsterInstance, partition: str):
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     event = instance.get_latest_materialization_event(AssetKey("dataset"))
     assert event is not None and event.asset_materialization is not None
-    meta = {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+    meta: dict[str, Any] = {
+        k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()
+    }
     return checks[CHECK], meta
 
 
