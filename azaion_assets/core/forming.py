@@ -431,7 +431,7 @@ def _form(tree, partition, percentages, slot_names, final: Path, staging: Path) 
         for kind in _KINDS:
             fsync_dir(staging / split / kind)
     left_out = total.rejected.keys() | total.unpaired.keys()
-    sources = splits.commit(n for n in splits.planned if n not in left_out)
+    sources = splits.commit((n for n in names if n not in left_out), total.counts)
 
     # The version covers the split and the class names too: either changes the dataset.
     config = hashlib.blake2b(f"{percentages}{sorted(slot_names.items())}".encode(), digest_size=16)

@@ -52,8 +52,6 @@ CREATE TABLE IF NOT EXISTS groups (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-Row = tuple[str, str | None, int]  # split, group, grandfathered
-
 
 def record_path(tree: DataTree) -> Path:
     return tree.root / ".datasets" / "splits.sqlite"
@@ -83,21 +81,34 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def read_record(tree: DataTree) -> tuple[dict[str, Row], dict[str, str], bool]:
-    """Every recorded name and video split, and whether the record was seeded yet."""
+@dataclass
+class Record:
+    """The record as loaded: plain dictionaries, each filled by one query."""
+
+    splits: dict[str, str] = field(default_factory=dict)  # name -> split
+    groups: dict[str, str] = field(default_factory=dict)  # name -> video, where known
+    grandfathered: set[str] = field(default_factory=set)  # names with a video, kept
+    videos: dict[str, str] = field(default_factory=dict)  # video -> split
+    seeded: bool = False
+
+
+def read_record(tree: DataTree) -> Record:
+    """The split record of the tree (empty if nothing was ever recorded)."""
     path = record_path(tree)
     if not path.exists():
-        return {}, {}, False
+        return Record()
     with closing(_connect(path)) as db:
-        rows = {
-            name: (split, grp, gf)
-            for name, split, grp, gf in db.execute(
-                "SELECT name, split, grp, grandfathered FROM splits"
-            )
-        }
-        groups = dict(db.execute("SELECT grp, split FROM groups"))
-        seeded = db.execute("SELECT 1 FROM meta WHERE key = 'seeded_from'").fetchone()
-    return rows, groups, seeded is not None
+        record = Record(splits=dict(db.execute("SELECT name, split FROM splits")))
+        sourced = "SELECT name, grp, grandfathered FROM splits WHERE grp IS NOT NULL"
+        for name, video, gf in db.execute(sourced):
+            record.groups[name] = video
+            if gf:
+                record.grandfathered.add(name)
+        record.videos = dict(db.execute("SELECT grp, split FROM groups"))
+        record.seeded = (
+            db.execute("SELECT 1 FROM meta WHERE key = 'seeded_from'").fetchone() is not None
+        )
+    return record
 
 
 def source_groups(tree: DataTree) -> dict[str, str]:
@@ -148,35 +159,36 @@ class SourceStats:
         }
 
 
-def tally(members: Iterable[tuple[str, Row]], groups: dict[str, str]) -> SourceStats:
-    """Count ``(name, (split, group, grandfathered))`` of one dataset against video splits.
+def tally(
+    frames: dict[str, int], sourced: Iterable[tuple[str, str, bool]], videos: dict[str, str]
+) -> SourceStats:
+    """Count a dataset: its ``frames`` per split, and ``(split, video, grandfathered)`` of each
+    frame whose video is known, against the videos' splits.
 
     A frame is grandfathered where its split is not its video's and was set before the video
     was known; a video straddles where its other frames are in both train and test.
     """
-    frames, unsourced = Counter[str](), Counter[str]()
-    videos: dict[str, set[str]] = {s: set() for s in SPLITS}
+    with_video = Counter[str]()
+    in_split: dict[str, set[str]] = {s: set() for s in SPLITS}
     conforming: dict[str, set[str]] = {}
     kept: set[str] = set()
     grandfathered = 0
-    for _, (split, grp, gf) in members:
-        frames[split] += 1
-        if grp is None:
-            unsourced[split] += 1
-            continue
-        videos[split].add(grp)
-        if gf and split != groups.get(grp, split):
+    for split, video, gf in sourced:
+        with_video[split] += 1
+        in_split[split].add(video)
+        if gf and split != videos.get(video, split):
             grandfathered += 1
-            kept.add(grp)
+            kept.add(video)
         else:
-            conforming.setdefault(grp, set()).add(split)
+            conforming.setdefault(video, set()).add(split)
+    unsourced = {s: frames.get(s, 0) - with_video[s] for s in SPLITS}
     return SourceStats(
-        videos={s: len(videos[s]) + unsourced[s] for s in SPLITS},
-        frames={s: frames[s] for s in SPLITS},
-        unsourced={s: unsourced[s] for s in SPLITS},
+        videos={s: len(in_split[s]) + unsourced[s] for s in SPLITS},
+        frames={s: frames.get(s, 0) for s in SPLITS},
+        unsourced=unsourced,
         grandfathered=grandfathered,
         grandfathered_videos=len(kept),
-        straddling=sorted(g for g, s in conforming.items() if {"train", "test"} <= s),
+        straddling=sorted(v for v, s in conforming.items() if {"train", "test"} <= s),
     )
 
 
@@ -184,78 +196,95 @@ class SourceSplits:
     """The split of every name in one forming run: recorded, its video's, or a new one.
 
     Loads the record, the ingest's sources and (the first time) the newest dataset once;
-    ``split_of`` is then a few dictionary lookups per name.
+    ``split_of`` is then a dictionary lookup or two per name, and a name without a recorded
+    split costs a hash, as every name did before.
     """
 
     def __init__(self, tree: DataTree, percentages: tuple[int, int, int]) -> None:
         self.path, self.percentages = record_path(tree), percentages
         self.sources = source_groups(tree)
-        self.rows, self.groups, seeded = read_record(tree)
+        self.record = record = read_record(tree)
         self._seeded_from: str | None = None  # set when this run seeds the record
         self._seeds: list[str] = []
-        if not seeded:
+        if not record.seeded:
             self._seeded_from, earlier = newest_dataset_splits(tree)
             for name, split in earlier.items():
-                self.rows.setdefault(name, (split, self.sources.get(name), 1))
-                self._seeds.append(name)
-        self._moved: list[str] = []  # recorded names whose video is not the recorded one
-        for name, (split, grp, _) in self.rows.items():
-            if self.sources.get(name) != grp:
-                self.rows[name] = (split, self.sources.get(name), 1)
-                self._moved.append(name)
-        self._new_groups: list[str] = []
+                if name not in record.splits:
+                    record.splits[name] = split
+                    self._seeds.append(name)
+                    if (video := self.sources.get(name)) is not None:
+                        record.groups[name] = video
+                        record.grandfathered.add(name)
+        # Recorded names whose video is not the recorded one (it became known, or changed):
+        # their split stays, set before this video was known.
+        self._moved: list[str] = []
+        differ = {name for name, _ in record.groups.items() ^ self.sources.items()}
+        for name in differ & record.splits.keys():
+            video = self.sources.get(name)
+            self._moved.append(name)
+            if video is None:
+                del record.groups[name]
+                record.grandfathered.discard(name)
+            else:
+                record.groups[name] = video
+                record.grandfathered.add(name)
+        self.new: dict[str, str] = {}  # names given a split by this run
+        self._new_videos: list[str] = []
         self._members: dict[str, Counter[str]] | None = None
-        self.planned: dict[str, str] = {}
 
     def split_of(self, name: str) -> str:
-        row = self.rows.get(name)
-        if row is not None:
-            split = row[0]
-        else:
-            grp = self.sources.get(name)
-            if grp is None:
-                split = assign_split(name, self.percentages)
-            else:
-                split = self.groups.get(grp) or self._new_group(grp)
-        self.planned[name] = split
+        split = self.record.splits.get(name)
+        if split is None:
+            split = self.new.get(name)
+            if split is None:
+                video = self.sources.get(name)
+                if video is None:
+                    split = assign_split(name, self.percentages)
+                else:
+                    split = self.record.videos.get(video) or self._new_video(video)
+                self.new[name] = split
         return split
 
-    def _new_group(self, grp: str) -> str:
+    def _new_video(self, video: str) -> str:
         """The split of a video not yet recorded: most of its recorded frames', else its hash."""
         if self._members is None:
             self._members = {}
-            for split, g, _ in self.rows.values():
-                if g is not None:
-                    self._members.setdefault(g, Counter())[split] += 1
-        hashed = assign_split(grp, self.percentages)
-        counts = self._members.get(grp)
+            for name, v in self.record.groups.items():
+                self._members.setdefault(v, Counter())[self.record.splits[name]] += 1
+        hashed = assign_split(video, self.percentages)
+        counts = self._members.get(video)
         split = hashed
         if counts:
             most = max(counts.values())
             if counts[hashed] < most:
                 split = next(s for s in SPLITS if counts[s] == most)
-        self.groups[grp] = split
-        self._new_groups.append(grp)
+        self.record.videos[video] = split
+        self._new_videos.append(video)
         return split
 
-    def commit(self, formed: Iterable[str]) -> SourceStats:
-        """Record the splits of the names ``formed`` into the dataset (in one transaction)."""
+    def commit(self, formed: Iterable[str], frames: dict[str, int]) -> SourceStats:
+        """Record the splits of the names ``formed`` into the dataset, whose split counts are
+        ``frames``, in one transaction; return its videos and frames per split."""
         at = datetime.now(UTC).isoformat()
+        record = self.record
         new: list[tuple] = []
-        members: list[tuple[str, Row]] = []
+        sourced: list[tuple[str, str, bool]] = []
         for name in formed:
-            split = self.planned[name]
-            row = self.rows.get(name)
-            if row is None:
-                row = (split, self.sources.get(name), 0)
-                self.rows[name] = row
-                new.append((name, *row, at))
-            members.append((name, row))
-            if row[1] is not None and row[1] not in self.groups:
-                self._new_group(row[1])  # a video only grandfathered frames hold so far
-        seeds = [(n, *self.rows[n], at) for n in self._seeds]
-        moved = [(self.rows[n][1], n) for n in self._moved]
-        groups = [(g, self.groups[g], at) for g in self._new_groups]
+            split = record.splits.get(name)
+            if split is None:
+                split = record.splits[name] = self.new[name]
+                video = self.sources.get(name)
+                if video is not None:
+                    record.groups[name] = video
+                new.append((name, split, video, 0, at))
+            video = record.groups.get(name)
+            if video is not None:
+                sourced.append((split, video, name in record.grandfathered))
+                if video not in record.videos:
+                    self._new_video(video)  # a video only grandfathered frames hold so far
+        seeds = [(n, record.splits[n], record.groups.get(n), 1, at) for n in self._seeds]
+        moved = [(record.groups.get(n), n) for n in self._moved]
+        videos = [(v, record.videos[v], at) for v in self._new_videos]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(_connect(self.path)) as db:
             db.execute("BEGIN IMMEDIATE")
@@ -264,7 +293,7 @@ class SourceSplits:
                 db.executemany(insert.replace("INSERT", "INSERT OR IGNORE"), seeds)
                 db.executemany(insert, new)
                 db.executemany("UPDATE splits SET grp = ?, grandfathered = 1 WHERE name = ?", moved)
-                db.executemany("INSERT OR IGNORE INTO groups VALUES (?, ?, ?)", groups)
+                db.executemany("INSERT OR IGNORE INTO groups VALUES (?, ?, ?)", videos)
                 if self._seeded_from is not None:
                     db.execute(
                         "INSERT OR IGNORE INTO meta VALUES ('seeded_from', ?)", (self._seeded_from,)
@@ -273,25 +302,27 @@ class SourceSplits:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        self._seeds, self._moved, self._new_groups, self._seeded_from = [], [], [], None
-        return tally(members, self.groups)
+        self._seeds, self._moved, self._new_videos, self._seeded_from = [], [], [], None
+        self.new = {}
+        return tally(frames, sourced, record.videos)
 
 
 def tally_dataset(tree: DataTree, dataset_dir: Path) -> tuple[SourceStats, dict[str, str]]:
     """Tally a formed dataset as it is on disk against the record, for the dataset check; and
     the names whose split there is not the recorded one (never, unless the record was lost)."""
-    rows, groups, _ = read_record(tree)
-    members: list[tuple[str, Row]] = []
+    record = read_record(tree)
+    frames: dict[str, int] = {}
+    sourced: list[tuple[str, str, bool]] = []
     unlike: dict[str, str] = {}
     for split in SPLITS:
         labels = dataset_dir / split / "labels"
-        if not labels.is_dir():
-            continue
-        for f in sorted(os.listdir(labels)):
-            if f.endswith(".txt") and not f.startswith("."):
-                name = f[:-4]
-                recorded, grp, gf = rows.get(name, (split, None, 0))
-                if recorded != split:
-                    unlike[name] = f"in {split}, recorded in {recorded}"
-                members.append((name, (split, grp, gf)))
-    return tally(members, groups), unlike
+        found = sorted(os.listdir(labels)) if labels.is_dir() else []
+        names = [f[:-4] for f in found if f.endswith(".txt") and not f.startswith(".")]
+        frames[split] = len(names)
+        for name in names:
+            recorded = record.splits.get(name, split)
+            if recorded != split:
+                unlike[name] = f"in {split}, recorded in {recorded}"
+            if (video := record.groups.get(name)) is not None:
+                sourced.append((split, video, name in record.grandfathered))
+    return tally(frames, sourced, record.videos), unlike

@@ -168,7 +168,7 @@ def test_a_video_across_train_and_test_is_found_unless_grandfathered(tree):
 def test_splits_are_recorded_before_the_dataset_is_swapped_in(tree, monkeypatch):
     write_samples(tree.data, 8, seed=2)
 
-    def failing_commit(self, formed):
+    def failing_commit(self, formed, frames):
         raise OSError("disk full")
 
     monkeypatch.setattr(SourceSplits, "commit", failing_commit)
