@@ -13,7 +13,7 @@ from azaion_assets.core.ingest_state import IngestState
 from azaion_assets.core.messages import Author, synthetic
 from azaion_assets.core.split import SPLITS, assign_split
 from azaion_assets.core.split_record import SourceSplits, record_path, tally_dataset
-from azaion_assets.core.synthetic import write_samples
+from azaion_assets.core.synthetic import FRAME_TICKS, frame_source, write_samples
 
 SPLIT = (70, 20, 10)
 VALIDATOR = Author(Role.VALIDATOR, "val@azaion.com")
@@ -199,3 +199,11 @@ def test_the_demo_set_has_videos_in_every_split(tree, seed):
     assert all(report.sources.videos[s] > 0 for s in SPLITS), report.sources
     assert report.sources.unsourced == dict.fromkeys(SPLITS, 0)
     assert sum(report.sources.videos.values()) == 14 and report.sources.straddling == []
+
+
+def test_synthetic_frames_run_in_videos_with_increasing_time():
+    sources = [frame_source("cam", i, 10, 3) for i in range(10)]
+    assert [m for m, _ in sources] == ["cam_flight_00.mp4"] * 4 + ["cam_flight_01.mp4"] * 3 + [
+        "cam_flight_02.mp4"
+    ] * 3
+    assert [t / FRAME_TICKS for _, t in sources] == [0, 1, 2, 3, 0, 1, 2, 0, 1, 2]
