@@ -32,7 +32,8 @@ from azaion_assets.core.classes import load_classes, slot_names
 from azaion_assets.core.forming import DatasetReport, form_dataset, split_images
 from azaion_assets.core.labels import LabelError, parse_label
 from azaion_assets.core.split import SPLITS
-from azaion_assets.core.split_record import SourceStats, tally_dataset
+from azaion_assets.core.split_record import tally_dataset
+from azaion_assets.core.split_stats import SourceStats
 from azaion_assets.partitions import daily_partitions
 from azaion_assets.resources import AzaionSettingsResource
 

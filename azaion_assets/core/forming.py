@@ -56,7 +56,8 @@ from azaion_assets.core.linking import Link as _Link
 from azaion_assets.core.linking import link_slice as _link_slice
 from azaion_assets.core.locks import file_lock
 from azaion_assets.core.split import SPLITS
-from azaion_assets.core.split_record import SourceSplits, SourceStats
+from azaion_assets.core.split_record import SourceSplits
+from azaion_assets.core.split_stats import SourceStats
 
 MANIFEST = "manifest.json"
 DATA_YAML = "data.yaml"

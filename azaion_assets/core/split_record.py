@@ -14,7 +14,7 @@ SQLite database, ``<root>/.datasets/splits.sqlite``:
   recorded frames hold, or for a new video ``assign_split(video)``.
 - ``meta``: ``seeded_from``, the dataset the record was seeded from ("" for none).
 
-Forming loads it whole (one query per table) and commits what it added in one transaction
+Forming loads it whole (a query or two per table) and commits what it added in one transaction
 before it swaps the dataset in, under a tree-wide lock: a crash never leaves a dataset whose
 split disagrees with the record, only names recorded for a dataset that never appeared.
 """
@@ -35,6 +35,7 @@ from azaion_assets.core.datatree import DATASET_PREFIX, DataTree
 from azaion_assets.core.ingest_state import IngestState, state_file
 from azaion_assets.core.locks import file_lock
 from azaion_assets.core.split import SPLITS, assign_split
+from azaion_assets.core.split_stats import SourceStats, tally
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS splits (
@@ -135,61 +136,6 @@ def newest_dataset_splits(tree: DataTree) -> tuple[str, dict[str, str]]:
                 if f.endswith(".txt") and not f.startswith("."):
                     found.setdefault(f[:-4], split)
     return newest.name, found
-
-
-@dataclass
-class SourceStats:
-    """Videos and frames per split of one dataset; what the dataset check tests."""
-
-    videos: dict[str, int]  # distinct groups: a frame without a known video counts as one
-    frames: dict[str, int]
-    unsourced: dict[str, int]  # frames without a known video
-    grandfathered: int  # frames kept in a split other than their video's
-    grandfathered_videos: int  # videos holding such frames
-    straddling: list[str] = field(default_factory=list)  # videos in train and test otherwise
-
-    def to_json(self) -> dict:
-        return {
-            "videos": self.videos,
-            "frames": self.frames,
-            "unsourced": self.unsourced,
-            "grandfathered": self.grandfathered,
-            "grandfathered_videos": self.grandfathered_videos,
-            "straddling": self.straddling,
-        }
-
-
-def tally(
-    frames: dict[str, int], sourced: Iterable[tuple[str, str, bool]], videos: dict[str, str]
-) -> SourceStats:
-    """Count a dataset: its ``frames`` per split, and ``(split, video, grandfathered)`` of each
-    frame whose video is known, against the videos' splits.
-
-    A frame is grandfathered where its split is not its video's and was set before the video
-    was known; a video straddles where its other frames are in both train and test.
-    """
-    with_video = Counter[str]()
-    in_split: dict[str, set[str]] = {s: set() for s in SPLITS}
-    conforming: dict[str, set[str]] = {}
-    kept: set[str] = set()
-    grandfathered = 0
-    for split, video, gf in sourced:
-        with_video[split] += 1
-        in_split[split].add(video)
-        if gf and split != videos.get(video, split):
-            grandfathered += 1
-            kept.add(video)
-        else:
-            conforming.setdefault(video, set()).add(split)
-    unsourced = {s: frames.get(s, 0) - with_video[s] for s in SPLITS}
-    return SourceStats(
-        videos={s: len(in_split[s]) + unsourced[s] for s in SPLITS},
-        frames={s: frames.get(s, 0) for s in SPLITS},
-        unsourced=unsourced,
-        grandfathered=grandfathered,
-        grandfathered_videos=len(kept),
-        straddling=sorted(v for v, s in conforming.items() if {"train", "test"} <= s),
-    )
 
 
 class SourceSplits:
