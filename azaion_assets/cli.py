@@ -111,7 +111,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     target = StreamTarget.from_settings(settings)
     author = messages.Author(Role[args.role.upper()], args.email)
     if args.what == "synthetic":
-        batch = messages.synthetic(args.count, author, seed=args.seed, prefix=args.prefix)
+        batch = messages.synthetic(
+            args.count, author, seed=args.seed, prefix=args.prefix, videos=args.videos
+        )
     elif args.what == "folder":
         status = Status.EDITED if args.edited else Status.CREATED
         batch = messages.yolo_folder(Path(args.path), author, status)
@@ -269,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_syn.add_argument("count", type=int)
     p_syn.add_argument("--seed", type=int, default=0)
     p_syn.add_argument("--prefix", default="synthetic", help="annotation name prefix")
+    p_syn.add_argument(
+        "--videos", type=int, default=None, help="frames of N videos (default: one per image)"
+    )
     p_dir = pub_sub.add_parser("folder", help="a YOLO folder: images/ + labels/ (Created)")
     p_dir.add_argument("path")
     p_dir.add_argument("--edited", action="store_true", help="send as Edited instead")

@@ -4,6 +4,10 @@ A dataset is formed from every validated annotation in ``data/`` at the time of 
 depends on all annotation partitions. Its data version is a digest of the source snapshot; the
 model trained on it records that version, which is how lineage reaches from a model back to the
 exact annotations it saw.
+
+The split keeps the frames of one video together and never moves a recorded annotation (see
+``core/split.py``); the metadata counts videos and frames per split, and a check verifies that no
+video has frames in both train and test.
 """
 
 from dagster import (
@@ -28,6 +32,8 @@ from azaion_assets.core.classes import load_classes, slot_names
 from azaion_assets.core.forming import DatasetReport, form_dataset, split_images
 from azaion_assets.core.labels import LabelError, parse_label
 from azaion_assets.core.split import SPLITS
+from azaion_assets.core.split_record import tally_dataset
+from azaion_assets.core.split_stats import SourceStats
 from azaion_assets.partitions import daily_partitions
 from azaion_assets.resources import AzaionSettingsResource
 
@@ -53,6 +59,40 @@ def class_table(report: DatasetReport, names: dict[int, str]) -> MetadataValue:
     return MetadataValue.table(records, schema=_CLASS_SCHEMA)
 
 
+_SOURCE_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("split", "string"),
+        TableColumn("videos", "int", description="a frame without a known video counts as one"),
+        TableColumn("frames", "int"),
+        TableColumn("without_video", "int", description="frames without a known video"),
+    ]
+)
+
+
+def source_metadata(stats: SourceStats | None) -> dict:
+    """Videos and frames per split, and the frames kept in an earlier split (grandfathered)."""
+    if stats is None:
+        return {}
+    rows = [
+        TableRecord(
+            {
+                "split": s,
+                "videos": stats.videos[s],
+                "frames": stats.frames[s],
+                "without_video": stats.unsourced[s],
+            }
+        )
+        for s in SPLITS
+    ]
+    return {
+        "videos_by_split": MetadataValue.table(rows, schema=_SOURCE_SCHEMA),
+        **{f"videos_{s}": stats.videos[s] for s in SPLITS},
+        **{f"frames_{s}": stats.frames[s] for s in SPLITS},
+        "grandfathered": stats.grandfathered,
+        "videos_across_train_and_test": len(stats.straddling),
+    }
+
+
 def _sample(items: dict[str, str]) -> str:
     lines = [f"- `{name}`: {reason}" for name, reason in list(items.items())[:_SAMPLE]]
     more = len(items) - _SAMPLE
@@ -66,7 +106,7 @@ def _sample(items: dict[str, str]) -> str:
     kinds={"yolo", "dataset"},
     description=(
         "datasets/azaion-YYYY-MM-DD/: validated annotations split train/valid/test by "
-        "DATASET_SPLIT (default 70/20/10), stable by name"
+        "DATASET_SPLIT (default 70/20/10) by source video; a recorded split never changes"
     ),
 )
 def dataset(context: AssetExecutionContext, settings: AzaionSettingsResource) -> MaterializeResult:
@@ -90,6 +130,7 @@ def dataset(context: AssetExecutionContext, settings: AzaionSettingsResource) ->
             "source_names": report.source_names,
             "source_snapshot": report.data_version,
             "split": config.dataset_split,
+            **source_metadata(report.sources),
         },
         data_version=DataVersion(report.data_version),
     )
@@ -131,5 +172,42 @@ def dataset_labels_valid(
             "labels_checked": checked,
             "invalid": len(invalid),
             "invalid_sample": MetadataValue.md(_sample(invalid)),
+        },
+    )
+
+
+@asset_check(asset=dataset, blocking=True, partitions_def=daily_partitions)
+def dataset_no_video_across_train_and_test(
+    context: AssetCheckExecutionContext, settings: AzaionSettingsResource
+) -> AssetCheckResult:
+    """Frames of one video are near-identical: one in train and another in test make the test
+    score optimistic. Reads the formed dataset and the split record, not the split rule. Frames
+    kept in their split from before their video was known (grandfathered) are counted, not
+    failed; a dataset whose splits disagree with the record fails."""
+    tree = settings.tree()
+    stats, unlike = tally_dataset(tree, tree.dataset_dir(context.partition_key))
+    straddling = {video: "frames in train and test" for video in stats.straddling}
+    passed = not straddling and not unlike
+    if passed:
+        description = "no video has frames in both train and test"
+        if stats.grandfathered:
+            description += f" but {stats.grandfathered} grandfathered frames"
+    else:
+        description = (
+            f"{len(straddling)} videos in both train and test, "
+            f"{len(unlike)} annotations not in their recorded split"
+        )
+    return AssetCheckResult(
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={
+            "videos_across_train_and_test": len(straddling),
+            "videos_sample": MetadataValue.md(_sample(straddling)),
+            "grandfathered_frames": stats.grandfathered,
+            "videos_with_grandfathered_frames": stats.grandfathered_videos,
+            "not_in_recorded_split": len(unlike),
+            "not_in_recorded_split_sample": MetadataValue.md(_sample(unlike)),
+            **{f"videos_{s}": stats.videos[s] for s in SPLITS},
         },
     )

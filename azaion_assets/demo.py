@@ -2,7 +2,7 @@
 
 1. A broker: the configured one if RABBITMQ_HOST is set, else a throwaway local broker.
 2. The synthetic set is published as Azaion messages (validators' and operators' annotations,
-   a bulk Validate, and one malformed message to show the quarantine).
+   frames of a dozen videos; a bulk Validate, and one malformed message to show the quarantine).
 3. ``dagster-daemon`` runs: ``annotation_stream_sensor`` turns the new offsets into partitions
    and the queued ingest runs carry them into ``data/``.
 4. ``retraining_sensor`` sees that enough validated annotations arrived and requests
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from dagster import DagsterInstance
 
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
+DEMO_VIDEOS = 12  # the 96 validated frames: 8 videos land in train, 2 in valid, 2 in test
 
 
 def _tool(name: str) -> str:
@@ -101,8 +102,9 @@ def demo_messages(count: int, seed: int) -> tuple[list[messages.Message], int]:
     validator = messages.Author(Role.VALIDATOR, "validator@azaion.local")
     operator = messages.Author(Role.OPERATOR, "operator@azaion.local")
     seeded = max(2, count // 6)
-    batch = list(messages.synthetic(count, validator, seed=seed, prefix="validated"))
-    batch += messages.synthetic(seeded, operator, seed=seed + 1, prefix="seeded")
+    # Frames of a few videos, so the dataset keeps each video in one split (see split.py).
+    batch = list(messages.synthetic(count, validator, seed, "validated", videos=DEMO_VIDEOS))
+    batch += messages.synthetic(seeded, operator, seed + 1, "seeded", videos=2)
     approved = [f"seeded_{seed + 1:04d}_{i:06d}" for i in range(0, seeded, 2)]
     batch.append(messages.bulk(approved, Status.VALIDATED, validator))
     batch.append((b"\xc1 not msgpack", {STATUS_PROPERTY: int(Status.CREATED)}))

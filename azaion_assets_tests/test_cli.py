@@ -83,7 +83,8 @@ def test_publish_synthetic_folder_and_bulk_as_contract_messages(stream_env, tmp_
     from azaion_assets.core.datatree import AnnotationDir
     from azaion_assets.core.synthetic import write_samples
 
-    assert main(["publish", "--role", "operator", "synthetic", "3", "--prefix", "op"]) == 0
+    publish_synthetic = ["publish", "--role", "operator", "synthetic", "3", "--prefix", "op"]
+    assert main([*publish_synthetic, "--videos", "2"]) == 0
     assert "sent 3 messages" in capsys.readouterr().out
     folder = AnnotationDir(tmp_path / "yolo")
     written = write_samples(folder, 2, seed=5)
@@ -95,6 +96,11 @@ def test_publish_synthetic_folder_and_bulk_as_contract_messages(stream_env, tmp_
     assert len(events) == 7
     created = [e for e in events[:3] if isinstance(e, AnnotationEvent)]
     assert len(created) == 3 and all(e.created_role is Role.OPERATOR for e in created)
+    assert [(e.original_media_name, e.time_ticks) for e in created] == [
+        ("op_flight_00.mp4", 0),
+        ("op_flight_00.mp4", 400_000),
+        ("op_flight_01.mp4", 0),
+    ]
     edited = events[3:5]
     assert all(isinstance(e, AnnotationEvent) and e.status is Status.EDITED for e in edited)
     assert [e.name for e in edited if isinstance(e, AnnotationEvent)] == [s.name for s in written]

@@ -45,6 +45,7 @@ def test_checks_are_defined_and_blocking():
     assert checks == {
         ("dataset", "dataset_splits_non_empty"),
         ("dataset", "dataset_labels_valid"),
+        ("dataset", "dataset_no_video_across_train_and_test"),
         ("onnx_model", "onnx_parity"),
     }
     for key in graph.asset_check_keys:

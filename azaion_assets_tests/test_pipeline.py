@@ -30,7 +30,12 @@ from azaion_assets.core.modelcard import card_json, read_card
 from azaion_assets.core.publish import held_partition, read_record, sha256
 from azaion_assets.core.settings import load_settings
 from azaion_assets.core.synthetic import samples, write_samples
-from azaion_assets.dataset import dataset, dataset_labels_valid, dataset_splits_non_empty
+from azaion_assets.dataset import (
+    dataset,
+    dataset_labels_valid,
+    dataset_no_video_across_train_and_test,
+    dataset_splits_non_empty,
+)
 from azaion_assets.model import model
 from azaion_assets.model_release import model_release
 from azaion_assets.onnx_model import onnx_model
@@ -44,6 +49,7 @@ GRAPH = [
     dataset,
     dataset_splits_non_empty,
     dataset_labels_valid,
+    dataset_no_video_across_train_and_test,
     model,
     onnx_model,
     champion,
@@ -224,6 +230,7 @@ def test_onnx_export_metadata_and_parity(pipeline):
     assert pipeline.checks() == {
         "dataset_splits_non_empty": True,
         "dataset_labels_valid": True,
+        "dataset_no_video_across_train_and_test": True,
         "onnx_parity": True,
     }
     assert pipeline.tree.champion_onnx.is_file()

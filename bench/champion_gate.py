@@ -1,4 +1,4 @@
-"""The champion gate's scoring against Ultralytics' own validation: ``python -m bench.champion_gate``.
+"""The champion gate's scoring against Ultralytics' validation: ``python -m bench.champion_gate``.
 
 The gate scores the shipped ONNX file (``core.onnx_eval.score_onnx``: the project's
 preprocessing, ONNX Runtime, Ultralytics' matching and AP), where it used to run
@@ -64,7 +64,8 @@ def main() -> None:
     from azaion_assets.core.synthetic import write_samples
     from azaion_assets.core.training import TrainParams, train
 
-    tree = DataTree.from_settings(Settings(AZAION_ROOT_DIR=work / "azaion")).ensure()  # type: ignore[call-arg]
+    settings = Settings(AZAION_ROOT_DIR=work / "azaion")  # type: ignore[call-arg]
+    tree = DataTree.from_settings(settings).ensure()
     write_samples(tree.data, args.images, seed=11, width=640, height=384)
     names = slot_names(load_classes(tree.classes_file))
     report = form_dataset(tree, PARTITION, (70, 20, 10), names)

@@ -13,7 +13,9 @@ still holds that same inode. Files that vanish mid-run, or an image without its 
 reverse), may be writes in flight: they are reported as ``unpaired`` and left alone.
 
 Each run stages into a directory of its own, under a per-partition lock, and swaps the result in
-whole, so two runs of one partition never mix and a crash never leaves half a dataset.
+whole, so two runs of one partition never mix and a crash never leaves half a dataset. Each
+name's split comes from ``split_record`` (kept once recorded, else its source video's): the
+record commits the run's splits before the swap, under a lock that all forming runs share.
 
 Speed matters at 100,000+ annotations (see ``bench/``): the loop works on directory file
 descriptors, reads labels with raw ``os.read``, takes inode numbers from the directory listing,
@@ -44,7 +46,7 @@ from pathlib import Path
 
 import yaml
 
-from azaion_assets.core import linking
+from azaion_assets.core import linking, split_record
 from azaion_assets.core.atomic import atomic_write_text, fsync_dir, replace_dir
 from azaion_assets.core.classes import NUM_SLOTS
 from azaion_assets.core.datatree import DataTree
@@ -53,7 +55,9 @@ from azaion_assets.core.linking import KINDS as _KINDS
 from azaion_assets.core.linking import Link as _Link
 from azaion_assets.core.linking import link_slice as _link_slice
 from azaion_assets.core.locks import file_lock
-from azaion_assets.core.split import SPLITS, assign_split
+from azaion_assets.core.split import SPLITS
+from azaion_assets.core.split_record import SourceSplits
+from azaion_assets.core.split_stats import SourceStats
 
 MANIFEST = "manifest.json"
 DATA_YAML = "data.yaml"
@@ -74,6 +78,7 @@ class DatasetReport:
     unpaired: dict[str, str]
     data_version: str
     source_names: int
+    sources: SourceStats | None = None  # videos and frames per split
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def to_json(self) -> dict:
@@ -85,6 +90,7 @@ class DatasetReport:
             "unpaired": self.unpaired,
             "data_version": self.data_version,
             "source_names": self.source_names,
+            "sources": self.sources.to_json() if self.sources else None,
             "created_at": self.created_at,
         }
 
@@ -290,10 +296,8 @@ class _Batch:
 class _Former:
     """Plans the links for a slice of names, then validates what was staged."""
 
-    def __init__(
-        self, tree: DataTree, staging: Path, percentages: tuple[int, int, int], labels: set[str]
-    ) -> None:
-        self.tree, self.staging, self.percentages = tree, staging, percentages
+    def __init__(self, tree: DataTree, staging: Path, splits: SourceSplits, labels: set[str]):
+        self.tree, self.staging, self.split_of = tree, staging, splits.split_of
         self.labels = labels
         self.images, self.several = _scan_images(tree.data.images)
         self.label_fds = {
@@ -310,8 +314,7 @@ class _Former:
 
     def plan(self, names: list[str], batch: _Batch) -> list[_Link]:
         links: list[_Link] = []
-        images, labels, several = self.images, self.labels, self.several
-        percentages = self.percentages
+        images, labels, several, split_of = self.images, self.labels, self.several, self.split_of
         for name in names:
             if name in several:
                 data = self.tree.data.images
@@ -323,9 +326,7 @@ class _Former:
                     "image has no label file" if name in images else "label has no image"
                 )
             else:
-                links.append(
-                    (name, images[name][0], f"{name}.txt", assign_split(name, percentages))
-                )
+                links.append((name, images[name][0], f"{name}.txt", split_of(name)))
         return links
 
     def validate(self, links: list[_Link], vanished: list[str], batch: _Batch) -> None:
@@ -357,7 +358,7 @@ class _Former:
                 batch.rejected[name] = (files, f"invalid label: {exc}")
                 continue
             entry = hashlib.blake2b(
-                f"{name}\0{image}\0{images[name][1]}\0".encode(), digest_size=16
+                f"{name}\0{image}\0{images[name][1]}\0{split}\0".encode(), digest_size=16
             )
             entry.update(raw)
             digest += int.from_bytes(entry.digest(), "big")
@@ -384,7 +385,7 @@ def form_dataset(
     """Build ``datasets/azaion-<partition>/`` from ``data/`` and return what it holds."""
     tree.ensure()
     final = tree.dataset_dir(partition)
-    with _partition_lock(tree, partition):
+    with _partition_lock(tree, partition), split_record.locked(tree):
         for stale in tree.datasets.glob(f".{final.name}.staging-*"):
             shutil.rmtree(stale, ignore_errors=True)  # left by a crashed run (we hold the lock)
         staging = Path(tempfile.mkdtemp(dir=tree.datasets, prefix=f".{final.name}.staging-"))
@@ -393,7 +394,7 @@ def form_dataset(
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        replace_dir(staging, final)
+        replace_dir(staging, final)  # after the split record committed this dataset's splits
     return report
 
 
@@ -407,7 +408,8 @@ def _form(tree, partition, percentages, slot_names, final: Path, staging: Path) 
     helper = _LinkHelper if len(labels) >= _HELPER_PROCESS_FROM else _InProcess
     total = _Batch()
     with helper(data.images, data.labels, staging) as linker:
-        former = _Former(tree, staging, percentages, labels)
+        splits = SourceSplits(tree, percentages)
+        former = _Former(tree, staging, splits, labels)
         try:
             names = former.names()
             planned: deque[list[_Link]] = deque()
@@ -429,6 +431,8 @@ def _form(tree, partition, percentages, slot_names, final: Path, staging: Path) 
     for split in SPLITS:
         for kind in _KINDS:
             fsync_dir(staging / split / kind)
+    left_out = total.rejected.keys() | total.unpaired.keys()
+    sources = splits.commit((n for n in names if n not in left_out), total.counts)
 
     # The version covers the split and the class names too: either changes the dataset.
     config = hashlib.blake2b(f"{percentages}{sorted(slot_names.items())}".encode(), digest_size=16)
@@ -441,6 +445,7 @@ def _form(tree, partition, percentages, slot_names, final: Path, staging: Path) 
         unpaired=dict(sorted(total.unpaired.items())),
         data_version=f"{(total.digest + int.from_bytes(config.digest(), 'big')) % (1 << 128):032x}",
         source_names=len(names),
+        sources=sources,
     )
     _write_data_yaml(staging, final, slot_names)
     atomic_write_text(staging / MANIFEST, json.dumps(report.to_json(), indent=2))

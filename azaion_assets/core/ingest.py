@@ -14,7 +14,7 @@ independent and their file work can be batched:
    few threads: these system calls wait on the kernel and the disk, not the GIL);
 3. wait until every temp file of the group is durable (one ``syncfs``);
 4. rename temps into place, move and remove files as planned; fsync the touched directories;
-5. commit the names' new logs in one SQLite transaction.
+5. commit the names' new logs (and the origin of new content) in one SQLite transaction.
 
 Steps 1 to 5 run on a committer thread while the caller decodes the next group's messages;
 the next group is planned only once this one is committed.
@@ -55,7 +55,15 @@ from azaion_assets.core.contract import (
     decode_message,
 )
 from azaion_assets.core.datatree import DataTree
-from azaion_assets.core.ingest_state import IngestState, Kind, NameState, Place, replay
+from azaion_assets.core.ingest_state import (
+    IngestState,
+    Kind,
+    NameState,
+    Origin,
+    Place,
+    replay,
+    state_file,
+)
 from azaion_assets.core.locks import file_lock
 
 TEMP_SUFFIX = ".ingest-tmp"
@@ -67,7 +75,7 @@ _SAMPLE = 20  # how many unknown names or notes to keep verbatim in the summary
 
 
 def state_path(tree: DataTree) -> Path:
-    return tree.root / ".ingest" / "state.sqlite"
+    return state_file(tree.root)
 
 
 def quarantine_dir(tree: DataTree) -> Path:
@@ -279,6 +287,12 @@ class Ingest:
         self.summary.unknown_resolved += len(replay(st.log).unknown_at - placed.unknown_at)
         if placed.content_offset == offset:  # the newest content of this name: write it
             new.ext = event.image_extension
+            new.origin = Origin(
+                event.original_media_name,
+                event.time_ticks,
+                int(event.created_role),
+                event.created_date.isoformat(),
+            )
             dirs = self._dirs[placed.place]
             image = f"{dirs['images']}/{event.name}{new.ext}"
             label = f"{dirs['labels']}/{event.name}.txt"

@@ -9,6 +9,10 @@ The log also makes applying idempotent: an event whose offset is already in its 
 committed after its files were in place, so applying it again is skipped. The database commits
 once per group of events, after the group's files are durable; a crash in between re-applies the
 group, whose effects are idempotent (see ``ingest``).
+
+Each name also keeps the ``Origin`` of its newest content (source video, position, author role,
+date), committed in the same row as its log: forming keeps the frames of one video in one split.
+Databases of older versions gain these columns in place when opened; their names have none.
 """
 
 from __future__ import annotations
@@ -36,18 +40,29 @@ class Kind(enum.IntEnum):
     DELETE = 4  # bulk Deleted: anywhere -> data_deleted/
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a name's newest content came from: a frame of a video, by an author, on a date."""
+
+    media: str  # original_media_name, as sent
+    ticks: int  # position in the media, in 100-ns ticks
+    role: int  # the author's Role
+    created: str  # createdDate, ISO 8601
+
+
 @dataclass
 class NameState:
-    """One name's applied events and the image extension of its newest content."""
+    """One name's applied events, and the image extension and origin of its newest content."""
 
     log: list[tuple[int, Kind]] = field(default_factory=list)
     ext: str | None = None
+    origin: Origin | None = None
 
     def has(self, offset: int) -> bool:
         return any(o == offset for o, _ in self.log)
 
     def with_event(self, offset: int, kind: Kind) -> NameState:
-        return NameState(sorted([*self.log, (offset, kind)]), self.ext)
+        return NameState(sorted([*self.log, (offset, kind)]), self.ext, self.origin)
 
 
 @dataclass(frozen=True)
@@ -82,7 +97,11 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS names (
     name TEXT PRIMARY KEY,
     log  TEXT NOT NULL,        -- JSON [[offset, kind], ...] in offset order
-    ext  TEXT                  -- image extension of the newest content
+    ext  TEXT,                 -- image extension of the newest content
+    media   TEXT,              -- its Origin (NULL for names applied by older versions)
+    ticks   INTEGER,
+    role    INTEGER,
+    created TEXT
 );
 CREATE TABLE IF NOT EXISTS partitions (
     partition   TEXT PRIMARY KEY,
@@ -92,6 +111,18 @@ CREATE TABLE IF NOT EXISTS partitions (
     applied_at  TEXT
 );
 """
+_ORIGIN_COLUMNS = {"media": "TEXT", "ticks": "INTEGER", "role": "INTEGER", "created": "TEXT"}
+
+
+def _origin_row(origin: Origin | None) -> tuple:
+    if origin is None:
+        return (None, None, None, None)
+    return (origin.media, origin.ticks, origin.role, origin.created)
+
+
+def state_file(root: Path) -> Path:
+    """The ingest state of the data tree at ``root``."""
+    return root / ".ingest" / "state.sqlite"
 
 
 class IngestState:
@@ -105,6 +136,24 @@ class IngestState:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a commit survives a power cut
         self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the origin columns to a database made by an older version (in place, once)."""
+        if not self._missing_columns():
+            return
+        self._db.execute("BEGIN IMMEDIATE")  # another process may be migrating it too
+        try:
+            for column in self._missing_columns():
+                self._db.execute(f"ALTER TABLE names ADD COLUMN {column} {_ORIGIN_COLUMNS[column]}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _missing_columns(self) -> list[str]:
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(names)")}
+        return [c for c in _ORIGIN_COLUMNS if c not in present]
 
     def close(self) -> None:
         self._db.close()
@@ -122,28 +171,43 @@ class IngestState:
             part = wanted[i : i + 500]
             marks = ",".join("?" * len(part))
             rows = self._db.execute(
-                f"SELECT name, log, ext FROM names WHERE name IN ({marks})", part
+                f"SELECT name, log, ext, media, ticks, role, created FROM names "
+                f"WHERE name IN ({marks})",
+                part,
             )
-            for name, log, ext in rows:
-                found[name] = NameState([(o, Kind(k)) for o, k in json.loads(log)], ext)
+            for name, log, ext, media, ticks, role, created in rows:
+                origin = None if media is None else Origin(media, ticks, role, created)
+                found[name] = NameState([(o, Kind(k)) for o, k in json.loads(log)], ext, origin)
         return found
 
     def save(self, states: dict[str, NameState]) -> None:
         """Commit the new logs of a group in one durable transaction."""
         rows = [
-            (name, json.dumps([[o, int(k)] for o, k in s.log]), s.ext) for name, s in states.items()
+            (
+                name,
+                json.dumps([[o, int(k)] for o, k in s.log]),
+                s.ext,
+                *_origin_row(s.origin),
+            )
+            for name, s in states.items()
         ]
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany(
-                "INSERT INTO names (name, log, ext) VALUES (?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET log = excluded.log, ext = excluded.ext",
+                "INSERT INTO names (name, log, ext, media, ticks, role, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "log = excluded.log, ext = excluded.ext, media = excluded.media, "
+                "ticks = excluded.ticks, role = excluded.role, created = excluded.created",
                 rows,
             )
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+
+    def media(self) -> dict[str, str]:
+        """The source media name of every name whose origin is known, in one query."""
+        return dict(self._db.execute("SELECT name, media FROM names WHERE media IS NOT NULL"))
 
     def partition_summary(self, partition: str) -> dict | None:
         row = self._db.execute(

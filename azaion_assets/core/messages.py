@@ -20,7 +20,7 @@ from azaion_assets.core.contract import (
     Status,
     pack,
 )
-from azaion_assets.core.synthetic import Box, samples
+from azaion_assets.core.synthetic import Box, frame_source, samples
 
 Message = tuple[bytes, dict[str, Any]]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -75,11 +75,20 @@ def bulk(names: Iterable[str], status: Status, author: Author) -> Message:
 
 
 def synthetic(
-    count: int, author: Author, seed: int = 0, prefix: str = "synthetic", **kwargs
+    count: int,
+    author: Author,
+    seed: int = 0,
+    prefix: str = "synthetic",
+    videos: int | None = None,
+    **kwargs,
 ) -> Iterator[Message]:
-    """``count`` rendered images with known boxes, as Created messages."""
-    for sample in samples(count, seed=seed, prefix=prefix, **kwargs):
-        yield annotation(sample.name, sample.image, ".jpg", sample.boxes, author)
+    """``count`` rendered images with known boxes, as Created messages: frames of ``videos``
+    videos, or by default each the only frame of its own video."""
+    for i, sample in enumerate(samples(count, seed=seed, prefix=prefix, **kwargs)):
+        media, ticks = frame_source(prefix, i, count, videos) if videos else (None, 0)
+        yield annotation(
+            sample.name, sample.image, ".jpg", sample.boxes, author, media=media, ticks=ticks
+        )
 
 
 def yolo_folder(folder: Path, author: Author, status: Status = Status.CREATED) -> Iterator[Message]:

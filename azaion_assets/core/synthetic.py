@@ -2,7 +2,8 @@
 
 Used by the demo, the tests and the benchmarks: a seeded generator draws simple shapes (one
 shape and colour per class) on a textured ground, so a tiny detector learns them in a few epochs
-and every box is known exactly.
+and every box is known exactly. Published samples can be frames of a few videos
+(``frame_source``), so that the split by source has something to group.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ CLASS_STYLES: dict[int, tuple[str, tuple[int, int, int]]] = {
 }
 
 Box = tuple[int, float, float, float, float]
+FRAME_TICKS = 400_000  # one frame at 25 fps, in the contract's 100-ns ticks
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,15 @@ def samples(
     for i in range(count):
         image, boxes = render(rng, width, height)
         yield Sample(name=f"{prefix}_{seed:04d}_{i:06d}", image=image, boxes=boxes)
+
+
+def frame_source(prefix: str, index: int, count: int, videos: int) -> tuple[str, int]:
+    """The video and time of sample ``index`` of ``count``, dealt in runs of consecutive frames
+    to ``videos`` videos named ``{prefix}_flight_NN.mp4`` (the names do not depend on the seed,
+    so the split each video gets is known: the demo's 12 cover train, valid and test)."""
+    video = index * videos // count
+    first = -(-video * count // videos)  # the first index of this video
+    return f"{prefix}_flight_{video:02d}.mp4", (index - first) * FRAME_TICKS
 
 
 def write_samples(target: AnnotationDir, count: int, seed: int = 0, **kwargs) -> list[Sample]:

@@ -2,6 +2,9 @@ import io
 import json
 import os
 import random
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime
 
 import pytest
 from PIL import Image
@@ -9,7 +12,7 @@ from PIL import Image
 from azaion_assets.core import ingest as ingest_module
 from azaion_assets.core.contract import STATUS_PROPERTY, Role, Status, pack
 from azaion_assets.core.ingest import Ingest, quarantine_dir, state_path
-from azaion_assets.core.ingest_state import IngestState, Kind, Place, replay
+from azaion_assets.core.ingest_state import IngestState, Kind, Origin, Place, replay
 from azaion_assets.core.messages import Author, annotation, bulk
 from azaion_assets.core.synthetic import render
 from azaion_assets_tests.treeview import make_tree, places, snapshot
@@ -247,3 +250,45 @@ def test_a_crash_mid_group_is_repaired_by_applying_again(tree, monkeypatch):
         Ingest(tree, state, "p", 1 << 20).sweep_stale_temps()
     _apply(tree, messages, group_size=4)
     assert snapshot(tree) == expected
+
+
+def test_the_origin_of_the_newest_content_is_kept_with_the_log(tree):
+    day = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    first = annotation("f1", _jpeg(), ".jpg", BOX, OPERATOR, when=day, media="a.mp4", ticks=40)
+    edit = annotation(
+        "f1", _jpeg(1), ".jpg", BOX, VALIDATOR, Status.EDITED, day.replace(hour=13), " b.mp4", 80
+    )
+    _apply(tree, [first, created("f2")])
+    _apply(tree, [edit], first=10)
+    late = annotation("f1", _jpeg(2), ".jpg", BOX, OPERATOR, Status.EDITED, day, "old.mp4", 1)
+    _apply(tree, [late], first=5)  # an older edit arriving late does not win
+    with IngestState(state_path(tree)) as state:
+        f1 = state.load(["f1"])["f1"]
+        assert f1.origin == Origin(" b.mp4", 80, int(Role.VALIDATOR), "2026-03-01T13:00:00+00:00")
+        assert [o for o, _ in f1.log] == [0, 5, 10]
+        assert state.media() == {"f1": " b.mp4", "f2": "f2.mp4"}
+
+
+_OLD_SCHEMA = """
+CREATE TABLE names (name TEXT PRIMARY KEY, log TEXT NOT NULL, ext TEXT);
+CREATE TABLE partitions (partition TEXT PRIMARY KEY, first INTEGER NOT NULL,
+    last INTEGER NOT NULL, summary TEXT, applied_at TEXT);
+"""
+
+
+def test_a_state_database_of_an_older_version_is_migrated_in_place(tree):
+    path = state_path(tree)
+    path.parent.mkdir(parents=True)
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(_OLD_SCHEMA)
+        db.execute("INSERT INTO names VALUES ('old', ?, '.jpg')", (json.dumps([[3, 1]]),))
+        db.commit()
+    _apply(tree, [created("old"), annotation("new", _jpeg(), ".jpg", BOX, VALIDATOR, media="v")])
+    with IngestState(path) as state:
+        loaded = state.load(["old", "new"])
+        assert loaded["old"].log == [(0, Kind.CONTENT_VALIDATED), (3, Kind.CONTENT_VALIDATED)]
+        assert loaded["old"].origin is None  # offset 3 is its newest content: applied before
+        assert loaded["new"].origin is not None and loaded["new"].origin.media == "v"
+        assert state.media() == {"new": "v"}
+    with IngestState(path):  # opening a migrated database again changes nothing
+        pass
