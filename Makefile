@@ -60,6 +60,7 @@ bench: install
 	$(BIN)/python -m bench.dataset_forming
 	$(BIN)/python -m bench.stream_ingest
 	$(BIN)/python -m bench.release_prepare
+	$(BIN)/python -m bench.champion_gate
 
 env-example: install
 	$(BIN)/azaion-assets env-example

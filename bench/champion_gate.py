@@ -18,29 +18,14 @@ figure, since the machines are shared.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from azaion_assets.core.offline import prepare_ultralytics
+from bench.timing import load_average, median_seconds
 
 PARTITION = "2026-12-01"
-
-
-def _time(run: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def _load() -> str:
-    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -99,9 +84,9 @@ def main() -> None:
     results = []
     for name, run in contenders:
         run()  # warm: imports, ONNX Runtime session set-up paths, file cache
-        seconds = _time(run, args.repeat)
+        seconds = median_seconds(run, args.repeat)
         results.append((name, seconds))
-        print(f"{name:<32} {seconds:7.2f} s  load {_load()}")
+        print(f"{name:<32} {seconds:7.2f} s  load {load_average()}")
     base = results[0][1]
     print("\n| contender | seconds | ms per image | ratio to the old gate |")
     print("|---|---:|---:|---:|")

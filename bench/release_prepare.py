@@ -16,26 +16,16 @@ import argparse
 import hashlib
 import os
 import shutil
-import statistics
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from azaion_assets.core.release import Split, prepare
+from bench.timing import median_seconds
 
 KEY = "bench-model-key-0123456789"
 LIMITS = Split(3072, 0.2)
-
-
-def _time(run: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -77,11 +67,12 @@ def main() -> None:
             assert manifest["reused"] == list(sources), "the re-run did not reuse the parts"
             return manifest
 
-        results = [("openssl enc -aes-256-cbc + sync (baseline)", _time(openssl, args.repeat))]
-        results.append(("prepare, aes-256-cbc", _time(fresh("aes-256-cbc"), args.repeat)))
-        results.append(("prepare, aes-256-gcm", _time(fresh("aes-256-gcm"), args.repeat)))
+        repeat = args.repeat
+        results = [("openssl enc -aes-256-cbc + sync (baseline)", median_seconds(openssl, repeat))]
+        results.append(("prepare, aes-256-cbc", median_seconds(fresh("aes-256-cbc"), args.repeat)))
+        results.append(("prepare, aes-256-gcm", median_seconds(fresh("aes-256-gcm"), args.repeat)))
         prepare(*cbc_args)  # the parts the re-runs find
-        results.append(("prepare again, parts reused (verified)", _time(rerun, args.repeat)))
+        results.append(("prepare again, parts reused (verified)", median_seconds(rerun, repeat)))
         base = results[0][1]
         print(f"release preparation of {total_mb} MB (medians of {args.repeat})")
         print("| contender | seconds | MB/s | ratio to openssl |\n|---|---:|---:|---:|")
