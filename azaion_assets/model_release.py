@@ -30,9 +30,9 @@ from azaion_assets.core.azaion_api import ApiError
 from azaion_assets.core.cdn import CdnError
 from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.hardware import fingerprint
-from azaion_assets.core.modelcard import card_json, read_card
+from azaion_assets.core.modelcard import card_from_record
+from azaion_assets.core.publish import read_record
 from azaion_assets.core.release import (
-    CARD_OF,
     POINTER,
     NotReleasable,
     Split,
@@ -114,7 +114,7 @@ def _release(
     if restored:
         context.log.info(f"the kept parts were missing; took {partition}'s back from the edge")
     with champion_pair(tree, partition) as sources:
-        card = read_card(sources[CARD_OF])
+        card = card_from_record(read_record(tree.champion_onnx))  # checked by champion_pair
         manifest = prepare(
             sources,
             out,
@@ -123,7 +123,7 @@ def _release(
             s.release_scheme,
             limits,
             s.release_cdn_prefix,
-            card=card_json(sources[CARD_OF], card) if card else None,
+            card=card,
         )
     context.log.info(f"encrypted ({s.release_scheme}); kept parts reused: {manifest['reused']}")
     uploaded = upload_parts(manifest, out, api, s3, config.bucket, folder)

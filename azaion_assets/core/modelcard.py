@@ -27,6 +27,24 @@ CARD_FORMAT = "azaion-model-card"
 CARD_VERSION = 1
 KEY_PREFIX = "azaion."
 ROW = ["x1", "y1", "x2", "y2", "score", "class"]
+CARD_FIELDS = (  # every top-level field of a card, sha256 included
+    "format",
+    "card_version",
+    "input",
+    "letterbox",
+    "preprocessing",
+    "output",
+    "postprocessing",
+    "score_threshold",
+    "classes",
+    "class_slots",
+    "training_imgsz",
+    "export_imgsz",
+    "weights_sha256",
+    "dataset_partition",
+    "reference",
+    "sha256",
+)
 
 
 class CardError(ValueError):
@@ -175,6 +193,14 @@ def read_card(onnx_path: Path) -> dict[str, Any] | None:
 def card_json(onnx_path: Path, card: dict[str, Any]) -> dict[str, Any]:
     """The card to publish beside the file: with the sha256 of the final ONNX (embed first)."""
     return {**card, "sha256": sha256(Path(onnx_path))}
+
+
+def card_from_record(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The card inside a publish record (``azaion.onnx.json``), without the publish fields;
+    None for a record written before cards existed."""
+    if not record or record.get("format") != CARD_FORMAT:
+        return None
+    return {k: v for k, v in record.items() if k in CARD_FIELDS}
 
 
 def class_names(card: dict[str, Any] | None) -> dict[int, str]:

@@ -227,10 +227,14 @@ def test_an_unforeseen_library_error_is_still_a_rejection(jpeg, monkeypatch):
     assert decoded.event.reason.startswith("decoder error: RuntimeError")
 
 
-def test_a_non_image_is_named_even_after_ultralytics_patched_pillow(jpeg, monkeypatch):
+def test_a_non_image_is_named_even_after_ultralytics_patched_pillow(jpeg, monkeypatch, runtime_dir):
     """Ultralytics replaces PIL.Image.open on import; its version tries to install pi-heif from
     the network when Pillow cannot identify the bytes. The decoder must not go through it."""
     import PIL.Image
+
+    from azaion_assets.core.offline import prepare_ultralytics
+
+    prepare_ultralytics(runtime_dir)  # as every process that imports Ultralytics must
 
     def networked_open(*args, **kwargs):
         raise ModuleNotFoundError("No module named 'pi_heif'")

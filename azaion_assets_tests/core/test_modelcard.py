@@ -183,3 +183,13 @@ def test_embedding_changes_nothing_but_the_metadata(detector: TinyDetector):
         before, after = (np.asarray(s.run(None, {"images": x})[0]) for s in sessions)
         assert before.shape == (1, 300, 6)
         assert np.array_equal(before, after)
+
+
+def test_the_card_comes_back_whole_from_a_publish_record(tmp_path):
+    path = _onnx(tmp_path / "m.onnx", [1, 3, 64, 64], [1, 300, 6])
+    card = modelcard.card_json(path, _card(path))
+    assert set(card) == set(modelcard.CARD_FIELDS)  # the field list names every field
+    record = {**card, "partition": "2026-11-25", "source": "/azaion/models/x", "reason": "r"}
+    assert modelcard.card_from_record(record) == card
+    assert modelcard.card_from_record({"partition": "2026-11-25", "sha256": "00"}) is None
+    assert modelcard.card_from_record(None) is None
