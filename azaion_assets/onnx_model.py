@@ -37,10 +37,11 @@ from azaion_assets.core.champion import (
 )
 from azaion_assets.core.classes import load_classes, slot_names
 from azaion_assets.core.datatree import DataTree
-from azaion_assets.core.export import check_parity, install_export, staged_export
+from azaion_assets.core.export import install_export, staged_export
 from azaion_assets.core.forming import read_manifest, split_images
 from azaion_assets.core.modelcard import build_card, embed_card
 from azaion_assets.core.offline import prepare_ultralytics
+from azaion_assets.core.parity import check_parity
 from azaion_assets.core.publish import held_partition, sha256
 from azaion_assets.core.settings import IMGSZ_STRIDE, Settings
 from azaion_assets.gate_metadata import gate_metadata

@@ -24,9 +24,10 @@ from azaion_assets.core import export as export_module
 from azaion_assets.core.champion import evaluate, read_evaluation
 from azaion_assets.core.classes import load_classes, slot_names
 from azaion_assets.core.datatree import DataTree
-from azaion_assets.core.export import check_parity, read_export_record, row_agreement
+from azaion_assets.core.export import read_export_record
 from azaion_assets.core.labels import parse_label
 from azaion_assets.core.modelcard import card_json, read_card
+from azaion_assets.core.parity import check_parity, row_agreement
 from azaion_assets.core.publish import held_partition, read_record, sha256
 from azaion_assets.core.settings import load_settings
 from azaion_assets.core.synthetic import samples, write_samples

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from azaion_assets.core.export import iou
+from azaion_assets.core.parity import iou
 from azaion_assets.core.predict import Detection, predict_onnx, predict_pt
 from azaion_assets.core.preprocess import Letterbox, prepare, read_bgr
 from azaion_assets_tests.tiny_detector import (
