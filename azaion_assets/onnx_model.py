@@ -42,7 +42,7 @@ from azaion_assets.core.forming import read_manifest, split_images
 from azaion_assets.core.modelcard import build_card, embed_card
 from azaion_assets.core.offline import prepare_ultralytics
 from azaion_assets.core.parity import check_parity
-from azaion_assets.core.publish import held_partition, sha256
+from azaion_assets.core.publish import held_partition, publish_lock, sha256
 from azaion_assets.core.settings import IMGSZ_STRIDE, Settings
 from azaion_assets.gate_metadata import gate_metadata
 from azaion_assets.model import TRAINING_RECORD, model
@@ -115,7 +115,10 @@ def onnx_model(
             top_k=s.export_parity_top_k,
         )
         context.log.info(f"parity {parity.as_dict()}")
-        record = install_export(staged, weights, parity, extra=sizes) if parity.passed else None
+        record = None
+        if parity.passed:
+            with publish_lock(tree.models):  # a promotion reads the export under this lock
+                record = install_export(staged, weights, parity, extra=sizes)
     check = AssetCheckResult(
         check_name=PARITY_CHECK,
         passed=parity.passed,

@@ -110,17 +110,24 @@ def promote(
     weights = model_dir / "weights" / "best.pt"
     if not weights.is_file():
         raise NotPromotable(f"no trained model for {partition}: {weights} is missing")
-    try:
-        onnx_path = verified_export(model_dir, weights)
-    except ExportError as exc:
-        raise NotPromotable(
-            f"{exc}; materialise onnx_model for {partition} first (the champion is always a "
-            ".pt with the .onnx that passed parity)"
-        ) from None
-    files = [(onnx_path, tree.champion_onnx), (weights, tree.champion)]
-    card = read_card(onnx_path)
-    cards = {tree.champion_onnx: card_json(onnx_path, card)} if card else None
-    return publish_pair(files, partition, extra, expected=expected, force=force, cards=cards)
+
+    def verified_card() -> dict[Path, dict[str, Any]]:
+        """Under the publish lock, which ``onnx_model`` also holds to install an export: the
+        file copied next is the one whose record was just checked."""
+        try:
+            onnx_path = verified_export(model_dir, weights)
+        except ExportError as exc:
+            raise NotPromotable(
+                f"{exc}; materialise onnx_model for {partition} first (the champion is always "
+                "a .pt with the .onnx that passed parity)"
+            ) from None
+        card = read_card(onnx_path)
+        return {tree.champion_onnx: card_json(onnx_path, card)} if card else {}
+
+    files = [(weights.with_suffix(".onnx"), tree.champion_onnx), (weights, tree.champion)]
+    return publish_pair(
+        files, partition, extra, expected=expected, force=force, cards=verified_card
+    )
 
 
 def expected_champion(evaluation: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,11 +83,12 @@ def publish_pair(
     extra: dict[str, Any] | None = None,
     expected: str | None = None,
     force: bool = False,
-    cards: dict[Path, dict[str, Any]] | None = None,
+    cards: Callable[[], dict[Path, dict[str, Any]]] | None = None,
 ) -> Published:
     """Copy each ``(source, target)`` atomically with its record, the last target naming the
     champion. ``expected``: the partition the champion held when this promotion was decided;
-    ``cards``: more fields for a target's record (the ONNX's model card)."""
+    ``cards``: called under the lock, just before the copies, to check the sources (it may
+    raise) and give more fields for a target's record (the ONNX's model card)."""
     champion = files[-1][1]
     champion.parent.mkdir(parents=True, exist_ok=True)
     with publish_lock(champion.parent):
@@ -94,10 +96,11 @@ def publish_pair(
         refusal = None if force else _refusal(held, partition, expected)
         if refusal is not None:
             return Published(False, held, f"not published: {refusal}")
+        more = cards() if cards is not None else {}
         for source, target in files:
             atomic_copy(source, target)
             record = {
-                **(cards or {}).get(target, {}),
+                **more.get(target, {}),
                 "partition": partition,
                 "source": str(source),
                 "sha256": sha256(target),
