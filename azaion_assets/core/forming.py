@@ -50,7 +50,7 @@ from azaion_assets.core import linking, split_record
 from azaion_assets.core.atomic import atomic_write_text, fsync_dir, replace_dir
 from azaion_assets.core.classes import NUM_SLOTS
 from azaion_assets.core.datatree import DataTree
-from azaion_assets.core.labels import LabelError, parse_label
+from azaion_assets.core.labels import LabelError, label_stems, parse_label
 from azaion_assets.core.linking import KINDS as _KINDS
 from azaion_assets.core.linking import Link as _Link
 from azaion_assets.core.linking import link_slice as _link_slice
@@ -163,11 +163,6 @@ def quarantine(
             pass
     for folder in touched:
         fsync_dir(folder)
-
-
-def _scan_labels(folder: Path) -> set[str]:
-    """The names (stems) that have a ``.txt`` label, skipping hidden files (in-flight temps)."""
-    return {f[:-4] for f in os.listdir(folder) if f.endswith(".txt") and not f.startswith(".")}
 
 
 def _scan_images(folder: Path) -> tuple[dict[str, tuple[str, int]], dict[str, list[str]]]:
@@ -403,7 +398,7 @@ def _form(tree, partition, percentages, slot_names, final: Path, staging: Path) 
         for kind in _KINDS:
             (staging / split / kind).mkdir(parents=True)
     data = tree.data
-    labels = _scan_labels(data.labels)
+    labels = label_stems(data.labels)
     # Start a helper before the image scan, so that its start-up overlaps the scan.
     helper = _LinkHelper if len(labels) >= _HELPER_PROCESS_FROM else _InProcess
     total = _Batch()

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import enum
 import json
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from azaion_assets.core import sqlitedb
 
 
 class Place(enum.StrEnum):
@@ -132,24 +133,16 @@ class IngestState:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         # A run opens it on one thread and applies on another, never both at once.
-        self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a commit survives a power cut
-        self._db.executescript(_SCHEMA)
+        self._db = sqlitedb.connect(path, _SCHEMA, check_same_thread=False)
         self._migrate()
 
     def _migrate(self) -> None:
         """Add the origin columns to a database made by an older version (in place, once)."""
         if not self._missing_columns():
             return
-        self._db.execute("BEGIN IMMEDIATE")  # another process may be migrating it too
-        try:
+        with sqlitedb.transaction(self._db):  # another process may be migrating it too
             for column in self._missing_columns():
                 self._db.execute(f"ALTER TABLE names ADD COLUMN {column} {_ORIGIN_COLUMNS[column]}")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def _missing_columns(self) -> list[str]:
         present = {row[1] for row in self._db.execute("PRAGMA table_info(names)")}
@@ -191,8 +184,7 @@ class IngestState:
             )
             for name, s in states.items()
         ]
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with sqlitedb.transaction(self._db):
             self._db.executemany(
                 "INSERT INTO names (name, log, ext, media, ticks, role, created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
@@ -200,10 +192,6 @@ class IngestState:
                 "ticks = excluded.ticks, role = excluded.role, created = excluded.created",
                 rows,
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def media(self) -> dict[str, str]:
         """The source media name of every name whose origin is known, in one query."""

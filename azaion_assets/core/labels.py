@@ -8,6 +8,8 @@ the dataset stage moves it aside instead of training on it.
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 from azaion_assets.core.classes import NUM_SLOTS
 
@@ -74,3 +76,11 @@ def _explain(lineno: int, x: float, y: float, w: float, h: float) -> None:
 def format_label(boxes: list[tuple[int, float, float, float, float]]) -> str:
     """Render boxes as YOLO label text with 6 decimals."""
     return "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in boxes)
+
+
+def label_stems(folder: Path) -> set[str]:
+    """The names (stems) that have a ``.txt`` label in ``folder``, skipping hidden files
+    (in-flight temps); none if the folder is missing."""
+    if not folder.is_dir():
+        return set()
+    return {f[:-4] for f in os.listdir(folder) if f.endswith(".txt") and not f.startswith(".")}

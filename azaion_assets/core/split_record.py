@@ -21,7 +21,6 @@ split disagrees with the record, only names recorded for a dataset that never ap
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import unicodedata
 from collections import Counter
@@ -31,8 +30,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from azaion_assets.core import sqlitedb
 from azaion_assets.core.datatree import DATASET_PREFIX, DataTree
 from azaion_assets.core.ingest_state import IngestState, state_file
+from azaion_assets.core.labels import label_stems
 from azaion_assets.core.locks import file_lock
 from azaion_assets.core.split import SPLITS, assign_split
 from azaion_assets.core.split_stats import SourceStats, tally
@@ -75,11 +76,7 @@ def locked(tree: DataTree) -> Iterator[None]:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=60, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")  # a commit survives a power cut
-    db.executescript(_SCHEMA)
-    return db
+    return sqlitedb.connect(path, _SCHEMA)
 
 
 @dataclass
@@ -130,11 +127,8 @@ def newest_dataset_splits(tree: DataTree) -> tuple[str, dict[str, str]]:
     newest = max(folders, key=lambda p: p.name)
     found: dict[str, str] = {}
     for split in SPLITS:
-        labels = newest / split / "labels"
-        if labels.is_dir():
-            for f in os.listdir(labels):
-                if f.endswith(".txt") and not f.startswith("."):
-                    found.setdefault(f[:-4], split)
+        for name in sorted(label_stems(newest / split / "labels")):
+            found.setdefault(name, split)
     return newest.name, found
 
 
@@ -232,22 +226,16 @@ class SourceSplits:
         moved = [(record.groups.get(n), n) for n in self._moved]
         videos = [(v, record.videos[v], at) for v in self._new_videos]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(_connect(self.path)) as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                insert = "INSERT INTO splits VALUES (?, ?, ?, ?, ?)"
-                db.executemany(insert.replace("INSERT", "INSERT OR IGNORE"), seeds)
-                db.executemany(insert, new)
-                db.executemany("UPDATE splits SET grp = ?, grandfathered = 1 WHERE name = ?", moved)
-                db.executemany("INSERT OR IGNORE INTO groups VALUES (?, ?, ?)", videos)
-                if self._seeded_from is not None:
-                    db.execute(
-                        "INSERT OR IGNORE INTO meta VALUES ('seeded_from', ?)", (self._seeded_from,)
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        with closing(_connect(self.path)) as db, sqlitedb.transaction(db):
+            insert = "INSERT INTO splits VALUES (?, ?, ?, ?, ?)"
+            db.executemany(insert.replace("INSERT", "INSERT OR IGNORE"), seeds)
+            db.executemany(insert, new)
+            db.executemany("UPDATE splits SET grp = ?, grandfathered = 1 WHERE name = ?", moved)
+            db.executemany("INSERT OR IGNORE INTO groups VALUES (?, ?, ?)", videos)
+            if self._seeded_from is not None:
+                db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('seeded_from', ?)", (self._seeded_from,)
+                )
         self._seeds, self._moved, self._new_videos, self._seeded_from = [], [], [], None
         self.new = {}
         return tally(frames, sourced, record.videos)
@@ -261,9 +249,7 @@ def tally_dataset(tree: DataTree, dataset_dir: Path) -> tuple[SourceStats, dict[
     sourced: list[tuple[str, str, bool]] = []
     unlike: dict[str, str] = {}
     for split in SPLITS:
-        labels = dataset_dir / split / "labels"
-        found = sorted(os.listdir(labels)) if labels.is_dir() else []
-        names = [f[:-4] for f in found if f.endswith(".txt") and not f.startswith(".")]
+        names = sorted(label_stems(dataset_dir / split / "labels"))
         frames[split] = len(names)
         for name in names:
             recorded = record.splits.get(name, split)
