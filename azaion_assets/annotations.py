@@ -1,14 +1,19 @@
 """The root of the graph: annotation events from the Azaion stream, applied to the data tree.
 
 Each partition is an offset range of the stream (``annotation_stream_sensor`` adds them). A run
-reads exactly its range and applies it with ``core.ingest``: idempotently, in any order relative
+reads its partitions and applies them with ``core.ingest``: idempotently, in any order relative
 to other partitions (later events still win), every file written atomically, and bad messages
 quarantined without stopping the batch. Broker trouble is transient, so the step retries with
 exponential backoff; a configuration problem is not, so it fails once and says which.
+
+A backlog is one run over a range of partitions (``BackfillPolicy.single_run``), read over one
+connection: each run pays a process start and a stream connection, which cost more than
+applying a partition. Each partition still gets its own materialisation and metadata.
 """
 
 from dagster import (
     AssetExecutionContext,
+    BackfillPolicy,
     Backoff,
     Failure,
     Jitter,
@@ -22,7 +27,7 @@ from dagster import (
 )
 
 from azaion_assets.core.classes import load_classes, slot_names
-from azaion_assets.core.ingest_run import IngestResult, ingest_partition
+from azaion_assets.core.ingest_run import IngestResult, ingest_partitions
 from azaion_assets.core.offsets import OffsetRange
 from azaion_assets.core.settings import ConfigError
 from azaion_assets.core.stream import StreamTarget
@@ -38,6 +43,7 @@ _COUNT_SCHEMA = TableSchema(columns=[TableColumn("what", "string"), TableColumn(
 
 @asset(
     partitions_def=annotation_batches,
+    backfill_policy=BackfillPolicy.single_run(),
     group_name="annotations",
     kinds={"rabbitmq"},
     op_tags=INGEST_TAGS,
@@ -55,25 +61,35 @@ def annotations(
     try:
         config = settings.load()
         target = StreamTarget.from_settings(config)
-        wanted = OffsetRange.parse(context.partition_key)
+        keys = list(context.partition_keys)
+        for key in keys:
+            OffsetRange.parse(key)
     except (ConfigError, ValueError) as exc:
         raise Failure(str(exc), allow_retries=False) from None
     tree = settings.tree()
-    result = ingest_partition(
+    names = slot_names(load_classes(tree.classes_file))
+    results = ingest_partitions(
         target,
         tree,
-        wanted.key,
+        keys,
         max_bytes=config.stream_max_message_bytes,
         idle_timeout=config.stream_read_timeout_seconds,
         log=context.log.info,
     )
-    names = slot_names(load_classes(tree.classes_file))
-    s = result.summary
-    context.log.info(
-        f"{wanted.key}: {s['messages']} messages, {s['applied']} applied, "
-        f"{s['already_applied']} already applied, {s['quarantined']} quarantined"
-    )
-    return MaterializeResult(metadata=_metadata(result, names))
+    landed: set[str] | None = None  # partitions materialised before: read only if needed
+    for result in results:
+        s = result.summary
+        context.log.info(
+            f"{result.partition}: {s['messages']} messages, {s['applied']} applied, "
+            f"{s['already_applied']} already applied, {s['quarantined']} quarantined"
+        )
+        if result.reused and landed is None:
+            landed = context.instance.get_materialized_partitions(context.asset_key)
+        counted = not result.reused or result.partition not in (landed or set())
+        context.add_asset_metadata(
+            _metadata(result, names, counted), partition_key=result.partition
+        )
+    return MaterializeResult()
 
 
 def validated_count(summary: dict) -> int:
@@ -85,7 +101,9 @@ def _table(counts: dict[str, int]) -> MetadataValue:
     return MetadataValue.table(rows, schema=_COUNT_SCHEMA)
 
 
-def _metadata(result: IngestResult, names: dict[int, str]) -> dict:
+def _metadata(result: IngestResult, names: dict[int, str], counted: bool) -> dict:
+    """``counted``: the validated annotations count for the retraining policy, unless an
+    earlier materialisation of this partition counted them (a re-run applies nothing new)."""
     s = result.summary
     seconds = max(result.seconds, 1e-9)
     classes = {names.get(int(k), f"Class-{k}"): v for k, v in s["boxes"].items()}
@@ -100,7 +118,7 @@ def _metadata(result: IngestResult, names: dict[int, str]) -> dict:
         "roles": _table(s["roles"]),
         "boxes_by_class": _table(classes),
         "applied": s["applied"],
-        VALIDATED: 0 if result.reused else validated_count(s),
+        VALIDATED: validated_count(s) if counted else 0,
         "already_applied": s["already_applied"],
         "written": MetadataValue.json(s["written"]),
         "moved": MetadataValue.json(s["moved"]),

@@ -11,10 +11,18 @@ from dagster import (
     load_assets_from_modules,
 )
 
-from azaion_assets import annotations, dataset, model, model_release, onnx_model
+from azaion_assets import (
+    annotations,
+    dataset,
+    model,
+    model_release,
+    onnx_model,
+    stranded_partitions,
+)
 from azaion_assets.annotation_stream_sensor import build_annotation_stream_sensor
 from azaion_assets.champion import champion, promote_model
 from azaion_assets.core.settings import load_settings
+from azaion_assets.ingest_job import ingest_job
 from azaion_assets.model_release import model_release_job
 from azaion_assets.model_release_sensor import build_model_release_sensor
 from azaion_assets.resources import AzaionApiResource, AzaionSettingsResource
@@ -22,6 +30,7 @@ from azaion_assets.retraining import build_retraining_job
 from azaion_assets.retraining_sensor import build_retraining_sensor
 
 _modules = [annotations, dataset, model, onnx_model, model_release]
+_check_modules = [*_modules, stranded_partitions]
 
 
 @definitions
@@ -30,8 +39,8 @@ def defs() -> Definitions:
     resource = AzaionSettingsResource()
     return Definitions(
         assets=[*load_assets_from_modules(_modules), champion],
-        asset_checks=load_asset_checks_from_modules(_modules),
-        jobs=[build_retraining_job(settings), promote_model, model_release_job],
+        asset_checks=load_asset_checks_from_modules(_check_modules),
+        jobs=[ingest_job, build_retraining_job(settings), promote_model, model_release_job],
         sensors=[
             build_annotation_stream_sensor(settings.stream_sensor_interval_seconds),
             build_retraining_sensor(settings.retrain_sensor_interval_seconds),

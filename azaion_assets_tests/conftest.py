@@ -242,6 +242,19 @@ def raw_producer(target: StreamTarget):
     return Producer(target.host, port=target.port, username=target.user, password=target.password)
 
 
+def requested_keys(result) -> list[str]:
+    """The partitions a stream-sensor result's run requests cover, in order: a range run covers
+    the partitions the same result adds from its first to its last."""
+    from azaion_assets.ingest_job import run_partitions
+
+    added = [k for r in result.dynamic_partitions_requests or [] for k in r.partition_keys]
+    keys: list[str] = []
+    for request in result.run_requests or []:
+        first, last = run_partitions(dict(request.tags)) or (request.partition_key,) * 2
+        keys += [k for k in added if first <= k <= last] or [request.partition_key]
+    return keys
+
+
 def assert_tiles(keys: list[str], first: int, last: int) -> list[OffsetRange]:
     """The partition keys cover ``[first, last]`` in order, with no gap and no overlap."""
     ranges = [OffsetRange.parse(k) for k in keys]

@@ -1,15 +1,17 @@
-"""Run one ingest of a partition in a child process, for the kill tests.
+"""Run one ingest of partitions in a child process, as one run does, for the kill tests.
 
-    python -m azaion_assets_tests.ingest_child <root> <partition> <group_size> [<s/message>]
+    python -m azaion_assets_tests.ingest_child <root> <partition>[,<partition>...] <group_size>
+        [<s/message>]
 
-The stream comes from RABBITMQ_* in the environment, as in a real run.
+The stream comes from RABBITMQ_* in the environment, as in a real run. Prints the number of
+messages of each partition, in order, as ``key=count``.
 """
 
 import sys
 import time
 from pathlib import Path
 
-from azaion_assets.core.ingest_run import ingest_partition
+from azaion_assets.core.ingest_run import ingest_partitions
 from azaion_assets.core.settings import load_settings
 from azaion_assets.core.stream import StreamTarget
 from azaion_assets_tests.treeview import make_tree
@@ -29,10 +31,9 @@ def _slow_down(seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    root, partition, group_size = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    root, partitions, group_size = Path(sys.argv[1]), sys.argv[2].split(","), int(sys.argv[3])
     _slow_down(float(sys.argv[4]) if len(sys.argv) > 4 else 0.0)
     target = StreamTarget.from_settings(load_settings())
-    result = ingest_partition(
-        target, make_tree(root), partition, max_bytes=1 << 20, group_size=group_size
-    )
-    print(result.summary["messages"], flush=True)
+    tree = make_tree(root)
+    for result in ingest_partitions(target, tree, partitions, 1 << 20, group_size=group_size):
+        print(f"{result.partition}={result.summary['messages']}", flush=True)

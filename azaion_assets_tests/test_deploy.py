@@ -240,6 +240,8 @@ def test_every_instance_queues_one_run_per_gpu_one_ingest_and_retries(instance_f
     assert RELEASE_LIMIT in limits, f"{instance_file}: no azaion/stage=release limit of 1"
     assert config["run_retries"]["enabled"] is True
     assert config["run_monitoring"]["enabled"] is True
+    # A new annotation's run leaves the queue within a second, not Dagster's default 5 s.
+    assert config["run_coordinator"]["config"]["dequeue_interval_seconds"] == 1
 
 
 def _run_limits(config: dict[str, Any]) -> list[dict[str, Any]]:

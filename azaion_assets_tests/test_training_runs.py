@@ -9,8 +9,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from azaion_assets.core.datatree import DataTree
 from azaion_assets.core.hardware import fingerprint
 from azaion_assets.core.localapi import LocalAzaionApi
 from azaion_assets.core.localcdn import LocalCdn
+from azaion_assets.core.localdaemon import local_daemon
 from azaion_assets.core.offline import prepare_ultralytics
 from azaion_assets.core.publish import held_partition
 from azaion_assets.core.release import fetch
@@ -42,7 +41,6 @@ from azaion_assets_tests.conftest import (
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 EPOCHS = 4
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
@@ -147,29 +145,14 @@ def server(
     (base / "workspace.yaml").write_text(json.dumps(workspace))
     tree = DataTree.from_settings(Settings(azaion_root_dir=base / "azaion")).ensure()
     write_samples(tree.data, 40, seed=11)
-    with (
-        LocalAzaionApi(API_EMAIL, API_PASSWORD) as api,
-        open(base / "daemon.log", "w") as log,
-    ):
+    with LocalAzaionApi(API_EMAIL, API_PASSWORD) as api:
         local_cdn.provision(api, f"azaion-daemon-{base.name.lower()}", "config")
         env = {**_env(base, runtime_dir), **_release_env(api.url)}
-        daemon = subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-            cwd=base,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            with DagsterInstance.from_config(str(base / "dagster")) as instance:
-                yield Server(base, env, instance, tree, api)
-        finally:
-            os.killpg(daemon.pid, signal.SIGTERM)
-            try:
-                daemon.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(daemon.pid, signal.SIGKILL)
+        with (
+            local_daemon(base / "workspace.yaml", base, env, base / "daemon.log"),
+            DagsterInstance.from_config(str(base / "dagster")) as instance,
+        ):
+            yield Server(base, env, instance, tree, api)
 
 
 def _release_env(url: str) -> dict[str, str]:

@@ -297,7 +297,8 @@ class Ingest:
             image = f"{dirs['images']}/{event.name}{new.ext}"
             label = f"{dirs['labels']}/{event.name}.txt"
             plan.writes += [(image, event.image), (label, event.label_text().encode())]
-            plan.removals += [p for p in self._copies(event.name) if p not in (image, label)]
+            if st.log:  # else no file of this name was ever committed (see ``_copies``)
+                plan.removals += [p for p in self._copies(event.name) if p not in (image, label)]
             self.summary.written[placed.place.value] += 1
         else:  # an older edit arriving late: it cannot win, only the placement may change
             self._relocate(plan, event.name, new.ext, placed.place)
@@ -324,19 +325,23 @@ class Ingest:
         plan.states[name] = new
 
     def _relocate(self, plan: _Plan, name: str, ext: str | None, place: Place) -> bool:
-        """Plan moving a name's files to ``place``; True if anything moves."""
+        """Plan moving a name's files to ``place``; True if anything moves. Every other file
+        of the name (another place, another image extension) is a stale copy left by a crash,
+        and is removed."""
         moved = False
         wanted = [("labels", f"{name}.txt")]
         if ext is not None:
             wanted.append(("images", f"{name}{ext}"))
+        keep = set()
         for kind, fname in wanted:
             target = f"{self._dirs[place][kind]}/{fname}"
+            keep.add(target)
             others = [f"{d[kind]}/{fname}" for p, d in self._dirs.items() if p is not place]
             present = [p for p in others if os.path.lexists(p)]
             if not os.path.lexists(target) and present:
                 plan.moves.append((present.pop(0), target))
                 moved = True
-            plan.removals += present  # stale copies left by a crash
+        plan.removals += [p for p in self._copies(name) if p not in keep]  # after the moves
         return moved
 
     def _copies(self, name: str) -> list[str]:
@@ -344,6 +349,11 @@ class Ingest:
 
         Not checked here: ``_execute`` removes whichever exist after the renames (a stale copy
         must not outlive the commit, and a check is one of 16 lookups per written name).
+
+        Skipped for a name with no committed event (most names in a backlog: 16 lookups that
+        find nothing, a sixth of the file work). Its files, if any, were put there by a group
+        that crashed before its commit; that group is applied again, finds this name's log, and
+        removes them then.
         """
         found = []
         for dirs in self._dirs.values():

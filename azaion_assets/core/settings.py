@@ -128,7 +128,8 @@ class Settings(BaseSettings):
         1000, doc="Offsets per annotations partition (a partition holds at most this many messages)"
     )
     stream_sensor_interval_seconds: int = _field(
-        30, doc="How often annotation_stream_sensor looks for new offsets (read at location load)"
+        5,
+        doc="How often annotation_stream_sensor looks for new offsets (read at location load)",
     )
     stream_sensor_max_partitions: int = _field(
         50, doc="Most partitions one sensor tick adds; a larger backlog continues next tick"

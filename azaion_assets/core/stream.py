@@ -256,10 +256,15 @@ async def _probe_once(
             return None  # nothing delivered: the stream is empty
         return min(offsets) if first else max(offsets)
     finally:
-        if closing is None:
-            await _close_quietly(consumer)
-        else:
-            closing.add(asyncio.ensure_future(_close_quietly(consumer)))
+        await _finish(consumer, closing)
+
+
+async def _finish(consumer: Any, closing: set[asyncio.Task[None]] | None) -> None:
+    """Close ``consumer`` now, or in a task added to ``closing`` (the caller awaits those)."""
+    if closing is None:
+        await _close_quietly(consumer)
+    else:
+        closing.add(asyncio.ensure_future(_close_quietly(consumer)))
 
 
 async def read_range(
@@ -269,15 +274,20 @@ async def read_range(
     on_message: OnMessage,
     idle_timeout: float = 10.0,
     fast_reader: bool = True,
+    closing: set[asyncio.Task[None]] | None = None,
 ) -> int:
     """Call ``on_message(offset, body, properties)`` for each message in ``[first, last]``.
 
     Returns the number of messages. Raises ``StreamError`` if the connection fails or the
     stream stops delivering before ``last`` for ``idle_timeout`` seconds.
-    ``fast_reader=False`` reads with stock rstream (the benchmark's baseline).
+    ``fast_reader=False`` reads with stock rstream (the benchmark's baseline). ``closing``: as
+    for ``probe_head``, the consumer is closed in a task added to it, so the caller can report
+    the end 0.6 s sooner.
     """
     async with _as_stream_errors(target, "reading"):
-        return await _read_range_once(target, first, last, on_message, idle_timeout, fast_reader)
+        return await _read_range_once(
+            target, first, last, on_message, idle_timeout, fast_reader, closing
+        )
 
 
 async def _read_range_once(
@@ -287,6 +297,7 @@ async def _read_range_once(
     on_message: OnMessage,
     idle_timeout: float,
     fast_reader: bool,
+    closing: set[asyncio.Task[None]] | None,
 ) -> int:
     from rstream import ConsumerOffsetSpecification, OffsetType
 
@@ -336,7 +347,7 @@ async def _read_range_once(
                 )
         return seen[0]
     finally:
-        await _close_quietly(consumer)
+        await _finish(consumer, closing)
 
 
 async def publish(

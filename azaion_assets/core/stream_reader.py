@@ -226,7 +226,12 @@ async def _read(request: _Request, out: socket.socket) -> None:
                     batch.clear()
 
             count = await read_range(
-                request.target, start, request.wanted.last, deliver, request.idle_timeout
+                request.target,
+                start,
+                request.wanted.last,
+                deliver,
+                request.idle_timeout,
+                closing=closing,  # the end goes out before rstream's slow close
             )
             if batch:
                 _write_frame(out, ("batch", batch))

@@ -252,6 +252,38 @@ def test_a_crash_mid_group_is_repaired_by_applying_again(tree, monkeypatch):
     assert snapshot(tree) == expected
 
 
+@pytest.mark.parametrize("crashed", ["the earlier", "the later"])
+def test_files_of_a_group_that_crashed_before_its_commit_do_not_outlive_its_reapplication(
+    tree, monkeypatch, crashed
+):
+    """A new name's files are written without looking for copies elsewhere (none was ever
+    committed): a copy left by a crashed group, in another place and with another extension,
+    is removed when that group is applied again, whichever partition was applied in between."""
+    early = [created("x")]  # offset 0: a validator's JPEG, to data/
+    late = [annotation("x", _png(), ".png", BOX, OPERATOR, Status.EDITED)]  # to seed/
+    reference = make_tree(tree.root.parent / "expected")
+    _apply(reference, early)
+    _apply(reference, late, first=10)
+    expected = snapshot(reference)
+
+    first, then = (early, 0), (late, 10)
+    if crashed == "the later":
+        first, then = then, first
+    real_save = IngestState.save
+
+    def power_cut(self, states):
+        raise KeyboardInterrupt("power cut after the renames, before the commit")
+
+    monkeypatch.setattr(IngestState, "save", power_cut)
+    with pytest.raises(KeyboardInterrupt):
+        _apply(tree, first[0], first=first[1])
+    monkeypatch.setattr(IngestState, "save", real_save)
+    _apply(tree, then[0], first=then[1])
+    assert len(places(tree, "x")) == 2  # the crashed group's copy is still there...
+    _apply(tree, first[0], first=first[1])  # ...until its group is applied again
+    assert snapshot(tree) == expected
+
+
 def test_the_origin_of_the_newest_content_is_kept_with_the_log(tree):
     day = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     first = annotation("f1", _jpeg(), ".jpg", BOX, OPERATOR, when=day, media="a.mp4", ticks=40)
