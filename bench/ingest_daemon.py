@@ -100,7 +100,9 @@ def wait_until_covered(instance, tail: int, timeout: float, poll: float = 0.1) -
     return time.perf_counter()
 
 
-def run_phases(instance, limit: int | None = None) -> tuple[list[dict[str, float]], float | None]:
+def run_phases(
+    instance, limit: int | None = None, quiet: bool = False
+) -> tuple[list[dict[str, float]], float | None]:
     """Per ingest run (the newest ``limit``): seconds in the queue, launching, in the step, and
     the rest; and when the first one was created (epoch seconds)."""
     from dagster import DagsterEventType as E
@@ -117,8 +119,9 @@ def run_phases(instance, limit: int | None = None) -> tuple[list[dict[str, float
                 at.setdefault(kind.name, entry.timestamp)
         created = record.create_timestamp.timestamp()
         if len(at) < len(wanted):
-            missing = [k.name for k in wanted if k.name not in at]
-            print(f"  run {record.dagster_run.run_id}: no {missing}", file=sys.stderr)
+            if not quiet:
+                missing = [k.name for k in wanted if k.name not in at]
+                print(f"  run {record.dagster_run.run_id}: no {missing}", file=sys.stderr)
             continue
         phases.append(
             {
@@ -175,7 +178,11 @@ def latency(instance, target: StreamTarget, interval: int, repeat: int) -> list[
         assert tail is not None
         seconds = wait_until_covered(instance, tail, timeout=120, poll=0.05) - confirmed
         figures.append(seconds)
-        runs, _ = run_phases(instance, limit=1)
+        runs: list[dict[str, float]] = []
+        for _ in range(50):  # the run ends a moment after its materialisation
+            if runs := run_phases(instance, limit=1, quiet=True)[0]:
+                break
+            time.sleep(0.1)
         steps = "  ".join(f"{k} {runs[0][k]:.2f}" for k in PHASES) if runs else "?"
         tick = f"{runs[0]['created'] - epoch:.2f}" if runs else "?"
         print(

@@ -48,6 +48,7 @@ from azaion_assets.core.localbroker import LocalBroker
 from azaion_assets.core.messages import Author, Message, annotation
 from azaion_assets.core.offsets import OffsetRange
 from azaion_assets.core.stream import StreamTarget, probe_head, probe_tail, publish, read_range
+from bench.timing import load_average
 
 GOAL_RATIO = 0.8  # ingest msgs/s over raw msgs/s, at least
 GOAL_FLAT = 1.1  # peak RSS at N over peak RSS at N/4, at most
@@ -175,12 +176,19 @@ def child(kind: str, first: int, last: int, workdir: Path) -> dict[str, float]:
         )
         seconds = time.perf_counter() - started
         count, size = seen
+    own, reader = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return {
         "messages": count,
         "bytes": size,
         "seconds": seconds,
         "peak_rss": peak_rss(),
         "child_peak_rss": child_peak_rss(),
+        # CPU of this process and its reader process, start-up included: where the time goes
+        "user": own.ru_utime + reader.ru_utime,
+        "system": own.ru_stime + reader.ru_stime,
     }
 
 
@@ -207,7 +215,9 @@ def spawn(kind: str, span: OffsetRange, target: StreamTarget, workdir: Path) -> 
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run(count: int, size: int, repeat: int, workdir: Path) -> dict[tuple[str, int], dict]:
+def run(
+    count: int, size: int, repeat: int, workdir: Path
+) -> tuple[dict[tuple[str, int], dict], list[float]]:
     print(f"creating a file in the work dir takes {create_cost(workdir / 'probe'):.0f} us")
     ram = Path(tempfile.mkdtemp(dir=RAM_DIR)) if RAM_DIR.is_dir() else None
     try:
@@ -233,13 +243,20 @@ def run(count: int, size: int, repeat: int, workdir: Path) -> dict[tuple[str, in
     finally:
         if ram is not None:
             shutil.rmtree(ram)
-    return {
-        key: {
-            field: statistics.median(r[field] for r in results)
-            for field in ("messages", "bytes", "seconds", "peak_rss", "child_peak_rss")
-        }
+    medians = {
+        key: {field: statistics.median(r[field] for r in results) for field in FIELDS}
         for key, results in runs.items()
     }
+    return medians, ratios(runs, count)
+
+
+FIELDS = ("messages", "bytes", "seconds", "peak_rss", "child_peak_rss", "user", "system")
+
+
+def ratios(runs: dict[tuple[str, int], list[dict]], count: int) -> list[float]:
+    """Ingest over raw, round by round: the spread across rounds, not just the median."""
+    pairs = zip(runs[(RAW, count)], runs[(INGEST, count)], strict=True)
+    return [raw["seconds"] / ingest["seconds"] for raw, ingest in pairs]
 
 
 def _both_peaks(figures: dict) -> float:
@@ -266,29 +283,32 @@ def main() -> int:
         return 0
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        medians = run(args.count, args.size_kb * 1000, args.repeat, Path(tmp))
+        medians, spread = run(args.count, args.size_kb * 1000, args.repeat, Path(tmp))
     raw = medians[(RAW, args.count)]
     raw_rate = raw["messages"] / raw["seconds"]
     print(f"\n{args.count} messages of ~{args.size_kb} KB, median of {args.repeat} runs")
     print(
         "| contender | messages | seconds | msgs/s | MB/s | ratio to raw | peak RSS "
-        "| reader process peak RSS |"
+        "| reader process peak RSS | CPU user + system |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (kind, n), m in medians.items():
         rate = m["messages"] / m["seconds"]
         print(
             f"| {kind} | {n:,} | {m['seconds']:.2f} | {rate:,.0f} | "
             f"{m['bytes'] / m['seconds'] / 1e6:,.1f} | {rate / raw_rate:.2f}x | "
-            f"{m['peak_rss'] / 2**20:,.0f} MiB | {_mib_or_dash(m['child_peak_rss'])} |"
+            f"{m['peak_rss'] / 2**20:,.0f} MiB | {_mib_or_dash(m['child_peak_rss'])} | "
+            f"{m['user']:.2f} + {m['system']:.2f} s |"
         )
     full = medians[(INGEST, args.count)]
     part = medians[(INGEST, args.count // 4)]
     ratio = full["messages"] / full["seconds"] / raw_rate
     flat = _both_peaks(full) / _both_peaks(part)
     ok = ratio >= GOAL_RATIO and flat <= GOAL_FLAT
+    each = ", ".join(f"{r:.2f}x" for r in spread)
+    print(f"\ningest / raw, round by round: {each}; load average now {load_average()}")
     print(
-        f"\ningest / raw = {ratio:.2f}x (goal >= {GOAL_RATIO}x); peak RSS at {args.count:,} / "
+        f"ingest / raw = {ratio:.2f}x (goal >= {GOAL_RATIO}x); peak RSS at {args.count:,} / "
         f"at {args.count // 4:,} messages = {flat:.2f}x (goal <= {GOAL_FLAT}x): "
         f"{'MEETS' if ok else 'MISSES'} the goals"
     )
