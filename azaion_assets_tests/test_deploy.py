@@ -15,6 +15,9 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import time
+import tomllib
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -38,9 +41,11 @@ from dagster_k8s.job import construct_dagster_k8s_job
 from dagster_postgres import DagsterPostgresStorage
 from docker.models import containers as docker_containers
 
+from azaion_assets import hostservices
 from azaion_assets.annotations import annotations
 from azaion_assets.core.deployenv import DEPLOY_VARS
 from azaion_assets.core.envfile import render_env_example
+from azaion_assets.core.localbroker import free_port
 from azaion_assets.core.retraining import training_run_tags
 from azaion_assets.core.settings import Settings
 from azaion_assets.core.synthetic import write_samples
@@ -509,6 +514,11 @@ def test_dockerfile_installs_the_pinned_torch_and_keeps_ultralytics_offline(monk
 
 def _click_command(argv: list[str]) -> click.Command:
     """Parse ``argv`` with the real CLI's options (an unknown option or command raises)."""
+    return _click_context(argv).command
+
+
+def _click_context(argv: list[str]) -> click.Context:
+    """``argv`` parsed by the real CLI: the command and its parameters' values."""
     if argv[0] == "dagster":
         from dagster._cli import cli as command
     elif argv[0] == "dagster-webserver":
@@ -522,8 +532,7 @@ def _click_command(argv: list[str]) -> click.Command:
         sub = command.get_command(parent, args[0])
         assert sub is not None, f"no command {args[0]!r} in {argv}"
         name, args, command = args[0], args[1:], sub
-    command.make_context(name, args, parent=parent)
-    return command
+    return command.make_context(name, args, parent=parent)
 
 
 def test_every_dagster_command_of_the_stack_parses(tmp_path: Path):
@@ -629,3 +638,153 @@ def _pg(env: Mapping[str, str]) -> dict[str, Any]:
         "user": env["DAGSTER_POSTGRES_USER"],
         "password": env["DAGSTER_POSTGRES_PASSWORD"],
     }
+
+
+# --- systemd units (host processes) -----------------------------------------------------------
+
+SYSTEMD = REPO / "deploy" / "systemd"
+CHECKOUT = Path("/opt/azaion-assets")  # where the units expect this repository
+DAGSTER_CLIS = ("dagster", "dagster-daemon", "dagster-webserver")
+
+
+def _unit(name: str) -> hostservices.Unit:
+    return hostservices.read_unit(SYSTEMD / name)
+
+
+def _service(name: str, key: str) -> str | None:
+    return hostservices.setting(_unit(name), "Service", key)
+
+
+def test_systemd_units_run_the_dagster_stack_from_the_checkouts_venv(tmp_path: Path):
+    # In the units' working directory, which holds workspace.yaml (cwd: tmp_path).
+    shutil.copy(SYSTEMD / "workspace.yaml", tmp_path / "workspace.yaml")
+    assert str(CHECKOUT / ".venv" / "bin") == hostservices.UNIT_VENV_BIN
+    assert sorted(p.name for p in SYSTEMD.glob("*.service")) == sorted(hostservices.UNITS)
+    programs = []
+    for name in hostservices.UNITS:
+        unit = _unit(name)
+        assert set(unit) == {"Unit", "Service", "Install"}, name
+        argv = _unit_argv(name)  # one ExecStart, from the venv
+        assert argv[0] in DAGSTER_CLIS, name
+        _click_command(argv)
+        programs.append(argv[0])
+        assert _service(name, "Type") == "simple"
+        assert _service(name, "Restart") == "on-failure"
+        assert int(_service(name, "RestartSec") or 0) > 0
+        assert int(_service(name, "TimeoutStopSec") or 0) >= 30
+        assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+        assert _service(name, "User") == _service(name, "Group") == "azaion", name
+        workdir = Path(_service(name, "WorkingDirectory") or "")
+        assert workdir.is_absolute(), name
+    assert programs == ["dagster", "dagster-daemon", "dagster-webserver"]
+    with pytest.raises(click.UsageError):  # the parse above would notice a wrong option
+        _click_command(["dagster-daemon", "run", "-w", "workspace.yaml", "--no-such-option"])
+
+
+def _unit_argv(name: str) -> list[str]:
+    """The unit's ExecStart, with the program by its name (as the CLI parser expects)."""
+    argv = hostservices.service_argv(SYSTEMD / name)
+    return [Path(argv[0]).name, *argv[1:]]
+
+
+def test_systemd_daemon_and_webserver_load_the_code_server_the_unit_starts(tmp_path: Path):
+    shutil.copy(SYSTEMD / "workspace.yaml", tmp_path / "workspace.yaml")  # cwd: tmp_path
+    (location,) = _yaml(SYSTEMD / "workspace.yaml")["load_from"]
+    grpc = location["grpc_server"]
+    code = _click_context(_unit_argv(hostservices.CODE_SERVER)).params
+    assert (code["host"], code["port"]) == (grpc["host"], grpc["port"]) == ("127.0.0.1", 4000)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["tool"]["dagster"]
+    assert code["location_name"] == grpc["location_name"] == project["code_location_name"]
+    assert code["module_name"] == project["module_name"]
+    for name in (hostservices.DAEMON, hostservices.WEBSERVER):
+        assert _click_context(_unit_argv(name)).params["workspace"] == ("workspace.yaml",)
+        # ... this directory's workspace.yaml, in the checkout.
+        workdir = Path(_service(name, "WorkingDirectory") or "")
+        assert workdir / "workspace.yaml" == CHECKOUT / "deploy" / "systemd" / "workspace.yaml"
+        unit = _unit(name)["Unit"]
+        assert hostservices.CODE_SERVER in " ".join(unit["After"]).split(), name
+        assert hostservices.CODE_SERVER in " ".join(unit["Wants"]).split(), name
+        # No run is in the daemon's or the webserver's cgroup: the default control-group stop
+        # leaves runs alone and no stray process behind.
+        assert _service(name, "KillMode") is None, name
+    webserver = _click_context(_unit_argv(hostservices.WEBSERVER)).params
+    assert webserver["host"] == "127.0.0.1"  # the UI has no authentication of its own
+
+
+def test_systemd_code_server_counts_as_started_once_it_serves():
+    """Its ExecStartPost= waits for the server the workspace names, within the start timeout:
+    the daemon, ordered after it, never meets a code server that does not answer yet."""
+    (location,) = _yaml(SYSTEMD / "workspace.yaml")["load_from"]
+    grpc = location["grpc_server"]
+    (post,) = hostservices.service_commands(SYSTEMD / hostservices.CODE_SERVER, "ExecStartPost")
+    assert Path(post[0]).name == "python" and post[1:3] == ["-m", hostservices.__name__]
+    args = hostservices.cli().parse_args(post[3:])
+    assert (args.command, args.host, args.port) == ("wait", grpc["host"], grpc["port"])
+    assert 0 < args.timeout < int(_service(hostservices.CODE_SERVER, "TimeoutStartSec") or 90)
+    for name in (hostservices.DAEMON, hostservices.WEBSERVER):
+        assert not hostservices.service_commands(SYSTEMD / name, "ExecStartPost"), name
+    # Nothing listens on a fresh port: the wait gives up, and the unit's start fails.
+    started = time.monotonic()
+    assert not hostservices.wait_serving("127.0.0.1", free_port(), timeout=1)
+    assert time.monotonic() - started < 10
+
+
+def test_systemd_code_server_restart_leaves_its_run_workers_running():
+    """The run workers are the code server's grandchildren: stopping the unit must signal its
+    main process only (docs/host-processes.md)."""
+    assert _service(hostservices.CODE_SERVER, "KillMode") == "process"
+    assert _service(hostservices.CODE_SERVER, "KillSignal") in (None, "SIGTERM", "SIGINT")
+    assert _service(hostservices.CODE_SERVER, "SendSIGKILL") in (None, "yes")
+
+
+def test_systemd_units_share_the_settings_and_the_instance():
+    env_files = {_service(name, "EnvironmentFile") for name in hostservices.UNITS}
+    assert env_files == {"/etc/azaion-assets/azaion-assets.env"}  # a missing one fails the unit
+    homes = {hostservices.environment(_unit(n)).get("DAGSTER_HOME") for n in hostservices.UNITS}
+    assert homes == {"/var/lib/azaion-assets/dagster"}
+    # DAGSTER_HOME lies in the state directory systemd creates for the service's user.
+    state = _service(hostservices.CODE_SERVER, "StateDirectory")
+    assert Path("/var/lib", state or "-") in Path(homes.pop() or "").parents
+    # The env file is a copy of .env.example: every line of it reads the same under systemd.
+    example = hostservices.read_env_file(REPO / ".env.example")
+    assert example == _env_example()
+    assert "DAGSTER_HOME" not in example  # set by the units, so one file serves all three
+
+
+def test_systemd_unit_reader_refuses_what_systemd_would_expand(tmp_path: Path):
+    unit = tmp_path / "x.service"
+    unit.write_text("[Service]\nExecStart=/opt/azaion-assets/.venv/bin/dagster-daemon run -w %h\n")
+    with pytest.raises(hostservices.UnitError, match="specifiers"):
+        hostservices.service_argv(unit)
+    venv = hostservices.UNIT_VENV_BIN
+    unit.write_text(f"[Service]\nExecStart={venv}/dagster-daemon run\nExecStart={venv}/dagster\n")
+    with pytest.raises(hostservices.UnitError, match="one ExecStart"):
+        hostservices.service_argv(unit)
+    unit.write_text("[Service]\nExecStart=/usr/bin/dagster-daemon run\n")
+    with pytest.raises(hostservices.UnitError, match="does not run from"):
+        hostservices.service_argv(unit)
+    unit.write_text("[Service]\nKillMode=process\nKillMode=\n# c\nExecStart=/a \\\n  b\n")
+    parsed = hostservices.read_unit(unit)
+    assert parsed["Service"]["KillMode"] == []  # an empty assignment resets
+    assert hostservices.exec_argv(parsed["Service"]["ExecStart"][0]) == ["/a", "b"]
+
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+
+
+def test_systemd_analyze_verifies_the_units(tmp_path: Path):
+    """systemd's own parser: an unknown key or a bad value is a warning there, so any output
+    fails. The venv path is pointed at this venv (verify checks that the programs exist)."""
+    if SYSTEMD_ANALYZE is None:  # a missing validator fails loudly, never skips
+        pytest.fail("systemd-analyze is not installed (make system-deps installs it)")
+    bin_dir = Path(sys.executable).parent
+    for name in hostservices.UNITS:
+        text = (SYSTEMD / name).read_text("utf-8")
+        (tmp_path / name).write_text(text.replace(hostservices.UNIT_VENV_BIN, str(bin_dir)))
+    result = subprocess.run(
+        [SYSTEMD_ANALYZE, "verify", "--man=no", *(str(tmp_path / n) for n in hostservices.UNITS)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
