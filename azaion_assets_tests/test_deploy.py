@@ -246,7 +246,11 @@ def test_every_instance_queues_one_run_per_gpu_one_ingest_and_retries(instance_f
     assert config["run_retries"]["enabled"] is True
     assert config["run_monitoring"]["enabled"] is True
     # A new annotation's run leaves the queue within a second, not Dagster's default 5 s.
-    assert config["run_coordinator"]["config"]["dequeue_interval_seconds"] == 1
+    queue = config["run_coordinator"]["config"]
+    assert queue["dequeue_interval_seconds"] == 1
+    if instance_file in (ROOT_INSTANCE, DOCKER_INSTANCE):  # the chart has no such key
+        # A code server that is briefly unreachable re-queues the run instead of failing it.
+        assert queue["max_user_code_failure_retries"] >= 1
 
 
 def _run_limits(config: dict[str, Any]) -> list[dict[str, Any]]:
