@@ -265,8 +265,15 @@ def test_a_daemon_restart_leaves_the_in_flight_ingest_run_alone(host: Host, stre
     keys = wait("the ingest of the backlog", lambda: host.ingested_up_to(tail), 150, every=1)
     assert_ingested_once(host, keys, tail)
 
-    # The daemon's log shows it stopped and came back; nothing failed to launch.
-    log = host.log(hostservices.DAEMON).read_text("utf-8", errors="replace")
+    # The daemon's log shows it stopped and came back (its sensor ticks again); nothing failed
+    # to launch. (A run may cover the whole backlog, so the survivor may have left it no work.)
+    def back() -> str | None:
+        log = host.log(hostservices.DAEMON).read_text("utf-8", errors="replace")
+        again = log.rfind(DAEMON_STARTED)
+        ticking = log.count(DAEMON_STARTED) >= 2 and "annotation_stream_sensor" in log[again:]
+        return log if ticking else None
+
+    log = wait("the daemon to tick again", back, 120, every=0.5)
     assert log.count(DAEMON_STARTED) >= 2 and log.count(DAEMON_STOPPED) >= 1
     assert log.index(DAEMON_STOPPED) < log.rindex(DAEMON_STARTED)
     assert "Caught an error dequeuing run" not in log
