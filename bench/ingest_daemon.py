@@ -8,10 +8,11 @@ Run with ``python -m bench.ingest_daemon [--count N] [--size-kb K] [--latency R]
 2. Raw: stock rstream consumes the range in a fresh process (the baseline), before the daemon
    starts and again after it stops; the ratio uses their mean.
 3. Backlog: a fresh Dagster instance (the root ``dagster.yaml``: queued runs, one ingest at a
-   time) and ``dagster-daemon run`` on the project's workspace, with the default settings except
-   the sensor interval. Timed from the daemon's start until every partition up to the tail is
-   materialised; also from the first ingest run's creation (the daemon and its code server were
-   already up: a backlog that arrives while it runs).
+   time) and ``dagster-daemon run`` on the project's workspace (it spawns the code server, as
+   ``make dev`` does), or with ``--code-server`` on a standalone code server already serving (the
+   shipped host services, deploy/systemd); default settings except the sensor interval. Timed
+   from the daemon's start until every partition up to the tail is materialised; also from the
+   first ingest run's creation (a backlog that arrives while the daemon runs).
 4. Where the time went, per run, from the run records and their event logs: the queue (created
    to dequeued), the launch (dequeued to the run worker's start), the step, and the rest.
 5. Latency: R times, at a random moment of the sensor's cycle, 10 messages are published and
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import shutil
@@ -37,7 +39,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from azaion_assets.core.localbroker import LocalBroker
+from azaion_assets.core.localbroker import LocalBroker, free_port
 from azaion_assets.core.localdaemon import local_daemon
 from azaion_assets.core.offsets import OffsetRange
 from azaion_assets.core.stream import StreamTarget, probe_tail, publish
@@ -64,8 +66,11 @@ def _env(workdir: Path, target: StreamTarget, interval: int) -> dict[str, str]:
 
 
 @contextmanager
-def daemon(workdir: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
-    """``dagster-daemon run`` on the project's workspace, in its own process group."""
+def daemon(workdir: Path, env: dict[str, str], code_server: bool) -> Iterator[tuple[float, float]]:
+    """``dagster-daemon run`` on a fresh instance: on the project's workspace (the daemon
+    spawns the code server, as ``make dev`` does), or with ``code_server`` on a standalone code
+    server that is already serving (the shipped host services, deploy/systemd). Yields when the
+    daemon was started (``perf_counter`` and epoch seconds)."""
     home = workdir / "dagster"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
@@ -74,8 +79,30 @@ def daemon(workdir: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
         env=env,
         check=True,
     )
-    with local_daemon(REPO / "workspace.yaml", REPO, env, workdir / "daemon.log") as proc:
-        yield proc
+    if not code_server:
+        at = time.perf_counter(), time.time()
+        with local_daemon(REPO / "workspace.yaml", REPO, env, workdir / "daemon.log"):
+            yield at
+        return
+    from azaion_assets import hostservices
+
+    port = free_port()
+    workspace = workdir / "workspace.yaml"
+    grpc = {"host": "127.0.0.1", "port": port, "location_name": "azaion_assets"}
+    workspace.write_text(json.dumps({"load_from": [{"grpc_server": grpc}]}))
+    argv = [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(port)]
+    argv += ["-m", "azaion_assets.definitions", "--location-name", "azaion_assets"]
+    with open(workdir / "code-server.log", "w") as log:
+        server = hostservices.start(argv, REPO, env, log)
+        try:
+            if not hostservices.wait_serving("127.0.0.1", port, 120):
+                raise RuntimeError(f"the code server did not serve; see {log.name}")
+            print(f"code server serving on port {port}  load {load_average()}", flush=True)
+            at = time.perf_counter(), time.time()
+            with local_daemon(workspace, workdir, env, workdir / "daemon.log"):
+                yield at
+        finally:
+            hostservices.stop(server)
 
 
 def covered(instance, tail: int) -> bool:
@@ -200,6 +227,11 @@ def main() -> int:
     parser.add_argument("--latency", type=int, default=5)
     parser.add_argument("--interval", type=int, default=5, help="the stream sensor's interval")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temp dir")
+    parser.add_argument(
+        "--code-server",
+        action="store_true",
+        help="a standalone code server, already serving when the daemon starts (deploy/systemd)",
+    )
     args = parser.parse_args()
     from dagster import DagsterInstance
 
@@ -211,9 +243,7 @@ def main() -> int:
             raws = [spawn(RAW, whole, target, workdir)]
             print(f"raw consume {raws[0]['seconds']:.2f}s  load {load_average()}", flush=True)
             env = _env(workdir, target, args.interval)
-            started = time.perf_counter()
-            epoch_started = time.time()
-            with daemon(workdir, env):
+            with daemon(workdir, env, args.code_server) as (started, epoch_started):
                 os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
                 with DagsterInstance.get() as instance:
                     done = wait_until_covered(instance, whole.last, timeout=3600)
