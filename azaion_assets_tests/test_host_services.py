@@ -48,7 +48,9 @@ REPO = Path(__file__).resolve().parents[1]
 UNITS = REPO / "deploy" / "systemd"
 BIN = Path(sys.executable).parent
 INGEST = {"azaion/stage": "ingest"}
-VALIDATED, SEEDED = 400, 200  # annotations by a validator (to data/) and an operator
+# Annotations by a validator (to data/) and an operator: enough that the one run carrying the
+# backlog is still going when a stop (about a second) is done.
+VALIDATED, SEEDED = 6000, 3000
 STARTED = DagsterRunStatus.STARTED
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 DAEMON_STARTED = "Instance is configured with the following daemons"
@@ -160,7 +162,7 @@ def host(tmp_path: Path, stream: StreamTarget, runtime_dir: Path) -> Iterator[Ho
         "AZAION_ROOT_DIR": str(tmp_path / "azaion"),
         "AZAION_RUNTIME_DIR": str(runtime_dir),
         **stream.as_env(),
-        "STREAM_BATCH_MESSAGES": "100",
+        "STREAM_BATCH_MESSAGES": "1000",
         "STREAM_SENSOR_INTERVAL_SECONDS": "5",
         "RETRAIN_MIN_NEW_VALIDATED": "1000000",  # no training here
     }
