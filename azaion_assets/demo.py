@@ -145,28 +145,39 @@ def _prime_instance() -> None:
         pass
 
 
-def wait_for_ingest(tail: int, timeout: float) -> list[str]:
-    """Until every offset up to ``tail`` is in a materialised annotations partition."""
-    from dagster import AssetKey, DagsterInstance
+def ingested_through(instance: DagsterInstance, tail: int) -> list[str] | None:
+    """The materialised annotations partitions, once every offset up to ``tail`` is in one and
+    no partition is pending; else None."""
+    from dagster import AssetKey
 
     from azaion_assets.core.offsets import OffsetRange
     from azaion_assets.partitions import ANNOTATION_BATCHES
 
+    keys = instance.get_dynamic_partitions(ANNOTATION_BATCHES)
+    done = instance.get_materialized_partitions(AssetKey("annotations"))
+    covered = max((OffsetRange.parse(k).last for k in keys if k in done), default=-1)
+    return sorted(done) if covered >= tail and set(keys) <= done else None
+
+
+def wait_for_ingest(tail: int, timeout: float) -> list[str]:
+    """Until every offset up to ``tail`` is in a materialised annotations partition."""
+    from dagster import AssetKey, DagsterInstance
+
+    from azaion_assets.partitions import ANNOTATION_BATCHES
+
     deadline = time.monotonic() + timeout
     with DagsterInstance.get() as instance:
-        while True:
-            keys = instance.get_dynamic_partitions(ANNOTATION_BATCHES)
-            done = instance.get_materialized_partitions(AssetKey("annotations"))
-            covered = max((OffsetRange.parse(k).last for k in keys if k in done), default=-1)
-            pending = [k for k in keys if k not in done]
-            if covered >= tail and not pending:
-                return sorted(done)
+        while (done := ingested_through(instance, tail)) is None:
             if time.monotonic() > deadline:
+                keys = instance.get_dynamic_partitions(ANNOTATION_BATCHES)
+                landed = instance.get_materialized_partitions(AssetKey("annotations"))
+                pending = [k for k in keys if k not in landed]
                 raise TimeoutError(
                     f"ingest did not reach offset {tail} in {timeout:.0f}s "
                     f"(partitions {len(keys)}, pending {pending[:5]}); see the daemon log above"
                 )
             time.sleep(2)
+        return done
 
 
 def _sensor_run(partition: str, tags: dict[str, str] | None = None) -> str | None:

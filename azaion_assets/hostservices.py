@@ -19,9 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
 
 from dagster._core.errors import DagsterUserCodeUnreachableError
 from dagster._grpc.client import DagsterGrpcClient
@@ -154,29 +152,6 @@ def port_free(host: str, port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def _as_systemd_starts() -> None:
-    """In the child: systemd starts a service with every signal at its default. A process
-    started from a non-interactive shell's background job inherits SIGINT ignored, and Dagster
-    then ignores SIGTERM too (it maps SIGTERM to SIGINT's handler)."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-
-
-def start(
-    argv: list[str], cwd: Path, env: Mapping[str, str], log: IO[bytes] | IO[str]
-) -> subprocess.Popen:
-    """``argv`` in a session (and process group) of its own, output appended to ``log``."""
-    return subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=dict(env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_as_systemd_starts,
-    )
 
 
 def stop(proc: subprocess.Popen, kill_mode: str = "control-group", timeout: float = 60) -> int:

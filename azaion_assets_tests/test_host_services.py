@@ -25,10 +25,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import psutil
 import pytest
@@ -37,9 +36,10 @@ from dagster import AssetKey, DagsterInstance, DagsterRun, DagsterRunStatus, Run
 from azaion_assets import hostservices
 from azaion_assets.core.contract import Role
 from azaion_assets.core.ingest_state import IngestState, state_file
+from azaion_assets.core.localdaemon import start_in_session
 from azaion_assets.core.messages import Author, synthetic
 from azaion_assets.core.stream import StreamTarget, probe_tail, publish
-from azaion_assets.partitions import ANNOTATION_BATCHES
+from azaion_assets.demo import ingested_through, wait_for
 from azaion_assets_tests.conftest import assert_tiles
 
 pytestmark = pytest.mark.slow
@@ -56,16 +56,6 @@ FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus
 DAEMON_STARTED = "Instance is configured with the following daemons"
 DAEMON_STOPPED = "Daemon threads shut down"
 PYTHON_MODULE_DAEMON = "python-module-daemon"  # `make dev`'s daemon: stopped as the daemon unit
-T = TypeVar("T")
-
-
-def wait(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout
-    while (found := probe()) is None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen in {timeout:.0f} s")
-        time.sleep(every)
-    return found
 
 
 @dataclass
@@ -98,7 +88,7 @@ class Host:
             argv = hostservices.service_argv(UNITS / unit, BIN)
             posts = hostservices.service_commands(UNITS / unit, "ExecStartPost", BIN)
         with open(self.log(unit), "ab") as log:
-            self.procs[unit] = hostservices.start(argv, self._cwd(unit), self.env, log)
+            self.procs[unit] = start_in_session(argv, self._cwd(unit), self.env, log)
             for post in posts:
                 subprocess.run(
                     post, cwd=self._cwd(unit), env=self.env, stdout=log, stderr=log, check=True
@@ -116,7 +106,9 @@ class Host:
         return time.time()
 
     def wait_finished(self, run_id: str, timeout: float) -> DagsterRunStatus:
-        return wait(f"run {run_id} to finish", lambda: self._finished(run_id), timeout)
+        return wait_for(
+            f"run {run_id} to finish", lambda: self._finished(run_id), timeout, every=0.2
+        )
 
     def _finished(self, run_id: str) -> DagsterRunStatus | None:
         status = self.status(run_id)
@@ -126,6 +118,9 @@ class Host:
         filters = RunsFilter(tags=INGEST, statuses=list(statuses) or None)
         return list(self.instance.get_runs(filters))
 
+    def started_run(self) -> DagsterRun | None:
+        return next(iter(self.ingest_runs(STARTED)), None)
+
     def status(self, run_id: str) -> DagsterRunStatus:
         run = self.instance.get_run_by_id(run_id)
         assert run is not None
@@ -134,18 +129,12 @@ class Host:
     def ingested_up_to(self, tail: int) -> list[str] | None:
         """The partition keys once every offset up to ``tail`` is in a materialised one and no
         ingest run is left to finish (``azaion_assets.demo.wait_for_ingest``'s condition)."""
-        from azaion_assets.core.offsets import OffsetRange
-
-        keys = self.instance.get_dynamic_partitions(ANNOTATION_BATCHES)
-        done = self.instance.get_materialized_partitions(AssetKey("annotations"))
-        covered = max((OffsetRange.parse(k).last for k in keys if k in done), default=-1)
+        keys = ingested_through(self.instance, tail)
         runs = self.ingest_runs()
         failed = [r.run_id for r in runs if r.status in FINISHED - {DagsterRunStatus.SUCCESS}]
         assert not failed, f"ingest runs did not succeed: {failed}; see {self.base}/*.log"
         busy = [r for r in runs if r.status not in FINISHED]
-        if covered >= tail and set(keys) <= done and not busy:
-            return sorted(keys)
-        return None
+        return keys if keys is not None and not busy else None
 
 
 @pytest.fixture
@@ -213,7 +202,7 @@ def stop_during_a_run(host: Host, daemon: str) -> tuple[str, DagsterRunStatus, f
             runs = host.ingest_runs(DagsterRunStatus.STARTED)
             return next((r for r in runs if r.run_id not in seen), None)
 
-        run = wait("an ingest run to start", next_started, timeout=120, every=0.1)
+        run = wait_for("an ingest run to start", next_started, timeout=120, every=0.1)
         seen.add(run.run_id)
         stopped_at = host.stop(daemon)
         after = host.status(run.run_id)
@@ -264,7 +253,7 @@ def test_a_daemon_restart_leaves_the_in_flight_ingest_run_alone(host: Host, stre
     assert record.end_time is not None and record.end_time > stopped_at
 
     host.start(hostservices.DAEMON)
-    keys = wait("the ingest of the backlog", lambda: host.ingested_up_to(tail), 150, every=1)
+    keys = wait_for("the ingest of the backlog", lambda: host.ingested_up_to(tail), 150, every=1)
     assert_ingested_once(host, keys, tail)
 
     # The daemon's log shows it stopped and came back (its sensor ticks again); nothing failed
@@ -275,7 +264,7 @@ def test_a_daemon_restart_leaves_the_in_flight_ingest_run_alone(host: Host, stre
         ticking = log.count(DAEMON_STARTED) >= 2 and "annotation_stream_sensor" in log[again:]
         return log if ticking else None
 
-    log = wait("the daemon to tick again", back, 120, every=0.5)
+    log = wait_for("the daemon to tick again", back, 120, every=0.5)
     assert log.count(DAEMON_STARTED) >= 2 and log.count(DAEMON_STOPPED) >= 1
     assert log.index(DAEMON_STOPPED) < log.rindex(DAEMON_STARTED)
     assert "Caught an error dequeuing run" not in log
@@ -292,7 +281,7 @@ def test_a_code_server_restart_in_the_documented_order_fails_no_run(
     tail = publish_backlog(stream)
     host.start(hostservices.CODE_SERVER)
     host.start(hostservices.DAEMON)
-    wait("an ingest run to start", lambda: next(iter(host.ingest_runs(STARTED)), None), 120, 0.1)
+    wait_for("an ingest run to start", host.started_run, 120, 0.1)
     old = psutil.Process(host.procs[hostservices.CODE_SERVER].pid).children()
     assert old and all(p.cmdline()[1:5] == ["-m", "dagster", "api", "grpc"] for p in old)
 
@@ -300,7 +289,7 @@ def test_a_code_server_restart_in_the_documented_order_fails_no_run(
     host.stop(hostservices.CODE_SERVER)
     host.start(hostservices.CODE_SERVER)
     host.start(hostservices.DAEMON)
-    keys = wait("the ingest of the backlog", lambda: host.ingested_up_to(tail), 150, every=1)
+    keys = wait_for("the ingest of the backlog", lambda: host.ingested_up_to(tail), 150, every=1)
     assert_ingested_once(host, keys, tail)
     log = host.log(hostservices.DAEMON).read_text("utf-8", errors="replace")
     assert "Caught an error dequeuing run" not in log
@@ -312,8 +301,11 @@ def test_a_code_server_restart_in_the_documented_order_fails_no_run(
         except psutil.NoSuchProcess:
             return False
 
-    wait(
-        "the old code server's child to exit", lambda: None if any(map(running, old)) else True, 60
+    wait_for(
+        "the old code server's child to exit",
+        lambda: None if any(map(running, old)) else True,
+        60,
+        every=0.2,
     )
 
 
@@ -333,6 +325,6 @@ def test_with_the_daemons_own_code_server_runs_share_the_daemons_process_group(
         found = [p for p in daemon.children(recursive=True) if "grpc" in p.cmdline()]
         return found or None
 
-    servers = wait("the daemon's code server", code_servers, 120, 0.2)
+    servers = wait_for("the daemon's code server", code_servers, 120, 0.2)
     assert {os.getpgid(p.pid) for p in servers} == {os.getpgid(daemon.pid)}
-    wait("an ingest run to start", lambda: next(iter(host.ingest_runs(STARTED)), None), 120, 0.1)
+    wait_for("an ingest run to start", host.started_run, 120, 0.1)

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import psutil
@@ -18,6 +17,7 @@ from azaion_assets.core.localdaemon import local_daemon
 from azaion_assets.core.messages import Author, synthetic
 from azaion_assets.core.offsets import OffsetRange
 from azaion_assets.core.stream import probe_tail, publish
+from azaion_assets.demo import wait_for
 from azaion_assets.partitions import ANNOTATION_BATCHES
 from azaion_assets.stranded_partitions import IN_FLIGHT
 
@@ -25,15 +25,6 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 INGEST = {"azaion/stage": "ingest"}
-
-
-def _wait(what: str, condition, timeout: float = 180.0):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-    return value
 
 
 def _worker_of(instance: DagsterInstance, run_id: str) -> psutil.Process | None:
@@ -66,14 +57,14 @@ def test_a_partition_whose_run_worker_was_killed_lands_without_an_operator(
         DagsterInstance.from_config(str(home)) as instance,
         local_daemon(REPO / "workspace.yaml", REPO, env, tmp_path / "daemon.log"),
     ):
-        started = _wait(
+        started = RunsFilter(tags=INGEST, statuses=[DagsterRunStatus.STARTED])
+        run = wait_for(
             "the first ingest run to start",
-            lambda: instance.get_runs(
-                RunsFilter(tags=INGEST, statuses=[DagsterRunStatus.STARTED]), limit=1
-            ),
+            lambda: next(iter(instance.get_runs(started, limit=1)), None),
+            180,
+            every=0.2,
         )
-        run = started[0]
-        worker = _wait("its run worker", lambda: _worker_of(instance, run.run_id))
+        worker = wait_for("its run worker", lambda: _worker_of(instance, run.run_id), 180, 0.2)
         worker.send_signal(signal.SIGKILL)
         assert not instance.get_materialized_partitions(AssetKey("annotations"))
 
@@ -84,10 +75,13 @@ def test_a_partition_whose_run_worker_was_killed_lands_without_an_operator(
             done = instance.get_materialized_partitions(AssetKey("annotations"))
             return done if set(keys) <= done else None
 
-        _wait("every partition to land", landed)
-        _wait(
+        wait_for("every partition to land", landed, 180, every=0.2)
+        in_flight = RunsFilter(tags=INGEST, statuses=IN_FLIGHT)
+        wait_for(
             "the runs to end",
-            lambda: not instance.get_runs(RunsFilter(tags=INGEST, statuses=IN_FLIGHT)),
+            lambda: None if instance.get_runs(in_flight) else True,
+            180,
+            every=0.2,
         )
         killed = instance.get_run_by_id(run.run_id)
         assert killed is not None and killed.status == DagsterRunStatus.FAILURE

@@ -35,6 +35,7 @@ import psutil
 
 from azaion_assets import hostservices
 from azaion_assets.core.localbroker import free_port
+from azaion_assets.core.localdaemon import start_in_session
 from bench.timing import load_average
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,13 +137,13 @@ def measure(kind: str, seconds: float, poll: float, warm_up: float, base: Path) 
             (base / "svc").mkdir()
             shutil.copy(UNITS / "workspace.yaml", base / "svc" / "workspace.yaml")
             code_argv = hostservices.service_argv(UNITS / hostservices.CODE_SERVER, BIN)
-            procs.append(hostservices.start(code_argv, base / "code", env, log))
+            procs.append(start_in_session(code_argv, base / "code", env, log))
             daemon_argv = hostservices.service_argv(UNITS / hostservices.DAEMON, BIN)
             cwd = base / "svc"
         else:
             daemon_argv = [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"]
             cwd = REPO  # the root workspace.yaml, as `make dev` uses it
-        procs.append(hostservices.start(daemon_argv, cwd, env, log))
+        procs.append(start_in_session(daemon_argv, cwd, env, log))
         started = time.monotonic()
         try:
             while (elapsed := time.monotonic() - started) < seconds:

@@ -40,9 +40,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from azaion_assets.core.localbroker import LocalBroker, free_port
-from azaion_assets.core.localdaemon import local_daemon
+from azaion_assets.core.localdaemon import local_daemon, start_in_session
 from azaion_assets.core.offsets import OffsetRange
 from azaion_assets.core.stream import StreamTarget, probe_tail, publish
+from azaion_assets.demo import ingested_through
 from bench.stream_ingest import RAW, fill, messages, noisy_jpeg, spawn
 from bench.timing import load_average
 
@@ -93,7 +94,7 @@ def daemon(workdir: Path, env: dict[str, str], code_server: bool) -> Iterator[tu
     argv = [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(port)]
     argv += ["-m", "azaion_assets.definitions", "--location-name", "azaion_assets"]
     with open(workdir / "code-server.log", "w") as log:
-        server = hostservices.start(argv, REPO, env, log)
+        server = start_in_session(argv, REPO, env, log)
         try:
             if not hostservices.wait_serving("127.0.0.1", port, 120):
                 raise RuntimeError(f"the code server did not serve; see {log.name}")
@@ -105,22 +106,9 @@ def daemon(workdir: Path, env: dict[str, str], code_server: bool) -> Iterator[tu
             hostservices.stop(server)
 
 
-def covered(instance, tail: int) -> bool:
-    """Every offset up to ``tail`` is in a materialised ``annotations`` partition."""
-    from dagster import AssetKey
-
-    from azaion_assets.partitions import ANNOTATION_BATCHES
-
-    keys = instance.get_dynamic_partitions(ANNOTATION_BATCHES)
-    done = instance.get_materialized_partitions(AssetKey("annotations"))
-    if not keys or any(k not in done for k in keys):
-        return False
-    return max(OffsetRange.parse(k).last for k in keys) >= tail
-
-
 def wait_until_covered(instance, tail: int, timeout: float, poll: float = 0.1) -> float:
     deadline = time.perf_counter() + timeout
-    while not covered(instance, tail):
+    while ingested_through(instance, tail) is None:
         if time.perf_counter() > deadline:
             raise TimeoutError(f"offset {tail} not materialised within {timeout:.0f}s")
         time.sleep(poll)

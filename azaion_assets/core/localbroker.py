@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -18,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from azaion_assets.core.localdaemon import stop_group
 from azaion_assets.core.stream import StreamTarget
 
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
@@ -181,12 +181,7 @@ class LocalBroker:
     def stop(self, timeout: float = 20.0) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_group(proc, timeout)
         if self._owns_base and self.base is not None:
             shutil.rmtree(self.base, ignore_errors=True)
 
