@@ -13,7 +13,7 @@ DEMO_ENV := AZAION_ROOT_DIR=$(VAR)/azaion DAGSTER_HOME=$(VAR)/dagster \
 	TRAINING_BATCH_SIZE=16 TRAINING_WORKERS=0 TRAINING_OPTIMIZER=AdamW TRAINING_LR0=0.002 \
 	EXPORT_ONNX_IMGSZ=128
 
-.PHONY: install system-deps demo dev test lint bench env-example clean
+.PHONY: install system-deps demo dev test test-fast lint bench env-example clean
 
 # Debian packages: python3-venv for the venv, rabbitmq-server (with its stream plugin) for the
 # throwaway brokers that the tests, the demo and the benchmarks start, docker-compose (v1) for
@@ -32,7 +32,7 @@ system-deps:
 $(VENV)/.installed: pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,demo]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -50,10 +50,15 @@ dev: install $(VAR)/dagster/dagster.yaml
 test: install
 	$(BIN)/pytest
 
+# The edit-test loop: everything but the tests marked slow (brokers, daemons, training).
+test-fast: install
+	$(BIN)/pytest -m "not slow" --durations=5
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pyright
+	$(BIN)/lint-imports
 	$(BIN)/azaion-assets env-example --check
 	$(BIN)/dagster definitions validate -m azaion_assets.definitions
 	$(BIN)/dg check defs

@@ -16,15 +16,16 @@ import pytest
 import yaml
 from dagster import DagsterInstance
 
-from azaion_assets.core.cdn import CDN_CONFIG, CdnConfig
-from azaion_assets.core.cdn import get_bytes as cdn_get
-from azaion_assets.core.datatree import DataTree
-from azaion_assets.core.localapi import LocalAzaionApi
-from azaion_assets.core.localbroker import LocalBroker
-from azaion_assets.core.localcdn import ROLES, LocalCdn
-from azaion_assets.core.offsets import OffsetRange
-from azaion_assets.core.settings import Settings, load_settings
-from azaion_assets.core.stream import StreamTarget
+from azaion_assets.dev.localapi import LocalAzaionApi
+from azaion_assets.dev.localbroker import LocalBroker
+from azaion_assets.dev.localcdn import ROLES, LocalCdn
+from azaion_assets.lib.config.datatree import DataTree
+from azaion_assets.lib.config.settings import Settings
+from azaion_assets.lib.config.sources import load_settings
+from azaion_assets.lib.release.cdn import CDN_CONFIG, CdnConfig
+from azaion_assets.lib.release.cdn import get_bytes as cdn_get
+from azaion_assets.lib.stream.client import StreamTarget
+from azaion_assets.lib.stream.offsets import OffsetRange
 
 CONFIG_PREFIXES = (  # every settings variable starts with one of these
     "AZAION_",
@@ -38,6 +39,27 @@ CONFIG_PREFIXES = (  # every settings variable starts with one of these
     "MODEL_",
     "K8S_",
 )
+
+# Tests that start a broker, a daemon or a code server, or train or export a model, are slow and
+# `make test-fast` leaves them out. Those using a broker or the local CDN are marked here by
+# their fixtures, and those under e2e/ by their folder; the rest carry @pytest.mark.slow.
+SLOW_FIXTURES = {
+    "broker",
+    "stream",
+    "stream_env",
+    "truncated_stream",
+    "local_cdn",
+    "release_services",
+    "release_env",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SLOW_FIXTURES or "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.slow)
+
 
 # A tiny, CPU-friendly training profile used by every test that trains.
 TINY_PROFILE = {
@@ -209,8 +231,8 @@ def truncated_stream(stream_env: StreamTarget) -> tuple[int, int]:
     first segments; returns (head, tail)."""
     import asyncio
 
-    from azaion_assets.core.messages import Author, synthetic
-    from azaion_assets.core.stream import probe_head, probe_tail, publish
+    from azaion_assets.dev.messages import Author, synthetic
+    from azaion_assets.lib.stream.client import probe_head, probe_tail, publish
 
     async def create() -> None:
         async with raw_producer(stream_env) as producer:
@@ -245,7 +267,7 @@ def raw_producer(target: StreamTarget):
 def requested_keys(result) -> list[str]:
     """The partitions a stream-sensor result's run requests cover, in order: a range run covers
     the partitions the same result adds from its first to its last."""
-    from azaion_assets.ingest_job import run_partitions
+    from azaion_assets.defs.annotations.ingest_job import run_partitions
 
     added = [k for r in result.dynamic_partitions_requests or [] for k in r.partition_keys]
     keys: list[str] = []

@@ -11,15 +11,15 @@ import sys
 import time
 from pathlib import Path
 
-from azaion_assets.core.ingest_run import ingest_partitions
-from azaion_assets.core.settings import load_settings
-from azaion_assets.core.stream import StreamTarget
+from azaion_assets.lib.config.sources import load_settings
+from azaion_assets.lib.ingest.partition_run import ingest_partitions
+from azaion_assets.lib.stream.client import StreamTarget
 from azaion_assets_tests.treeview import make_tree
 
 
 def _slow_down(seconds: float) -> None:
     """Stretch the run (a slow disk, in effect) so that kills land in the middle of it."""
-    from azaion_assets.core import ingest
+    from azaion_assets.lib.ingest import apply_events as ingest
 
     real = ingest.decode_message
 

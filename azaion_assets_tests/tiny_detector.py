@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from azaion_assets.core.datatree import AnnotationDir
-from azaion_assets.core.synthetic import write_samples
+from azaion_assets.dev.synthetic import write_samples
+from azaion_assets.lib.config.datatree import AnnotationDir
 
 PARTITION = "2026-11-24"
 TRAIN_IMGSZ = 96
@@ -50,14 +50,14 @@ def tiny_detector(tmp_path_factory: pytest.TempPathFactory, runtime_dir: Path) -
 
 
 def _build(base: Path, runtime_dir: Path) -> None:
-    from azaion_assets.core.classes import load_classes, slot_names
-    from azaion_assets.core.datatree import DataTree
-    from azaion_assets.core.export import export_onnx
-    from azaion_assets.core.forming import DATA_YAML, form_dataset
-    from azaion_assets.core.modelcard import build_card, embed_card
-    from azaion_assets.core.offline import disable_online_checks, prepare_ultralytics
-    from azaion_assets.core.publish import sha256
-    from azaion_assets.core.settings import Settings
+    from azaion_assets.lib.config.datatree import DataTree
+    from azaion_assets.lib.config.settings import Settings
+    from azaion_assets.lib.dataset.classes import load_classes, slot_names
+    from azaion_assets.lib.dataset.forming import DATA_YAML, form_dataset
+    from azaion_assets.lib.evaluation.export import export_onnx
+    from azaion_assets.lib.evaluation.modelcard import build_card, embed_card
+    from azaion_assets.lib.release.champion_files import sha256
+    from azaion_assets.lib.training.offline import disable_online_checks, prepare_ultralytics
 
     prepare_ultralytics(runtime_dir)
     disable_online_checks(False)

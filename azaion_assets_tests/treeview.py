@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from azaion_assets.core.datatree import AnnotationDir, DataTree
-from azaion_assets.core.ingest import quarantine_dir
+from azaion_assets.lib.config.datatree import AnnotationDir, DataTree
+from azaion_assets.lib.ingest.apply_events import quarantine_dir
 
 
 def make_tree(root: Path) -> DataTree:

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from azaion_assets.core.offline import prepare_ultralytics
+from azaion_assets.lib.training.offline import prepare_ultralytics
 from bench.timing import load_average, median_seconds
 
 PARTITION = "2026-12-01"
@@ -40,14 +40,14 @@ def main() -> None:
 
     from ultralytics import YOLO
 
-    from azaion_assets.core.classes import load_classes, slot_names
-    from azaion_assets.core.datatree import DataTree
-    from azaion_assets.core.export import export_onnx
-    from azaion_assets.core.forming import DATA_YAML, form_dataset, split_images
-    from azaion_assets.core.onnx_eval import score_onnx
-    from azaion_assets.core.settings import Settings
-    from azaion_assets.core.synthetic import write_samples
-    from azaion_assets.core.training import TrainParams, train
+    from azaion_assets.dev.synthetic import write_samples
+    from azaion_assets.lib.config.datatree import DataTree
+    from azaion_assets.lib.config.settings import Settings
+    from azaion_assets.lib.dataset.classes import load_classes, slot_names
+    from azaion_assets.lib.dataset.forming import DATA_YAML, form_dataset, split_images
+    from azaion_assets.lib.evaluation.export import export_onnx
+    from azaion_assets.lib.evaluation.onnx_eval import score_onnx
+    from azaion_assets.lib.training.trainer import TrainParams, train
 
     settings = Settings(AZAION_ROOT_DIR=work / "azaion")  # type: ignore[call-arg]
     tree = DataTree.from_settings(settings).ensure()

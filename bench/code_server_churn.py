@@ -33,9 +33,9 @@ from pathlib import Path
 
 import psutil
 
-from azaion_assets import hostservices
-from azaion_assets.core.localbroker import free_port
-from azaion_assets.core.localdaemon import start_in_session
+from azaion_assets.dev import hostservices
+from azaion_assets.dev.localbroker import free_port
+from azaion_assets.dev.localdaemon import start_in_session
 from bench.timing import load_average
 
 REPO = Path(__file__).resolve().parents[1]

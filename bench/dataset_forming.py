@@ -21,12 +21,12 @@ import time
 from functools import partial
 from pathlib import Path
 
-from azaion_assets.core.classes import default_classes_json, parse_classes, slot_names
-from azaion_assets.core.datatree import AnnotationDir, DataTree
-from azaion_assets.core.forming import form_dataset, read_manifest
-from azaion_assets.core.labels import format_label
-from azaion_assets.core.settings import Settings
-from azaion_assets.core.synthetic import render
+from azaion_assets.dev.synthetic import render
+from azaion_assets.lib.config.datatree import AnnotationDir, DataTree
+from azaion_assets.lib.config.settings import Settings
+from azaion_assets.lib.dataset.classes import default_classes_json, parse_classes, slot_names
+from azaion_assets.lib.dataset.forming import form_dataset, read_manifest
+from azaion_assets.lib.dataset.labels import format_label
 
 GOAL = 1.5
 

@@ -39,11 +39,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from azaion_assets.core.localbroker import LocalBroker, free_port
-from azaion_assets.core.localdaemon import local_daemon, start_in_session
-from azaion_assets.core.offsets import OffsetRange
-from azaion_assets.core.stream import StreamTarget, probe_tail, publish
-from azaion_assets.demo import ingested_through
+from azaion_assets.dev.demo import ingested_through
+from azaion_assets.dev.localbroker import LocalBroker, free_port
+from azaion_assets.dev.localdaemon import local_daemon, start_in_session
+from azaion_assets.lib.stream.client import StreamTarget, probe_tail, publish
+from azaion_assets.lib.stream.offsets import OffsetRange
 from bench.stream_ingest import RAW, fill, messages, noisy_jpeg, spawn
 from bench.timing import load_average
 
@@ -85,7 +85,8 @@ def daemon(workdir: Path, env: dict[str, str], code_server: bool) -> Iterator[tu
         with local_daemon(REPO / "workspace.yaml", REPO, env, workdir / "daemon.log"):
             yield at
         return
-    from azaion_assets import hostservices
+    from azaion_assets.cli.code_server_command import wait_serving
+    from azaion_assets.dev import hostservices
 
     port = free_port()
     workspace = workdir / "workspace.yaml"
@@ -96,7 +97,7 @@ def daemon(workdir: Path, env: dict[str, str], code_server: bool) -> Iterator[tu
     with open(workdir / "code-server.log", "w") as log:
         server = start_in_session(argv, REPO, env, log)
         try:
-            if not hostservices.wait_serving("127.0.0.1", port, 120):
+            if not wait_serving("127.0.0.1", port, 120):
                 raise RuntimeError(f"the code server did not serve; see {log.name}")
             print(f"code server serving on port {port}  load {load_average()}", flush=True)
             at = time.perf_counter(), time.time()

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from azaion_assets.core.release import Split, prepare
+from azaion_assets.lib.release.bundle import Split, prepare
 from bench.timing import median_seconds
 
 KEY = "bench-model-key-0123456789"

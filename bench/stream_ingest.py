@@ -43,11 +43,17 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-from azaion_assets.core.contract import DEFAULT_MAX_MESSAGE_BYTES, Role
-from azaion_assets.core.localbroker import LocalBroker
-from azaion_assets.core.messages import Author, Message, annotation
-from azaion_assets.core.offsets import OffsetRange
-from azaion_assets.core.stream import StreamTarget, probe_head, probe_tail, publish, read_range
+from azaion_assets.dev.localbroker import LocalBroker
+from azaion_assets.dev.messages import Author, Message, annotation
+from azaion_assets.lib.stream.client import (
+    StreamTarget,
+    probe_head,
+    probe_tail,
+    publish,
+    read_range,
+)
+from azaion_assets.lib.stream.contract import DEFAULT_MAX_MESSAGE_BYTES, Role
+from azaion_assets.lib.stream.offsets import OffsetRange
 from bench.timing import load_average
 
 GOAL_RATIO = 0.8  # ingest msgs/s over raw msgs/s, at least
@@ -150,7 +156,7 @@ def child(kind: str, first: int, last: int, workdir: Path) -> dict[str, float]:
     """One contender, in this (fresh) process."""
     target = StreamTarget(**json.loads(os.environ[_TARGET_ENV]))
     if kind in (INGEST, INGEST_RAM):
-        from azaion_assets.core.ingest_run import ingest_partition
+        from azaion_assets.lib.ingest.partition_run import ingest_partition
         from azaion_assets_tests.treeview import make_tree
 
         tree = make_tree(workdir / "tree")

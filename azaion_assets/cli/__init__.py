@@ -1,0 +1,1 @@
+"""``azaion-assets``, the command line."""

@@ -1,0 +1,3 @@
+from azaion_assets.cli.main import main
+
+raise SystemExit(main())

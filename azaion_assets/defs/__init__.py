@@ -1,0 +1,1 @@
+"""The Dagster layer, one package per pipeline stage; ``location.py`` merges them."""

@@ -1,0 +1,52 @@
+"""``ingest_job``: the runs that carry new stream offsets into the data tree.
+
+The stream sensor launches this job, not the asset's implicit job, for its executor: an ingest
+run is one step, and the in-process executor spares it a second process start (about 1.3 s of
+every run on 2 cores, as long as applying a partition of 1,000 messages). A run covers one
+partition or, for a backlog, a range of them (``BackfillPolicy.single_run`` on the asset).
+"""
+
+from collections.abc import Sequence
+
+from dagster import (
+    AssetSelection,
+    RunRequest,
+    define_asset_job,
+    in_process_executor,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from azaion_assets.defs.annotations.annotations import INGEST_TAGS, annotations
+
+INGEST_JOB = "ingest_job"
+
+ingest_job = define_asset_job(
+    INGEST_JOB,
+    selection=AssetSelection.assets(annotations).without_checks(),
+    executor_def=in_process_executor,
+    tags=INGEST_TAGS,
+    description="Apply stream partitions to the data tree; one ingest run at a time",
+)
+
+
+def ingest_request(keys: Sequence[str], run_key: str) -> RunRequest:
+    """One run for ``keys``, consecutive partitions in stream order."""
+    if len(keys) == 1:
+        return RunRequest(run_key=run_key, partition_key=keys[0], tags=INGEST_TAGS)
+    tags = {
+        **INGEST_TAGS,
+        ASSET_PARTITION_RANGE_START_TAG: keys[0],
+        ASSET_PARTITION_RANGE_END_TAG: keys[-1],
+    }
+    return RunRequest(run_key=run_key, tags=tags)
+
+
+def run_partitions(tags: dict[str, str]) -> tuple[str, str] | None:
+    """The first and last partition key an ingest run covers, from its tags."""
+    if ASSET_PARTITION_RANGE_START_TAG in tags and ASSET_PARTITION_RANGE_END_TAG in tags:
+        return tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG]
+    key = tags.get("dagster/partition")
+    return (key, key) if key else None

@@ -1,0 +1,124 @@
+"""``model_release_sensor``: ship each new champion to the edge, until it is shipped.
+
+It watches materialisations of ``champion`` (an automatic promotion by ``onnx_model`` or a
+manual one by ``promote_model``) and requests ``model_release_job`` for the newest one's
+partition; older promotions are superseded, since only the model in production is released.
+
+A release that failed for good after its own retries (a long API or CDN outage) is requested
+again ``RELEASE_RETRY_MINUTES`` after the failure, for as long as that model is the champion and
+has no release, so an outage heals without an operator. A failure that a retry cannot fix (a
+refused login, a missing bucket: ``model_release`` tags the run) and a cancelled release are
+left to an operator, and the ticks say so. When release is not configured (API
+credentials or the model key missing), ticks say which variables are missing.
+"""
+
+from __future__ import annotations
+
+import time
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
+
+from azaion_assets.defs.release.champion import CHAMPION
+from azaion_assets.defs.release.model_release import FAILURE_TAG, PERMANENT, RELEASE_JOB
+from azaion_assets.lib.config.fields import Scope
+from azaion_assets.lib.config.settings import ConfigError
+from azaion_assets.lib.config.sources import load_settings
+
+SENSOR = "model_release_sensor"
+RELEASE = AssetKey("model_release")
+_ENDED = (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+
+
+def build_model_release_sensor(interval_seconds: int) -> SensorDefinition:
+    @sensor(
+        name=SENSOR,
+        job_name=RELEASE_JOB,
+        minimum_interval_seconds=interval_seconds,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Requests model_release_job for the champion's partition after each "
+        "promotion, and again after a failed release; skipped ticks say why not",
+    )
+    def model_release_sensor(context: SensorEvaluationContext):
+        return evaluate(context)
+
+    return model_release_sensor
+
+
+def evaluate(context: SensorEvaluationContext) -> RunRequest | SkipReason:
+    instance = context.instance
+    records = instance.fetch_materializations(CHAMPION, limit=1, ascending=False).records
+    if not records:
+        return SkipReason("no champion yet")
+    newest = records[0]
+    materialization = newest.asset_materialization
+    entry = materialization.metadata.get("partition") if materialization else None
+    if entry is None:
+        return SkipReason("the newest champion record names no partition; nothing to release")
+    partition = str(entry.value)
+    try:
+        settings = load_settings(scopes=[Scope.RELEASE])
+    except ConfigError as exc:
+        return SkipReason(f"configuration problem: {exc}")
+    if missing := settings.missing({Scope.RELEASE}):
+        return SkipReason(f"champion {partition} is not released yet: {'; '.join(missing)}")
+    requested = int(context.cursor) if context.cursor else None
+    if requested != newest.storage_id:  # a promotion not yet acted on
+        context.update_cursor(str(newest.storage_id))
+        return RunRequest(
+            run_key=f"release-{partition}-{newest.storage_id}", partition_key=partition
+        )
+    return _retry(instance, partition, newest.storage_id, settings.release_retry_minutes)
+
+
+def _retry(
+    instance: DagsterInstance, partition: str, promoted_at: int, retry_minutes: float
+) -> RunRequest | SkipReason:
+    """After the request for this promotion: done, under way, or failed and due again."""
+    released = instance.fetch_materializations(
+        AssetRecordsFilter(RELEASE, asset_partitions=[partition], after_storage_id=promoted_at),
+        limit=1,
+    ).records
+    if released:
+        return SkipReason(f"champion {partition} is released")
+    runs = instance.get_run_records(
+        RunsFilter(job_name=RELEASE_JOB, tags={"dagster/partition": partition}), limit=1
+    )
+    if not runs or runs[0].dagster_run.status not in _ENDED:
+        return SkipReason(f"the release of champion {partition} is requested or under way")
+    last = runs[0]
+    run_id = last.dagster_run.run_id
+    by_hand = f"materialise model_release for {partition} to release it"
+    if last.dagster_run.status == DagsterRunStatus.CANCELED:
+        return SkipReason(
+            f"the release of champion {partition} was cancelled (run {run_id[:8]}); {by_hand}"
+        )
+    if last.dagster_run.tags.get(FAILURE_TAG) == PERMANENT:
+        return SkipReason(
+            f"the release of champion {partition} failed in a way a retry cannot fix (run "
+            f"{run_id[:8]}: its log says why); once that is fixed, {by_hand}"
+        )
+    ended = last.end_time or last.update_timestamp.timestamp()
+    due = ended + retry_minutes * 60
+    if time.time() < due:
+        wait = (due - time.time()) / 60
+        return SkipReason(
+            f"the release of champion {partition} failed (run {run_id[:8]}); "
+            f"requesting it again in {wait:.0f} min"
+        )
+    return RunRequest(
+        run_key=f"release-{partition}-{promoted_at}-after-{run_id[:8]}",
+        partition_key=partition,
+        tags={"azaion/release_retry_of": run_id},
+    )

@@ -1,0 +1,151 @@
+"""Asset ``model``: ``models/azaion-YYYY-MM-DD/``, trained on the same day's dataset.
+
+The new model is a challenger. It is judged against the champion in ``onnx_model``, on its
+exported ONNX file (what ships), not here: the PyTorch validation figures recorded here are
+training diagnostics. A retry of a failed run resumes the interrupted training from its last
+checkpoint, and a cancel stops at the next batch (see ``core.training``). Torch and Ultralytics
+are imported inside the step only.
+"""
+
+import json
+
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    asset,
+)
+
+from azaion_assets.defs.partitions import daily_partitions
+from azaion_assets.defs.resources import AzaionSettingsResource
+from azaion_assets.defs.training.dataset import dataset
+from azaion_assets.lib.config.datatree import DataTree
+from azaion_assets.lib.config.fields import IMGSZ_STRIDE, Scope
+from azaion_assets.lib.config.settings import Settings
+from azaion_assets.lib.dataset.forming import DATA_YAML, read_manifest
+from azaion_assets.lib.fsio.atomic import atomic_write_text
+from azaion_assets.lib.training.offline import prepare_ultralytics
+from azaion_assets.lib.training.trainer import (
+    TrainParams,
+    TrainResult,
+    resolve_base_model,
+    resolve_device,
+    train,
+)
+
+TRAINING_RECORD = "training.json"
+GPU_POOL = "gpu"  # dagster.yaml limits it: one training step at a time, whoever launched it
+_AP_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("slot", "int"),
+        TableColumn("class", "string"),
+        TableColumn("ap50", "float"),
+        TableColumn("ap50_95", "float"),
+    ]
+)
+
+
+class TrainingConfig(Config):
+    """Per-run overrides from the launchpad; anything left unset comes from the settings."""
+
+    model: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    imgsz: int | None = None
+    device: str | None = None
+
+
+@asset(
+    partitions_def=daily_partitions,
+    deps=[dataset],
+    group_name="training",
+    kinds={"pytorch", "yolo"},
+    pool=GPU_POOL,
+    description=(
+        "Ultralytics YOLO trained on the same day's dataset: a challenger, judged on its ONNX "
+        "export by onnx_model; the PyTorch validation figures here are training diagnostics"
+    ),
+)
+def model(
+    context: AssetExecutionContext, config: TrainingConfig, settings: AzaionSettingsResource
+) -> MaterializeResult:
+    s = settings.load(Scope.TRAINING)
+    tree = settings.tree()
+    partition = context.partition_key
+    dataset_dir = tree.dataset_dir(partition)
+    manifest = read_manifest(dataset_dir)
+    prepare_ultralytics(s.runtime_dir)
+    params = _params(config, s, tree)
+    context.log.info(f"training {params.model} on {dataset_dir.name} ({params.device})")
+    result = train(
+        dataset_dir / DATA_YAML,
+        tree.model_dir(partition),
+        params,
+        data_version=manifest["data_version"],
+        on_epoch=lambda stats: context.log.info(stats.line()),
+        log=context.log.info,
+    )
+    # onnx_model exports at the size this model was trained at when the launchpad chose it.
+    record = {"imgsz": params.imgsz, "imgsz_from": "launchpad" if config.imgsz else "settings"}
+    atomic_write_text(result.run_dir / TRAINING_RECORD, json.dumps(record, indent=2))
+    return MaterializeResult(metadata=_metadata(result, params, manifest))
+
+
+def _params(config: TrainingConfig, s: Settings, tree: DataTree) -> TrainParams:
+    if config.imgsz is not None and (config.imgsz < IMGSZ_STRIDE or config.imgsz % IMGSZ_STRIDE):
+        raise Failure(
+            f"launchpad imgsz={config.imgsz}: must be a positive multiple of {IMGSZ_STRIDE} "
+            "(Ultralytics would round it up, and the export would not match)",
+            allow_retries=False,
+        )
+    return TrainParams(
+        model=resolve_base_model(config.model or s.training_model, tree.models),
+        epochs=config.epochs or s.training_epochs,
+        batch=config.batch_size or s.training_batch_size,
+        imgsz=config.imgsz or s.training_imgsz,
+        save_period=s.training_save_period,
+        workers=s.training_workers,
+        device=resolve_device(config.device or s.training_device),
+        seed=s.training_seed,
+        amp=s.training_amp,
+        plots=s.training_plots,
+        optimizer=s.training_optimizer,
+        lr0=s.training_lr0,
+    )
+
+
+def _metadata(result: TrainResult, params: TrainParams, manifest: dict) -> dict:
+    records = [
+        TableRecord(
+            {"slot": r["slot"], "class": r["name"], "ap50": r["ap50"], "ap50_95": r["ap50_95"]}
+        )
+        for r in result.per_class
+    ]
+    return {
+        "path": MetadataValue.path(str(result.run_dir)),
+        "weights": MetadataValue.path(str(result.best)),
+        # Diagnostics: PyTorch weights on the valid split at the training size. The gate's
+        # figures (the shipped ONNX on the test split) are onnx_model's.
+        "diagnostic_val_mAP50": result.map50,
+        "diagnostic_val_mAP50-95": result.map50_95,
+        "diagnostic_val_precision": result.precision,
+        "diagnostic_val_recall": result.recall,
+        "diagnostic_val_ap_by_class": MetadataValue.table(records, schema=_AP_SCHEMA),
+        "epochs": result.epochs_completed,
+        "training_start": result.start,
+        "training_start_reason": result.start_reason,
+        "resumed_after_epoch": result.resumed_from_epoch or 0,
+        "wall_time_s": result.wall_seconds,
+        "device": result.device,
+        "seed": params.seed,
+        "hyperparameters": MetadataValue.json(result.hyperparameters()),
+        "versions": MetadataValue.json(result.versions),
+        "dataset_partition": manifest["partition"],
+        "dataset_data_version": manifest["data_version"],
+        "dataset_images": MetadataValue.json(manifest["images"]),
+    }

@@ -1,0 +1,28 @@
+"""``retraining_job``: dataset -> model -> onnx_model for one day, as one training run.
+
+Everything that launches a training, the retraining sensor and an operator in the UI alike,
+goes through this job, so every training run carries the same run tags (``training_run_tags``):
+the GPU tag the run queue limits to one run per GPU, run retries that resume from the last
+checkpoint, and the Kubernetes pod config. The tags come from settings, so the job is built when
+the code location loads.
+"""
+
+from dagster import AssetSelection, define_asset_job
+
+from azaion_assets.lib.config.settings import Settings
+from azaion_assets.lib.training.retrain_policy import training_run_tags
+
+RETRAINING_JOB = "retraining_job"
+TRAINING_ASSETS = AssetSelection.assets("dataset", "model", "onnx_model")
+
+
+def build_retraining_job(settings: Settings):
+    return define_asset_job(
+        RETRAINING_JOB,
+        selection=TRAINING_ASSETS,
+        tags=training_run_tags(settings),
+        description=(
+            "Form the day's dataset, train a model on it and export it to ONNX; "
+            "one training per GPU (run tag azaion/gpu)"
+        ),
+    )

@@ -1,0 +1,1 @@
+"""The one settings schema, the data tree it locates, and the files rendered from it."""

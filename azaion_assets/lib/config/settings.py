@@ -1,0 +1,364 @@
+"""The one configuration schema for azaion-assets.
+
+Every variable of the original environment strategy is a field here, under its original name,
+plus the few this project adds. Values are resolved in this order, highest first:
+
+1. the process environment,
+2. a ``.env`` file,
+3. ``config.yaml`` (rendered from the two above by ``azaion-assets config render``),
+4. the defaults below.
+
+Secrets are ``SecretStr`` and have no defaults. A secret is only demanded by the part of the
+pipeline that uses it (see ``Scope``), so a training-only machine needs no broker password, but
+whoever asks for it gets an error that names the variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from azaion_assets.lib.config.fields import (
+    AtLeastOne,
+    Count,
+    Fraction,
+    ImageSize,
+    MoreThanZero,
+    OpenFraction,
+    Scope,
+    problem,
+)
+from azaion_assets.lib.config.fields import setting as _field
+from azaion_assets.lib.release.crypto import Scheme
+
+DEFAULT_CONFIG_FILE = Path("config.yaml")
+DEFAULT_ENV_FILE = Path(".env")
+
+
+class ConfigError(Exception):
+    """The configuration is missing variables or holds invalid ones; lists every problem.
+
+    ``absent`` names the fields no source provided, when validation stopped before the scoped
+    checks could run, so that a caller can still report the missing secrets in the same breath.
+    ``invalid`` maps each field whose value failed validation to its problems.
+    """
+
+    def __init__(
+        self,
+        problems: list[str],
+        absent: set[str] | None = None,
+        invalid: dict[str, list[str]] | None = None,
+    ):
+        self.problems = problems
+        self.absent = absent
+        self.invalid = invalid
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class Settings(BaseSettings):
+    """Typed settings; field ``foo_bar`` is the variable ``FOO_BAR``."""
+
+    model_config = SettingsConfigDict(
+        alias_generator=str.upper,
+        validate_by_name=True,
+        validate_by_alias=True,
+        extra="ignore",
+        env_file_encoding="utf-8",
+        hide_input_in_errors=True,
+        env_ignore_empty=True,
+    )
+
+    # --- Azaion REST API (seed) ---
+    azaion_api_url: str = _field("https://api.azaion.com", doc="Azaion REST API base URL")
+    azaion_api_email: str | None = _field(doc="API login email", scopes=(Scope.RELEASE,))
+    azaion_api_password: SecretStr | None = _field(
+        doc="API login password", scopes=(Scope.RELEASE,), secret=True
+    )
+
+    # --- RabbitMQ stream (seed) ---
+    rabbitmq_host: str = _field("127.0.0.1", doc="RabbitMQ host")
+    rabbitmq_port: Count = _field(5552, doc="RabbitMQ Streams port")
+    rabbitmq_user: str = _field("azaion_receiver", doc="RabbitMQ username")
+    rabbitmq_password: SecretStr | None = _field(
+        doc="RabbitMQ password", scopes=(Scope.STREAM,), secret=True
+    )
+    rabbitmq_queue_name: str = _field("azaion-annotations", doc="Stream (queue) name")
+
+    # --- Data tree (seed) ---
+    azaion_root_dir: Path = _field(Path("/azaion"), doc="Root data directory")
+    azaion_data_dir: str = _field("data", doc="Validated annotations dir name")
+    azaion_data_seed_dir: str = _field("data-seed", doc="Unvalidated annotations dir name")
+    azaion_data_deleted_dir: str = _field("data_deleted", doc="Deleted annotations dir name")
+
+    # --- Training and export (seed) ---
+    training_model: str = _field(
+        "yolo26m.pt",
+        doc="Base model: a .pt file on disk (relative paths resolve under models/) "
+        "or an architecture YAML shipped in Ultralytics, trained from scratch",
+    )
+    training_epochs: AtLeastOne = _field(120, doc="Training epochs")
+    training_batch_size: AtLeastOne = _field(11, doc="Training batch size")
+    training_imgsz: ImageSize = _field(1280, doc="Training image size (a multiple of 32)")
+    training_save_period: int = _field(1, doc="Checkpoint save interval in epochs (-1 = off)")
+    training_workers: Count = _field(24, doc="Dataloader workers")
+    export_onnx_imgsz: ImageSize = _field(
+        1280, doc="ONNX export image size (a multiple of 32); the gate scores at this size"
+    )
+
+    # --- Added by azaion-assets ---
+    azaion_data_corrupted_dir: str = _field(
+        "data-corrupted", doc="Where invalid annotations are moved, with their reason"
+    )
+    azaion_runtime_dir: Path | None = _field(
+        doc="Writable runtime state (Ultralytics config, fonts, caches); default <root>/.runtime"
+    )
+    dataset_split: str = _field("70/20/10", doc="train/valid/test percentages, stable by name")
+    training_device: str = _field(
+        "auto", doc="auto (CUDA if present, else CPU), cpu, or CUDA ids such as 0 or 0,1"
+    )
+    training_seed: int = _field(0, doc="Random seed for training")
+    training_amp: bool = _field(True, doc="Mixed precision on CUDA (no online AMP self-check)")
+    training_plots: bool = _field(True, doc="Write Ultralytics training plots")
+    training_optimizer: str = _field(
+        "auto", doc="Ultralytics optimizer: auto, SGD, Adam, AdamW, ... (auto ignores LR0)"
+    )
+    training_lr0: float = _field(0.01, doc="Initial learning rate (unless optimizer is auto)")
+    stream_batch_messages: AtLeastOne = _field(
+        1000, doc="Offsets per annotations partition (a partition holds at most this many messages)"
+    )
+    stream_sensor_interval_seconds: AtLeastOne = _field(
+        5,
+        doc="How often annotation_stream_sensor looks for new offsets (read at location load)",
+    )
+    stream_sensor_max_partitions: AtLeastOne = _field(
+        50, doc="Most partitions one sensor tick adds; a larger backlog continues next tick"
+    )
+    stream_start_offset: Count = _field(
+        0, doc="Where the sensor starts on a fresh Dagster instance (earlier offsets are skipped)"
+    )
+    stream_max_message_bytes: AtLeastOne = _field(
+        32 << 20, doc="Larger messages are quarantined as oversize"
+    )
+    stream_read_timeout_seconds: float = _field(
+        10.0, doc="An ingest run fails (and retries) if the stream stalls this long"
+    )
+    retrain_min_new_validated: AtLeastOne = _field(
+        100, doc="Validated annotations new since the last dataset that trigger a retraining"
+    )
+    retrain_sensor_interval_seconds: AtLeastOne = _field(
+        60, doc="How often retraining_sensor evaluates the policy (read at location load)"
+    )
+    retrain_promotion_tolerance: Fraction = _field(
+        0.005,
+        doc="A new model replaces azaion.pt if its test mAP50-95 >= the champion's minus this",
+    )
+    retrain_min_test_map50_95: Fraction = _field(
+        0.05,
+        doc="Quality floor: a model whose shipped ONNX scores a lower test mAP50-95 is never "
+        "promoted automatically, not even the first one",
+    )
+    training_max_retries: Count = _field(
+        2, doc="Retries of a failed training run; each resumes from the last checkpoint"
+    )
+    training_max_runtime_hours: MoreThanZero = _field(
+        72,
+        doc="A training run still going after this long is cancelled (it checkpoints) and "
+        "retried, which resumes it; also frees the GPU from a run whose worker died unseen",
+    )
+    k8s_gpu_limit: Count = _field(1, doc="nvidia.com/gpu per training pod (Kubernetes launcher)")
+    k8s_gpu_node_selector: str = _field(
+        "nvidia.com/gpu.present=true",
+        doc="Node selector of training pods: comma-separated key=value pairs (Kubernetes)",
+    )
+    model_encryption_key: SecretStr | None = _field(
+        doc="Key string that encrypts released models (AES-256 key = its SHA-256); at least 16 "
+        "characters, shared with the edge devices that decrypt",
+        scopes=(Scope.RELEASE,),
+        secret=True,
+    )
+    release_scheme: Scheme = _field(
+        "aes-256-cbc",
+        doc="Release encryption: aes-256-cbc (what existing Azaion consumers read) or "
+        "aes-256-gcm (authenticated: tampering is detected)",
+    )
+    release_small_max_bytes: AtLeastOne = _field(
+        3072, doc="The small part (to the API) is the first min(this, fraction) ciphertext bytes"
+    )
+    release_small_fraction: OpenFraction = _field(
+        0.2, doc="The small part's share of the ciphertext when below RELEASE_SMALL_MAX_BYTES"
+    )
+    release_api_folder: str = _field("models", doc="API folder of small parts and the manifest")
+    release_cdn_prefix: str = _field("models", doc="Key prefix of big parts in the CDN bucket")
+    release_cdn_config_folder: str = _field(
+        "config", doc="API folder of the encrypted cdn.yaml (the CDN credentials)"
+    )
+    release_sensor_interval_seconds: AtLeastOne = _field(
+        30, doc="How often model_release_sensor looks for a new champion (read at location load)"
+    )
+    release_retry_minutes: MoreThanZero = _field(
+        30, doc="A release that failed for good is requested again this long after the failure"
+    )
+    azaion_api_timeout_seconds: MoreThanZero = _field(
+        30.0, doc="Timeout of one Azaion API request (connect and each read)"
+    )
+    azaion_api_retries: Count = _field(
+        4, doc="Retries of an Azaion API request on 5xx or connection errors (backoff doubles)"
+    )
+    azaion_api_backoff_seconds: MoreThanZero = _field(
+        1.0, doc="First retry delay of an Azaion API request; doubled each retry, at most 30 s"
+    )
+    export_parity_images: Count = _field(8, doc="Validation images used for the ONNX parity check")
+    export_parity_conf: float = _field(0.25, doc="Only boxes above this score are compared")
+    export_parity_score_tol: float = _field(0.001, doc="Max score difference ONNX vs PyTorch")
+    export_parity_iou: float = _field(0.9, doc="Min IoU for an ONNX box to match a PyTorch box")
+    export_score_threshold: Fraction = _field(
+        0.25, doc="Recommended score threshold written into the model card for the edge"
+    )
+    export_parity_min_boxes: Count = _field(
+        10,
+        doc="Fewer boxes above EXPORT_PARITY_CONF than this over all parity images: compare each "
+        "image's top EXPORT_PARITY_TOP_K rows instead",
+    )
+    export_parity_top_k: AtLeastOne = _field(10, doc="Rows per image compared when few boxes clear")
+
+    @field_validator("dataset_split")
+    @classmethod
+    def _split_sums_to_100(cls, value: str) -> str:
+        parts = value.replace(",", "/").split("/")
+        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError("must be three whole percentages such as 70/20/10")
+        if sum(int(p) for p in parts) != 100:
+            raise ValueError("percentages must add up to 100")
+        return "/".join(p.strip() for p in parts)
+
+    @field_validator("model_encryption_key")
+    @classmethod
+    def _key_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and 0 < len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("k8s_gpu_node_selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        node_selector(value)
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_absent(cls, data: Any, handler: Any) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            given = (
+                {str(k).lower() for k, v in data.items() if v not in (None, "")}
+                if isinstance(data, dict)
+                else set()
+            )
+            invalid = _describe(exc)
+            problems = [p for ps in invalid.values() for p in ps]
+            raise ConfigError(problems, set(cls.model_fields) - given, invalid) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        from azaion_assets.lib.config.sources import sources  # the sources need this class
+
+        return sources(settings_cls, init_settings, env_settings, dotenv_settings)
+
+    # --- derived values ---
+    @property
+    def split_percentages(self) -> tuple[int, int, int]:
+        train, valid, test = (int(p) for p in self.dataset_split.split("/"))
+        return train, valid, test
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.azaion_runtime_dir or self.azaion_root_dir / ".runtime"
+
+    def require(self, name: str) -> Any:
+        """Return a scoped value that must be set, or raise ``ConfigError`` naming the variable."""
+        value = getattr(self, name.lower())
+        if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
+            raise ConfigError([f"{name.upper()} is not set"])
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+    def missing(self, scopes: set[Scope] | None = None) -> list[str]:
+        """Variables required by ``scopes`` (all scopes when None) that are not set."""
+        absent = {
+            name
+            for name in type(self).model_fields
+            if (value := getattr(self, name)) is None
+            or (isinstance(value, SecretStr) and not value.get_secret_value())
+        }
+        return missing_for(absent, scopes)
+
+    def public_dict(self) -> dict[str, Any]:
+        """All values by variable name, secrets masked; safe for logs and metadata."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "**********" if value.get_secret_value() else None
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name.upper()] = value
+        return out
+
+    def render_dict(self) -> dict[str, Any]:
+        """All values by variable name with secrets revealed, for the 0600 ``config.yaml``."""
+        out = self.public_dict()
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out[name.upper()] = value.get_secret_value()
+        return out
+
+
+def node_selector(value: str) -> dict[str, str]:
+    """``a=b,c=d`` -> ``{"a": "b", "c": "d"}``; empty means no selector."""
+    pairs = [p.strip() for p in value.split(",") if p.strip()]
+    bad = [p for p in pairs if p.count("=") != 1 or not p.split("=")[0]]
+    if bad:
+        raise ValueError(f"expected key=value pairs separated by commas, got {', '.join(bad)}")
+    return dict(p.split("=") for p in pairs)
+
+
+def missing_for(absent: set[str], scopes: set[Scope] | None = None) -> list[str]:
+    """Problems for the ``absent`` fields that ``scopes`` (all scopes when None) require."""
+    problems = []
+    for name, info in Settings.model_fields.items():
+        field_scopes = set(_extra(info).get("scopes", []))
+        wanted = {s.value for s in scopes} if scopes is not None else field_scopes
+        if name in absent and field_scopes & wanted:
+            problems.append(
+                f"{name.upper()}: missing (required for {', '.join(sorted(field_scopes))})"
+            )
+    return problems
+
+
+def secret_fields() -> list[str]:
+    return [n.upper() for n, i in Settings.model_fields.items() if _extra(i).get("secret")]
+
+
+def _extra(info: Any) -> dict[str, Any]:
+    extra = info.json_schema_extra
+    return extra if isinstance(extra, dict) else {}
+
+
+def _describe(exc: ValidationError) -> dict[str, list[str]]:
+    """Pydantic's errors as problems per field (``VARIABLE: rule``), never echoing the value."""
+    invalid: dict[str, list[str]] = {}
+    for err in exc.errors(include_input=False, include_url=False):
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        invalid.setdefault(name.lower(), []).append(f"{name.upper()}: {problem(err)}")
+    return invalid

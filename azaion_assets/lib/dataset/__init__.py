@@ -1,0 +1,1 @@
+"""Dated datasets: classes, labels, the stable split by video, and forming."""

@@ -1,0 +1,86 @@
+"""YOLO label parsing and validation.
+
+A label file has one box a line: ``class x_center y_center width height``, coordinates normalised
+to [0, 1]. A label that breaks any rule is rejected as a whole with a reason a person can act on;
+the dataset stage moves it aside instead of training on it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from azaion_assets.lib.dataset.classes import NUM_SLOTS
+
+EPS = 1e-6  # tolerance for float noise at the image edges
+_LO, _HI = -EPS, 1 + EPS
+
+
+class LabelError(ValueError):
+    """A label file breaks the YOLO rules; the message is the reason."""
+
+
+def parse_label(text: str, num_slots: int = NUM_SLOTS) -> list[int]:
+    """Validate a whole label file and return the class id of each box.
+
+    An empty file is a valid background image (no boxes).
+    """
+    classes: list[int] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 5:
+            raise LabelError(f"line {lineno}: expected 5 fields, got {len(fields)}")
+        try:
+            cls = int(fields[0])
+        except ValueError:
+            raise LabelError(f"line {lineno}: class id {fields[0]!r} is not an integer") from None
+        try:
+            x, y, w, h = float(fields[1]), float(fields[2]), float(fields[3]), float(fields[4])
+        except ValueError:
+            raise LabelError(f"line {lineno}: coordinates must be numbers") from None
+        check_box(lineno, cls, x, y, w, h, num_slots)
+        classes.append(cls)
+    return classes
+
+
+def check_box(
+    lineno: int, cls: int, x: float, y: float, w: float, h: float, num_slots: int = NUM_SLOTS
+) -> None:
+    """The rules for one box, wherever it comes from (a label line, a stream detection).
+
+    One chained test on the hot path (NaN and inf fail it too); the precise reason is worked
+    out only on failure.
+    """
+    if not 0 <= cls < num_slots:
+        raise LabelError(f"line {lineno}: class id {cls} outside 0..{num_slots - 1}")
+    hw, hh = w / 2, h / 2
+    if not (
+        w > 0 and h > 0 and x - hw >= _LO and x + hw <= _HI and y - hh >= _LO and y + hh <= _HI
+    ):
+        _explain(lineno, x, y, w, h)
+
+
+def _explain(lineno: int, x: float, y: float, w: float, h: float) -> None:
+    """Raise the precise reason a box failed the combined test."""
+    for label, value in (("x", x), ("y", y), ("w", w), ("h", h)):
+        if not math.isfinite(value) or not _LO <= value <= _HI:
+            raise LabelError(f"line {lineno}: {label}={value} outside [0, 1]")
+    if w <= 0 or h <= 0:
+        raise LabelError(f"line {lineno}: box has zero or negative size")
+    raise LabelError(f"line {lineno}: box extends outside the image")
+
+
+def format_label(boxes: list[tuple[int, float, float, float, float]]) -> str:
+    """Render boxes as YOLO label text with 6 decimals."""
+    return "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in boxes)
+
+
+def label_stems(folder: Path) -> set[str]:
+    """The names (stems) that have a ``.txt`` label in ``folder``, skipping hidden files
+    (in-flight temps); none if the folder is missing."""
+    if not folder.is_dir():
+        return set()
+    return {f[:-4] for f in os.listdir(folder) if f.endswith(".txt") and not f.startswith(".")}

@@ -1,0 +1,143 @@
+"""Champion/challenger: a new model replaces ``models/azaion.pt`` only if it is as good.
+
+Both models are judged as shipped: their ONNX files, scored by ``core.onnx_eval`` on the new
+dataset's test split, which neither trained on (a split, once assigned, never changes). The
+challenger wins when its mAP50-95 is at least the champion's minus RETRAIN_PROMOTION_TOLERANCE,
+and never when it is below RETRAIN_MIN_TEST_MAP50_95, not even the first model. If the champion
+cannot be scored on the new split (a different class list, a damaged file), nothing is promoted
+automatically; the reason is recorded and an operator can promote by hand.
+
+Each trained partition keeps its verdict in ``models/azaion-YYYY-MM-DD/evaluation.json``. The
+champion is always a pair, ``azaion.pt`` and the ``azaion.onnx`` exported from it, and only an
+export whose record still vouches for its bytes is published (``promote``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from azaion_assets.lib.config.datatree import DataTree
+from azaion_assets.lib.dataset.forming import split_images
+from azaion_assets.lib.evaluation.export import ExportError, verified_export
+from azaion_assets.lib.evaluation.modelcard import card_json, read_card
+from azaion_assets.lib.evaluation.onnx_eval import Score, score_onnx
+from azaion_assets.lib.fsio.atomic import atomic_write_text
+from azaion_assets.lib.release.champion_files import NO_CHAMPION, Published, publish_pair
+
+EVALUATION = "evaluation.json"
+TEST_SPLIT = "test"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    promote: bool
+    reason: str
+    challenger: Score
+    champion: Score | None
+    champion_partition: str | None  # the partition azaion.pt held when judged
+    tolerance: float
+    floor: float = 0.0  # the least test mAP50-95 a champion may have
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate(onnx_path: Path, dataset_dir: Path, names: dict[int, str]) -> Score:
+    """mAP of the ONNX file as shipped on the test split of a formed dataset."""
+    images = split_images(dataset_dir, TEST_SPLIT)
+    return score_onnx(onnx_path, images, Path(dataset_dir) / TEST_SPLIT / "labels", names)
+
+
+def judge(
+    challenger: Score,
+    champion: Score | None,
+    champion_partition: str | None,
+    tolerance: float,
+    floor: float = 0.0,
+    champion_error: str | None = None,
+) -> Verdict:
+    """Promote a challenger above the floor when there is no champion, or when it is at least
+    as good as the champion."""
+
+    def verdict(promote: bool, reason: str) -> Verdict:
+        return Verdict(promote, reason, challenger, champion, champion_partition, tolerance, floor)
+
+    if challenger.map50_95 < floor:
+        return verdict(
+            False,
+            f"kept as challenger: test mAP50-95 {challenger.map50_95:.4f} is below the quality "
+            f"floor {floor} (RETRAIN_MIN_TEST_MAP50_95)",
+        )
+    if champion_partition is None:
+        return verdict(True, "no champion yet: the first model becomes the champion")
+    if champion is None:
+        return verdict(
+            False,
+            f"champion ({champion_partition}) could not be evaluated on this test split "
+            f"({champion_error}); promote by hand if this model should replace it",
+        )
+    # Scores carry 4 decimals; rounding keeps a margin of exactly -tolerance inclusive.
+    margin = round(challenger.map50_95 - champion.map50_95, 6)
+    figures = (
+        f"mAP50-95 {challenger.map50_95:.4f} vs champion ({champion_partition}) "
+        f"{champion.map50_95:.4f} on the same {challenger.images} test images"
+    )
+    if margin >= -tolerance:
+        return verdict(True, f"promoted: {figures} (tolerance {tolerance})")
+    return verdict(False, f"kept as challenger: {figures} (tolerance {tolerance})")
+
+
+class NotPromotable(RuntimeError):
+    """The partition has no model, or no ONNX export that passed parity, to publish as a pair."""
+
+
+def promote(
+    tree: DataTree,
+    partition: str,
+    extra: dict[str, Any],
+    expected: str | None = None,
+    force: bool = False,
+) -> Published:
+    """Publish a partition's ``best.pt`` and its ONNX export as the champion pair.
+
+    ``expected``: the champion the promotion was decided against (``NO_CHAMPION`` if none), so
+    a champion that changed meanwhile is not replaced; ``force`` for an operator's promotion.
+    """
+    model_dir = tree.model_dir(partition)
+    weights = model_dir / "weights" / "best.pt"
+    if not weights.is_file():
+        raise NotPromotable(f"no trained model for {partition}: {weights} is missing")
+
+    def verified_card() -> dict[Path, dict[str, Any]]:
+        """Under the publish lock, which ``onnx_model`` also holds to install an export: the
+        file copied next is the one whose record was just checked."""
+        try:
+            onnx_path = verified_export(model_dir, weights)
+        except ExportError as exc:
+            raise NotPromotable(
+                f"{exc}; materialise onnx_model for {partition} first (the champion is always "
+                "a .pt with the .onnx that passed parity)"
+            ) from None
+        card = read_card(onnx_path)
+        return {tree.champion_onnx: card_json(onnx_path, card)} if card else {}
+
+    files = [(weights.with_suffix(".onnx"), tree.champion_onnx), (weights, tree.champion)]
+    return publish_pair(
+        files, partition, extra, expected=expected, force=force, cards=verified_card
+    )
+
+
+def expected_champion(evaluation: dict[str, Any]) -> str:
+    return evaluation.get("champion_partition") or NO_CHAMPION
+
+
+def write_evaluation(model_dir: Path, verdict: Verdict) -> Path:
+    return atomic_write_text(model_dir / EVALUATION, json.dumps(verdict.as_dict(), indent=2))
+
+
+def read_evaluation(model_dir: Path) -> dict[str, Any] | None:
+    path = model_dir / EVALUATION
+    return json.loads(path.read_text("utf-8")) if path.is_file() else None

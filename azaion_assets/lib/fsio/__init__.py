@@ -1,0 +1,1 @@
+"""Files that survive crashes: durable writes, locks, SQLite stores, hardlinked copies."""

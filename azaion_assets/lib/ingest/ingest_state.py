@@ -1,0 +1,230 @@
+"""What the ingest has applied, per annotation name: a small SQLite database in the data tree.
+
+Each name keeps the log of the events applied to it, as ``(offset, kind)`` pairs. Where a name's
+files belong is a pure function of that log replayed in offset order (``replay``), so events may
+be applied in any order (partitions run in parallel, a failed one is retried a day later) and the
+tree still ends as if every event had been applied in stream order: later events win.
+
+The log also makes applying idempotent: an event whose offset is already in its name's log was
+committed after its files were in place, so applying it again is skipped. The database commits
+once per group of events, after the group's files are durable; a crash in between re-applies the
+group, whose effects are idempotent (see ``ingest``).
+
+Each name also keeps the ``Origin`` of its newest content (source video, position, author role,
+date), committed in the same row as its log: forming keeps the frames of one video in one split.
+Databases of older versions gain these columns in place when opened; their names have none.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from azaion_assets.lib.fsio import sqlitedb
+
+
+class Place(enum.StrEnum):
+    DATA = "data"
+    SEED = "seed"
+    DELETED = "deleted"
+
+
+class Kind(enum.IntEnum):
+    """What an event does to its name, as far as placement is concerned."""
+
+    CONTENT_VALIDATED = 1  # Created/Edited by a validator: the content goes to data/
+    CONTENT_SEED = 2  # Created/Edited by anyone else: the content goes to data-seed/
+    VALIDATE = 3  # bulk Validated: data-seed/ -> data/
+    DELETE = 4  # bulk Deleted: anywhere -> data_deleted/
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a name's newest content came from: a frame of a video, by an author, on a date."""
+
+    media: str  # original_media_name, as sent
+    ticks: int  # position in the media, in 100-ns ticks
+    role: int  # the author's Role
+    created: str  # createdDate, ISO 8601
+
+
+@dataclass
+class NameState:
+    """One name's applied events, and the image extension and origin of its newest content."""
+
+    log: list[tuple[int, Kind]] = field(default_factory=list)
+    ext: str | None = None
+    origin: Origin | None = None
+
+    def has(self, offset: int) -> bool:
+        return any(o == offset for o, _ in self.log)
+
+    def with_event(self, offset: int, kind: Kind) -> NameState:
+        return NameState(sorted([*self.log, (offset, kind)]), self.ext, self.origin)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a name's files belong after replaying its log, and which event wrote them."""
+
+    place: Place | None  # None: no content event yet (a Validate or Delete of an unknown name)
+    content_offset: int | None
+    unknown_at: frozenset[int] = frozenset()  # offsets of bulk events that found no annotation
+
+
+def replay(log: Iterable[tuple[int, Kind]]) -> Placement:
+    """Apply the routing rules of the Azaion contract to one name's events in offset order."""
+    place: Place | None = None
+    content: int | None = None
+    unknown: set[int] = set()
+    for offset, kind in sorted(log):
+        if kind is Kind.CONTENT_VALIDATED:
+            place, content = Place.DATA, offset
+        elif kind is Kind.CONTENT_SEED:
+            place, content = Place.SEED, offset
+        elif place is None:
+            unknown.add(offset)
+        elif kind is Kind.VALIDATE and place is Place.SEED:
+            place = Place.DATA
+        elif kind is Kind.DELETE:
+            place = Place.DELETED
+    return Placement(place, content, frozenset(unknown))
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS names (
+    name TEXT PRIMARY KEY,
+    log  TEXT NOT NULL,        -- JSON [[offset, kind], ...] in offset order
+    ext  TEXT,                 -- image extension of the newest content
+    media   TEXT,              -- its Origin (NULL for names applied by older versions)
+    ticks   INTEGER,
+    role    INTEGER,
+    created TEXT
+);
+CREATE TABLE IF NOT EXISTS partitions (
+    partition   TEXT PRIMARY KEY,
+    first       INTEGER NOT NULL,
+    last        INTEGER NOT NULL,
+    summary     TEXT,          -- JSON, once the partition has been applied completely
+    applied_at  TEXT
+);
+"""
+_ORIGIN_COLUMNS = {"media": "TEXT", "ticks": "INTEGER", "role": "INTEGER", "created": "TEXT"}
+
+
+def _origin_row(origin: Origin | None) -> tuple:
+    if origin is None:
+        return (None, None, None, None)
+    return (origin.media, origin.ticks, origin.role, origin.created)
+
+
+def state_file(root: Path) -> Path:
+    """The ingest state of the data tree at ``root``."""
+    return root / ".ingest" / "state.sqlite"
+
+
+class IngestState:
+    """The per-name event logs and the applied partitions, in ``<root>/.ingest/state.sqlite``."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        # A run opens it on one thread and applies on another, never both at once.
+        self._db = sqlitedb.connect(path, _SCHEMA, check_same_thread=False)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the origin columns to a database made by an older version (in place, once)."""
+        if not self._missing_columns():
+            return
+        with sqlitedb.transaction(self._db):  # another process may be migrating it too
+            for column in self._missing_columns():
+                self._db.execute(f"ALTER TABLE names ADD COLUMN {column} {_ORIGIN_COLUMNS[column]}")
+
+    def _missing_columns(self) -> list[str]:
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(names)")}
+        return [c for c in _ORIGIN_COLUMNS if c not in present]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> IngestState:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def load(self, names: Iterable[str]) -> dict[str, NameState]:
+        wanted = list(dict.fromkeys(names))
+        found: dict[str, NameState] = {n: NameState() for n in wanted}
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(
+                f"SELECT name, log, ext, media, ticks, role, created FROM names "
+                f"WHERE name IN ({marks})",
+                part,
+            )
+            for name, log, ext, media, ticks, role, created in rows:
+                origin = None if media is None else Origin(media, ticks, role, created)
+                found[name] = NameState([(o, Kind(k)) for o, k in json.loads(log)], ext, origin)
+        return found
+
+    def save(self, states: dict[str, NameState]) -> None:
+        """Commit the new logs of a group in one durable transaction."""
+        rows = [
+            (
+                name,
+                json.dumps([[o, int(k)] for o, k in s.log]),
+                s.ext,
+                *_origin_row(s.origin),
+            )
+            for name, s in states.items()
+        ]
+        with sqlitedb.transaction(self._db):
+            self._db.executemany(
+                "INSERT INTO names (name, log, ext, media, ticks, role, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "log = excluded.log, ext = excluded.ext, media = excluded.media, "
+                "ticks = excluded.ticks, role = excluded.role, created = excluded.created",
+                rows,
+            )
+
+    def media(self) -> dict[str, str]:
+        """The source media name of every name whose origin is known, in one query."""
+        return dict(self._db.execute("SELECT name, media FROM names WHERE media IS NOT NULL"))
+
+    def partition_summary(self, partition: str) -> dict | None:
+        row = self._db.execute(
+            "SELECT summary FROM partitions WHERE partition = ? AND summary IS NOT NULL",
+            (partition,),
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def finish_partition(
+        self, partition: str, first: int, last: int, summary: dict, at: str
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO partitions (partition, first, last, summary, applied_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(partition) DO UPDATE SET "
+            "summary = excluded.summary, applied_at = excluded.applied_at",
+            (partition, first, last, json.dumps(summary), at),
+        )
+
+    def totals(self) -> dict[str, int]:
+        """Sums over every applied partition, for summaries."""
+        out = {"partitions": 0, "messages": 0, "quarantined": 0, "unknown_names": 0}
+        resolved = 0
+        for (summary,) in self._db.execute(
+            "SELECT summary FROM partitions WHERE summary IS NOT NULL"
+        ):
+            data = json.loads(summary)
+            out["partitions"] += 1
+            for key in ("messages", "quarantined", "unknown_names"):
+                out[key] += int(data.get(key, 0))
+            resolved += int(data.get("unknown_resolved", 0))
+        out["unknown_names"] -= resolved  # counted unknown, then created by a later partition
+        return out

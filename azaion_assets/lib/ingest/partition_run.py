@@ -1,0 +1,250 @@
+"""Ingest partitions, offset ranges of the stream, into the data tree.
+
+The stream is read in a child process (``stream_reader``) and applied here, on a worker
+thread, through a small bounded queue: reading (CPU in the stream client) and applying (decoding,
+planning, and the file work) run on two cores, and memory stays flat however long the range is,
+since a full queue stops this thread from receiving and a full pipe stops the reader. Messages
+arrive in batches, so the threads do not trade the GIL and the queue's locks once per message.
+
+If retention has removed the start of the range, the missing offsets are reported as a gap and
+the rest is read. A partition applied completely before is not read again: its stored summary is
+returned, so a re-run is cheap and changes nothing.
+
+A run of several partitions (a backlog) reads their whole span over one connection and applies
+each partition on its own, committing it before the next starts: a partition is either done,
+with its own summary, or is read again by the retry.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from azaion_assets.lib.config.datatree import DataTree
+from azaion_assets.lib.ingest.apply_events import GROUP_SIZE, Ingest, ensure_places, state_path
+from azaion_assets.lib.ingest.ingest_state import IngestState
+from azaion_assets.lib.stream.client import StreamTarget
+from azaion_assets.lib.stream.offsets import OffsetRange
+from azaion_assets.lib.stream.range_reader import Item, StreamReader
+
+_BATCH = 32  # messages per hand-off from the reader to the applier
+_QUEUE = 4  # batches in flight: 128 messages, about 13 MB at 100 KB each
+
+
+@dataclass
+class IngestResult:
+    partition: str
+    range: OffsetRange
+    summary: dict[str, Any]
+    gap: OffsetRange | None  # offsets removed by retention before they were read
+    reused: bool  # applied completely by an earlier run; nothing was read
+    seconds: float
+    swept_temps: int = 0
+
+
+class _Applier(threading.Thread):
+    """Feeds queued messages to ``Ingest``; on failure keeps draining so the reader never hangs."""
+
+    def __init__(self, ingest: Ingest) -> None:
+        super().__init__(name="azaion-ingest-applier", daemon=True)
+        self.ingest = ingest
+        self.inbox: queue.Queue[list[Item] | None] = queue.Queue(_QUEUE)
+        self.error: BaseException | None = None
+
+    def offer(self, batch: list[Item]) -> bool:
+        """Queue a batch; waits while the queue is full (backpressure). False once the applier
+        has failed: then nothing more is wanted, and the caller must not wait on it."""
+        while self.error is None and self.is_alive():
+            try:
+                self.inbox.put(batch, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run(self) -> None:
+        while (batch := self.inbox.get()) is not None:
+            if self.error is None:
+                try:
+                    for item in batch:
+                        self.ingest.add(*item)
+                except BaseException as exc:
+                    self.error = exc
+        if self.error is None:
+            try:
+                self.ingest.flush()
+            except BaseException as exc:
+                self.error = exc
+        else:
+            self.ingest.settle()  # a group may still be applying: let it end before failing
+
+
+def ingest_partition(
+    target: StreamTarget,
+    tree: DataTree,
+    partition: str,
+    max_bytes: int,
+    idle_timeout: float = 10.0,
+    log: Callable[[str], None] = lambda _: None,
+    group_size: int = GROUP_SIZE,
+) -> IngestResult:
+    """Apply every message of one partition's offset range; raise ``StreamError`` on trouble."""
+    (result,) = ingest_partitions(
+        target, tree, [partition], max_bytes, idle_timeout, log, group_size
+    )
+    return result
+
+
+def ingest_partitions(
+    target: StreamTarget,
+    tree: DataTree,
+    partitions: Sequence[str],
+    max_bytes: int,
+    idle_timeout: float = 10.0,
+    log: Callable[[str], None] = lambda _: None,
+    group_size: int = GROUP_SIZE,
+) -> Iterator[IngestResult]:
+    """Apply several partitions, each completely and in offset order, reading the stream once.
+
+    Yields each partition's result once it is committed (those applied before come first, and
+    cost no read). A failure raises after the partitions before it were committed: a retry
+    reuses them and reads from the first one that is not. Messages of partitions between the
+    ones to read that were applied before are read and dropped.
+    """
+    wanted = sorted((OffsetRange.parse(p), p) for p in partitions)
+    if len({p for _, p in wanted}) != len(wanted):
+        raise ValueError("a partition is listed twice")
+    ensure_places(tree)
+    with IngestState(state_path(tree)) as state:
+        todo: list[tuple[OffsetRange, str]] = []
+        for span, partition in wanted:
+            started = time.monotonic()
+            stored = state.partition_summary(partition)
+            if stored is None:
+                todo.append((span, partition))
+                continue
+            log(f"{partition} was applied before; nothing to read")
+            gap = OffsetRange(**stored["gap"]) if stored.get("gap") else None
+            yield IngestResult(partition, span, stored, gap, True, time.monotonic() - started)
+        if todo:
+            yield from _read_and_apply(
+                target, tree, state, todo, max_bytes, idle_timeout, log, group_size
+            )
+
+
+def _read_and_apply(
+    target: StreamTarget,
+    tree: DataTree,
+    state: IngestState,
+    todo: list[tuple[OffsetRange, str]],
+    max_bytes: int,
+    idle_timeout: float,
+    log: Callable[[str], None],
+    group_size: int,
+) -> Iterator[IngestResult]:
+    """One reader over the span of ``todo``; each partition fed to its own ``Ingest``."""
+    span = OffsetRange(todo[0][0].first, todo[-1][0].last)
+
+    def start(position: int) -> _Partition:
+        return _Partition(tree, state, *todo[position], max_bytes, group_size)
+
+    with StreamReader(target, span, idle_timeout, _BATCH, log) as reader:
+        position, current = 0, start(0)
+        try:
+            with current.ingest.locked():
+                swept = current.ingest.sweep_stale_temps()  # while the reader starts
+            if swept:
+                log(f"removed {swept} temp files left by an interrupted run")
+            for index, items in _route(reader.batches(), [r for r, _ in todo]):
+                while position < index:  # the partitions before have all their messages
+                    yield (current or start(position)).finish(reader.gap, swept)
+                    current, swept, position = None, 0, position + 1
+                current = current or start(position)
+                current.offer(items)
+            while position < len(todo):  # the last, and any after it with no message
+                yield (current or start(position)).finish(reader.gap, swept)
+                current, swept, position = None, 0, position + 1
+        finally:
+            if current is not None:
+                current.abandon()
+
+
+def _route(
+    batches: Iterable[list[Item]], spans: list[OffsetRange]
+) -> Iterator[tuple[int, list[Item]]]:
+    """Cut the reader's batches at partition boundaries: ``(index in spans, items)``, in order.
+    Messages that fall between the spans (partitions applied before) are dropped."""
+    index = 0
+    for batch in batches:
+        run: list[Item] = []
+        for item in batch:
+            offset = item[0]
+            while index < len(spans) and offset > spans[index].last:
+                if run:
+                    yield index, run
+                    run = []
+                index += 1
+            if index < len(spans) and offset >= spans[index].first:
+                run.append(item)
+        if run:
+            yield index, run
+
+
+class _Partition:
+    """One partition being applied: its ``Ingest`` fed on an applier thread."""
+
+    def __init__(
+        self,
+        tree: DataTree,
+        state: IngestState,
+        span: OffsetRange,
+        partition: str,
+        max_bytes: int,
+        group_size: int,
+    ) -> None:
+        self.started = time.monotonic()
+        self.state, self.span, self.partition = state, span, partition
+        self.ingest = Ingest(tree, state, partition, max_bytes, group_size)
+        self.applier = _Applier(self.ingest)
+        self.applier.start()
+
+    def offer(self, items: list[Item]) -> None:
+        if not self.applier.offer(items):
+            self._close()  # the applier failed: raise its error
+
+    def _close(self) -> None:
+        self.applier.inbox.put(None)
+        self.applier.join()
+        if self.applier.error is not None:
+            raise self.applier.error
+
+    def abandon(self) -> None:
+        """Stop the applier on the way out of a failure (its own error, if any, is dropped:
+        the caller is raising another or this one already)."""
+        if self.applier.is_alive():
+            self.applier.inbox.put(None)
+            self.applier.join()
+
+    def finish(self, read_gap: OffsetRange | None, swept: int) -> IngestResult:
+        """Wait until every message offered is committed, then record the partition done."""
+        self._close()
+        gap = _overlap(read_gap, self.span)
+        summary = self.ingest.summary.to_json()
+        summary["gap"] = {"first": gap.first, "last": gap.last} if gap else None
+        s = self.span
+        self.state.finish_partition(
+            self.partition, s.first, s.last, summary, datetime.now(UTC).isoformat()
+        )
+        seconds = time.monotonic() - self.started
+        return IngestResult(self.partition, s, summary, gap, False, seconds, swept)
+
+
+def _overlap(a: OffsetRange | None, b: OffsetRange) -> OffsetRange | None:
+    if a is None or a.last < b.first or b.last < a.first:
+        return None
+    return OffsetRange(max(a.first, b.first), min(a.last, b.last))

@@ -1,0 +1,1 @@
+"""Processes: deferring a cancel to a safe point."""

@@ -1,0 +1,1 @@
+"""The annotation stream: the rstream client, offset ranges, and the message contract."""

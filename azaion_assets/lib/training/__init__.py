@@ -1,0 +1,1 @@
+"""Training with Ultralytics, offline, resumable, and the policy that asks for it."""

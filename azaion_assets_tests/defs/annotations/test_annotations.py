@@ -1,0 +1,224 @@
+"""The annotations asset: stream partitions applied to the data tree, on a real broker and
+a real Dagster instance."""
+
+import asyncio
+from typing import Any
+
+import pytest
+from dagster import AssetKey, materialize
+
+from azaion_assets.defs.annotations.annotations import annotations
+from azaion_assets.defs.partitions import ANNOTATION_BATCHES
+from azaion_assets.defs.resources import AzaionSettingsResource
+from azaion_assets.dev.messages import Author, bulk, synthetic
+from azaion_assets.lib.config.datatree import DataTree
+from azaion_assets.lib.config.sources import load_settings
+from azaion_assets.lib.ingest.apply_events import quarantine_dir, state_path
+from azaion_assets.lib.ingest.ingest_state import IngestState
+from azaion_assets.lib.stream.client import probe_tail, publish
+from azaion_assets.lib.stream.contract import STATUS_PROPERTY, Role, Status
+from azaion_assets.lib.stream.offsets import OffsetRange
+from azaion_assets_tests.conftest import raw_producer
+from azaion_assets_tests.treeview import places, snapshot
+
+RESOURCES = {"settings": AzaionSettingsResource()}
+VALIDATOR = Author(Role.VALIDATOR, "val@azaion.com")
+OPERATOR = Author(Role.OPERATOR, "op@azaion.com")
+
+
+def _send(stream, messages) -> int:
+    asyncio.run(publish(stream, list(messages)))
+    tail = asyncio.run(probe_tail(stream))
+    assert tail is not None
+    return tail
+
+
+def _run(instance, key: str):
+    instance.add_dynamic_partitions(ANNOTATION_BATCHES, [key])
+    result = materialize([annotations], instance=instance, partition_key=key, resources=RESOURCES)
+    assert result.success
+    event = instance.get_latest_materialization_event(AssetKey("annotations"))
+    meta = event.asset_materialization.metadata
+    return {k: getattr(v, "value", v) for k, v in meta.items()}
+
+
+def _tree() -> DataTree:
+    return DataTree.from_settings(load_settings())
+
+
+def test_a_partition_applies_its_events_with_metadata(stream_env, instance):
+    tail = _send(
+        stream_env,
+        [
+            *synthetic(3, VALIDATOR, prefix="val", width=32, height=32),
+            *synthetic(2, OPERATOR, prefix="op", width=32, height=32),
+            (b"\x93garbage", {STATUS_PROPERTY: 10}),
+            bulk(["op_0000_000000"], Status.VALIDATED, VALIDATOR),
+            bulk(["val_0000_000001", "nobody"], Status.DELETED, VALIDATOR),
+        ],
+    )
+    meta = _run(instance, OffsetRange(0, tail).key)
+    tree = _tree()
+    assert list(places(tree, "val_0000_000000")) == ["data"]
+    assert list(places(tree, "val_0000_000001")) == ["deleted"]
+    assert list(places(tree, "op_0000_000000")) == ["data"]  # validated in bulk
+    assert list(places(tree, "op_0000_000001")) == ["seed"]
+    assert meta["messages"] == 8 and meta["quarantined"] == 1 and meta["unknown_names"] == 1
+    assert meta["range_first"] == 0 and meta["range_last"] == tail
+    assert meta["last_offset"] == tail and meta["bytes"] > 0
+    events = {r.data["what"]: r.data["count"] for r in meta["events"].records}
+    assert events == {"Created": 5, "Deleted": 1, "Rejected": 1, "Validated": 1}
+    roles = {r.data["what"]: r.data["count"] for r in meta["roles"].records}
+    assert roles == {"Operator": 2, "Validator": 3}
+    classes = {r.data["what"] for r in meta["boxes_by_class"].records}
+    assert classes and all("Class-" not in c for c in classes)
+    assert meta["gap"] == "none" and not meta["reused_earlier_run"]
+    assert len(list(quarantine_dir(tree).glob("*.bin"))) == 1
+    # Validated arrivals: three created by a validator (val_1 deleted later, still counted)
+    # and op_0 validated in bulk; the operator's op_1 waits in data-seed/.
+    assert meta["validated"] == 4, meta["written"]
+
+
+def test_rerunning_a_partition_changes_nothing(stream_env, instance):
+    tail = _send(stream_env, synthetic(4, OPERATOR, width=32, height=32))
+    key = OffsetRange(0, tail).key
+    _run(instance, key)
+    before = snapshot(_tree())
+    again = _run(instance, key)
+    assert snapshot(_tree()) == before
+    assert again["reused_earlier_run"] and again["messages"] == 4
+    assert again["validated"] == 0  # counted once, by the run that applied it
+
+
+def test_partitions_materialised_out_of_order_still_let_later_events_win(stream_env, instance):
+    first_tail = _send(stream_env, synthetic(2, OPERATOR, width=32, height=32))
+    second_tail = _send(stream_env, [bulk(["synthetic_0000_000000"], Status.DELETED, VALIDATOR)])
+    delete = _run(instance, OffsetRange(first_tail + 1, second_tail).key)  # the Delete first
+    create = _run(instance, OffsetRange(0, first_tail).key)  # then the Create it deletes
+    assert list(places(_tree(), "synthetic_0000_000000")) == ["deleted"]
+    assert list(places(_tree(), "synthetic_0000_000001")) == ["seed"]
+    # The Delete found no annotation when it ran; the Create's partition says it now has one.
+    assert delete["unknown_names"] == 1 and create["unknown_resolved"] == 1
+    with IngestState(state_path(_tree())) as state:
+        assert state.totals()["unknown_names"] == 0
+
+
+def test_a_malformed_partition_key_fails_without_retrying(stream_env, instance):
+    instance.add_dynamic_partitions(ANNOTATION_BATCHES, ["not-a-range"])
+    result = materialize(
+        [annotations],
+        instance=instance,
+        partition_key="not-a-range",
+        resources=RESOURCES,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.failure_data_for_node("annotations")
+    assert failure is not None and "not an offset-range partition key" in str(failure.error)
+
+
+def test_retention_gap_is_reported_and_the_rest_applied(truncated_stream, instance):
+    """A stream whose old segments were removed: the run reports the gap and moves on."""
+    head, tail = truncated_stream
+    meta = _run(instance, OffsetRange(0, tail).key)
+    assert meta["gap"] == f"offsets 0..{head - 1} removed by retention before read"
+    assert meta["first_offset"] == head and meta["last_offset"] == tail
+
+
+@pytest.mark.parametrize("role", [Role.ADMIN])
+def test_the_author_role_is_counted(stream_env, instance, role):
+    tail = _send(stream_env, synthetic(1, Author(role), width=32, height=32))
+    meta = _run(instance, OffsetRange(0, tail).key)
+    assert {r.data["what"] for r in meta["roles"].records} == {"Admin"}
+
+
+def test_a_frame_that_is_not_amqp_is_quarantined_and_its_chunk_still_applied(stream_env, instance):
+    """rstream drops the rest of a chunk when its decoder raises; ours must not."""
+    from rstream import AMQPMessage
+
+    good = list(synthetic(10, VALIDATOR, width=32, height=32))
+
+    def _amqp(body: bytes, properties: dict) -> AMQPMessage:
+        props: dict[str | bytes, Any] = dict(properties)
+        return AMQPMessage(body=body, application_properties=props)
+
+    async def send() -> None:
+        async with raw_producer(stream_env) as producer:
+            await producer.create_stream(stream_env.stream, exists_ok=True)
+            batch: list = [_amqp(b, p) for b, p in good[:3]]
+            batch.append(b"\x00")  # raw bytes, not an AMQP 1.0 message: one chunk with the rest
+            batch += [_amqp(b, p) for b, p in good[3:]]
+            await producer.send_batch(stream_env.stream, batch)
+
+    asyncio.run(send())
+    tail = asyncio.run(probe_tail(stream_env))
+    assert tail is not None
+    meta = _run(instance, OffsetRange(0, tail).key)
+    assert meta["messages"] == 11 and meta["quarantined"] == 1
+    assert len(list(_tree().data.images.iterdir())) == 10
+    reasons = meta["quarantine_reasons"]
+    assert any("undecodable AMQP" in r for r in reasons), reasons
+
+
+def _ingest_job(instance, keys: list[str]):
+    from dagster import Definitions
+
+    from azaion_assets.defs.annotations.ingest_job import INGEST_JOB, ingest_job, ingest_request
+
+    job = Definitions(assets=[annotations], jobs=[ingest_job], resources=RESOURCES)
+    request = ingest_request(keys, "test")
+    tags = dict(request.tags)
+    if request.partition_key:
+        tags["dagster/partition"] = request.partition_key
+    return job.resolve_job_def(INGEST_JOB).execute_in_process(instance=instance, tags=tags)
+
+
+def _materialisations(instance) -> dict[str, dict[str, Any]]:
+    from dagster import AssetRecordsFilter
+
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("annotations")), limit=1000
+    ).records
+    out: dict[str, dict[str, Any]] = {}
+    for record in records:
+        m = record.asset_materialization
+        assert m is not None and m.partition is not None and m.partition not in out
+        out[m.partition] = {k: getattr(v, "value", v) for k, v in m.metadata.items()}
+    return out
+
+
+def test_a_range_run_materialises_each_partition_with_its_own_metadata(stream_env, instance):
+    """One run over a backlog of four partitions, one of which an interrupted earlier run
+    applied (and never materialised): each gets its own materialisation and figures, and the
+    validated annotations of each are counted exactly once."""
+    from azaion_assets.lib.ingest.partition_run import ingest_partition
+    from azaion_assets.lib.stream.client import StreamTarget
+
+    tails = [
+        _send(stream_env, synthetic(n, VALIDATOR, seed=n, prefix=f"p{n}", width=32, height=32))
+        for n in (3, 2, 4, 1)
+    ]
+    spans = [OffsetRange(a + 1, b) for a, b in zip([-1, *tails], tails, strict=False)]
+    keys = [s.key for s in spans]
+    instance.add_dynamic_partitions(ANNOTATION_BATCHES, keys)
+    settings = load_settings()
+    ingest_partition(StreamTarget.from_settings(settings), _tree(), keys[1], 1 << 20)
+
+    result = _ingest_job(instance, keys)
+    assert result.success
+    landed = _materialisations(instance)
+    assert sorted(landed) == keys  # one each, no more
+    for span, n, key in zip(spans, (3, 2, 4, 1), keys, strict=True):
+        meta = landed[key]
+        assert (meta["range_first"], meta["range_last"]) == (span.first, span.last)
+        assert meta["messages"] == n and meta["validated"] == n, (key, meta)
+        assert meta["reused_earlier_run"] == (key == keys[1])
+    assert len(list(_tree().data.labels.glob("*.txt"))) == 10
+
+    again = _ingest_job(instance, keys[1:3])  # an operator re-runs two: nothing counted twice
+    assert again.success
+    records = instance.fetch_materializations(AssetKey("annotations"), limit=100).records
+    latest = {r.partition_key: r.asset_materialization for r in reversed(records)}
+    for key in keys[1:3]:
+        meta = latest[key].metadata  # type: ignore[union-attr]
+        assert meta["reused_earlier_run"].value and meta["validated"].value == 0

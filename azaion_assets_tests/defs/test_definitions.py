@@ -1,0 +1,118 @@
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+from dagster import AssetKey, DynamicPartitionsDefinition
+
+from azaion_assets.definitions import defs as load_defs
+from azaion_assets.defs.partitions import daily_partitions
+
+defs = load_defs()
+
+
+def test_definitions_load_with_the_final_asset_keys_and_lineage():
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == {"annotations", "dataset", "model", "onnx_model", "champion", "model_release"}
+    parents = {
+        k: {p.to_user_string() for p in graph.get(AssetKey(k)).parent_keys}
+        for k in ("dataset", "model", "onnx_model", "champion", "model_release")
+    }
+    assert parents == {
+        "dataset": {"annotations"},
+        "model": {"dataset"},
+        "onnx_model": {"model"},
+        "champion": {"model", "onnx_model"},
+        "model_release": {"onnx_model", "champion"},
+    }
+
+
+def test_annotations_is_a_declared_asset_partitioned_by_stream_batches():
+    # Not merely an implicit stub for a dependency: the UI shows only declared assets.
+    node = defs.resolve_asset_graph().get(AssetKey("annotations"))
+    assert not node.is_virtual
+    assert node.group_name == "annotations"
+    assert isinstance(node.partitions_def, DynamicPartitionsDefinition)
+    assert node.partitions_def.name == "annotation_batches"
+    for key in ("dataset", "model", "onnx_model", "model_release"):
+        assert defs.resolve_asset_graph().get(AssetKey(key)).partitions_def == daily_partitions
+
+
+def test_checks_are_defined_and_blocking():
+    graph = defs.resolve_asset_graph()
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert checks == {
+        ("dataset", "dataset_splits_non_empty"),
+        ("dataset", "dataset_labels_valid"),
+        ("dataset", "dataset_no_video_across_train_and_test"),
+        ("onnx_model", "onnx_parity"),
+        ("annotations", "every_partition_landed"),
+    }
+    for key in graph.asset_check_keys:  # the data checks gate what is downstream
+        assert graph.get_check_spec(key).blocking == (key.name != "every_partition_landed")
+
+
+def test_todays_partition_exists():
+    today = datetime.now(UTC).date().isoformat()
+    assert today in daily_partitions.get_partition_keys()
+
+
+def test_loading_the_code_location_imports_no_heavy_library():
+    code = (
+        "import sys, azaion_assets.definitions; "
+        "heavy = ('torch', 'ultralytics', 'onnxruntime', 'cv2'); "
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_training_run_carries_the_gpu_retry_and_kubernetes_tags():
+    job = defs.resolve_job_def("retraining_job")
+    assert {n.to_user_string() for n in job.asset_layer.selected_asset_keys} == {
+        "dataset",
+        "model",
+        "onnx_model",
+    }
+    assert job.partitions_def == daily_partitions
+    tags = job.tags
+    assert tags["azaion/stage"] == "train" and tags["azaion/gpu"] == "auto"
+    assert tags["dagster/max_retries"] == "2" and tags["dagster/retry_strategy"] == "FROM_FAILURE"
+    assert tags["dagster/max_runtime"] == str(72 * 3600)
+    k8s = json.loads(tags["dagster-k8s/config"])
+    assert k8s["container_config"]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    assert k8s["pod_spec_config"]["node_selector"] == {"nvidia.com/gpu.present": "true"}
+    assert k8s["pod_spec_config"]["termination_grace_period_seconds"] == 120
+
+
+def test_training_run_tags_follow_the_settings(monkeypatch):
+    monkeypatch.setenv("TRAINING_DEVICE", "1")
+    monkeypatch.setenv("TRAINING_MAX_RETRIES", "5")
+    monkeypatch.setenv("K8S_GPU_LIMIT", "2")
+    monkeypatch.setenv("K8S_GPU_NODE_SELECTOR", "pool=a100,zone=b")
+    tags = load_defs().resolve_job_def("retraining_job").tags
+    assert tags["azaion/gpu"] == "1" and tags["dagster/max_retries"] == "5"
+    k8s = json.loads(tags["dagster-k8s/config"])
+    assert k8s["container_config"]["resources"]["limits"] == {"nvidia.com/gpu": "2"}
+    assert k8s["pod_spec_config"]["node_selector"] == {"pool": "a100", "zone": "b"}
+
+
+def test_the_model_step_takes_the_gpu_pool_and_the_sensors_run_by_default():
+    assert defs.resolve_assets_def("model").op.pool == "gpu"
+    for name in ("annotation_stream_sensor", "retraining_sensor", "model_release_sensor"):
+        sensor = defs.resolve_sensor_def(name)
+        assert sensor.default_status.value == "RUNNING"
+    assert defs.resolve_sensor_def("retraining_sensor").job_name == "retraining_job"
+    assert defs.resolve_sensor_def("model_release_sensor").job_name == "model_release_job"
+    assert defs.resolve_job_def("promote_model") is not None
+
+
+def test_the_release_job_ships_only_the_release_with_its_retry_policy():
+    job = defs.resolve_job_def("model_release_job")
+    assert job.tags["azaion/stage"] == "release"
+    assert [str(k.to_user_string()) for k in job.asset_layer.executable_asset_keys] == [
+        "model_release"
+    ]
+    policy = defs.resolve_assets_def("model_release").op.retry_policy
+    assert policy is not None and policy.max_retries == 3 and policy.backoff is not None

@@ -1,0 +1,164 @@
+"""The retraining sensor, evaluated with build_sensor_context against a real SQLite instance.
+
+The instance's event log holds what the sensor reads in production: annotation and dataset
+materialisations (recorded here as runless events with the same metadata) and training runs.
+"""
+
+from datetime import UTC, datetime
+
+import pytest
+from dagster import (
+    AssetMaterialization,
+    DagsterRunStatus,
+    RunRequest,
+    SkipReason,
+    build_sensor_context,
+)
+from dagster._core.remote_origin import (
+    InProcessCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.utils import make_new_run_id
+
+from azaion_assets.defs.training import retraining_sensor
+from azaion_assets.defs.training.retraining_sensor import build_retraining_sensor
+
+SENSOR = build_retraining_sensor(60)
+ORIGIN = RemoteJobOrigin(
+    RemoteRepositoryOrigin(
+        InProcessCodeLocationOrigin(LoadableTargetOrigin(module_name="azaion_assets.definitions")),
+        "__repository__",
+    ),
+    "retraining_job",
+)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+TODAY = NOW.strftime("%Y-%m-%d")
+
+
+class _FrozenClock(datetime):
+    """The sensor's clock at NOW, so a run that crosses midnight UTC still agrees on today."""
+
+    @classmethod
+    def now(cls, tz=None):
+        return NOW.astimezone(tz)
+
+
+@pytest.fixture(autouse=True)
+def threshold(monkeypatch):
+    monkeypatch.setenv("RETRAIN_MIN_NEW_VALIDATED", "100")
+    monkeypatch.setattr(retraining_sensor, "datetime", _FrozenClock)
+
+
+def _tick(instance) -> RunRequest | SkipReason:
+    result = SENSOR(build_sensor_context(instance=instance))
+    assert isinstance(result, (RunRequest, SkipReason)), result
+    return result
+
+
+def _skip_reason(instance) -> str:
+    result = _tick(instance)
+    assert isinstance(result, SkipReason), f"expected a skip, got {result}"
+    return result.skip_message or ""
+
+
+def _annotations(instance, key: str, validated: int, reused: bool = False) -> None:
+    metadata = {"validated": validated, "reused_earlier_run": reused}
+    instance.report_runless_asset_event(
+        AssetMaterialization("annotations", partition=key, metadata=metadata)
+    )
+
+
+def _run(instance, tags: dict[str, str], status: DagsterRunStatus) -> DagsterRun:
+    """A run record as the run queue and launcher leave it (none needs to execute here)."""
+    run = DagsterRun(
+        job_name="retraining_job",
+        run_id=make_new_run_id(),
+        tags=tags,
+        status=status,
+        remote_job_origin=ORIGIN,  # queued runs must say where they would be launched from
+    )
+    return instance.add_run(run)
+
+
+def _dataset(instance, day: str) -> None:
+    instance.report_runless_asset_event(AssetMaterialization("dataset", partition=day))
+
+
+def test_without_new_data_the_tick_says_so(instance):
+    assert _skip_reason(instance) == (
+        "not enough new data: 0 new validated annotations in 0 annotation partitions with no "
+        "dataset yet (threshold 100)"
+    )
+
+
+def test_enough_new_validated_data_requests_todays_retraining(instance):
+    _annotations(instance, "000000000000-000000000999", 60)
+    assert "60 new validated annotations in 1 annotation partitions" in _skip_reason(instance)
+    _annotations(instance, "000000001000-000000001999", 0, reused=True)
+    _annotations(instance, "000000002000-000000002999", 45)
+    request = _tick(instance)
+    assert isinstance(request, RunRequest)
+    assert request.partition_key == TODAY and request.run_key == f"retrain-{TODAY}"
+    assert request.tags["azaion/trigger"] == "retraining_sensor"
+    assert request.tags["azaion/new_validated"] == "105"
+
+
+def test_only_data_since_the_newest_dataset_counts(instance):
+    _annotations(instance, "000000000000-000000000999", 500)
+    _dataset(instance, "2026-01-01")
+    _annotations(instance, "000000001000-000000001999", 30)
+    reason = _skip_reason(instance)
+    assert "30 new validated annotations in 1 annotation partitions since dataset 2026-01-01" in (
+        reason
+    )
+
+
+def test_at_most_one_dataset_a_day(instance):
+    _dataset(instance, TODAY)
+    _annotations(instance, "000000000000-000000000999", 500)
+    reason = _skip_reason(instance)
+    assert reason.startswith(f"today's dataset {TODAY} was already formed at ")
+    assert "500 new validated" in reason
+
+
+def test_no_request_while_a_training_is_queued_or_running(instance):
+    _annotations(instance, "000000000000-000000000999", 500)
+    for status in (DagsterRunStatus.QUEUED, DagsterRunStatus.STARTED):
+        run = _run(instance, {"azaion/stage": "train"}, status)
+        reason = _skip_reason(instance)
+        assert reason.startswith(f"a training is in progress (run {run.run_id[:8]} is ")
+        assert status.value in reason
+        instance.report_run_failed(run)
+    # Finished training runs do not block; an ingest run never did.
+    _run(instance, {"azaion/stage": "ingest"}, DagsterRunStatus.STARTED)
+    assert isinstance(_tick(instance), RunRequest)
+
+
+def test_a_training_outside_the_job_is_seen_through_the_gpu_pool(instance):
+    _annotations(instance, "000000000000-000000000999", 500)
+    storage = instance.event_log_storage
+    storage.set_concurrency_slots("gpu", 1)
+    claim = storage.claim_concurrency_slot("gpu", "adhocrun-0001", "model")
+    assert claim.is_claimed
+    reason = _skip_reason(instance)
+    assert reason.startswith("a training is in progress (the gpu pool is held or awaited by run ")
+    storage.free_concurrency_slot_for_step("adhocrun-0001", "model")
+    assert isinstance(_tick(instance), RunRequest)
+
+
+def test_a_failed_automatic_run_is_not_requested_again_the_same_day(instance):
+    _annotations(instance, "000000000000-000000000999", 500)
+    tags = {"azaion/trigger": "retraining_sensor", "dagster/partition": TODAY}
+    _run(instance, tags, DagsterRunStatus.FAILURE)
+    reason = _skip_reason(instance)
+    assert "today's automatic retraining was already requested" in reason
+    assert "ended FAILURE" in reason
+
+
+def test_a_configuration_problem_is_a_skip_that_names_it(instance, monkeypatch):
+    monkeypatch.setenv("RETRAIN_MIN_NEW_VALIDATED", "0")
+    reason = _skip_reason(instance)
+    assert reason.startswith("configuration problem") and "RETRAIN_MIN_NEW_VALIDATED" in reason
