@@ -19,7 +19,7 @@ record commits the run's splits before the swap, under a lock that all forming r
 
 Speed matters at 100,000+ annotations (see ``bench/``): the loop works on directory file
 descriptors, reads labels with raw ``os.read``, takes inode numbers from the directory listing,
-and for large datasets links in a helper process (``linking.py``) while this one validates each
+and for large datasets links in a helper process (``fsio/linking.py``) while this one validates each
 slice as soon as it is staged (a link *thread* would need the GIL back after every ``link`` and
 ends up slower than none). The links cost what ``cp -al`` costs, so the rest has to hide behind
 them: the helper starts before the image scan, gets its first slice as soon as that is planned,
@@ -31,15 +31,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
-import queue
 import shutil
-import subprocess
-import sys
 import tempfile
-import threading
 from collections import Counter, deque
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,11 +48,10 @@ from azaion_assets.lib.dataset.labels import LabelError, label_stems, parse_labe
 from azaion_assets.lib.dataset.split_record import SourceSplits
 from azaion_assets.lib.dataset.split_stats import SourceStats
 from azaion_assets.lib.dataset.video_split import SPLITS
-from azaion_assets.lib.fsio import linking
 from azaion_assets.lib.fsio.atomic import atomic_write_text, fsync_dir, replace_dir
 from azaion_assets.lib.fsio.linking import KINDS as _KINDS
+from azaion_assets.lib.fsio.linking import InProcess, LinkHelper
 from azaion_assets.lib.fsio.linking import Link as _Link
-from azaion_assets.lib.fsio.linking import link_slice as _link_slice
 from azaion_assets.lib.fsio.locks import file_lock
 
 MANIFEST = "manifest.json"
@@ -186,88 +180,6 @@ def _scan_images(folder: Path) -> tuple[dict[str, tuple[str, int]], dict[str, li
             else:
                 images[stem] = (fname, entry.inode())
     return images, several
-
-
-class _InProcess:
-    """Links each submitted slice at once, inline: for small datasets a helper costs more."""
-
-    def __init__(self, images: Path, labels: Path, staging: Path) -> None:
-        self._dirs = (images, labels, staging)
-        self._done: deque[list[str]] = deque()
-
-    def submit(self, links: list[_Link]) -> None:
-        self._done.append(_link_slice(*self._dirs, links))
-
-    def result(self) -> list[str]:
-        """The names that vanished from the oldest slice not yet collected."""
-        return self._done.popleft()
-
-    def __enter__(self) -> _InProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-class _LinkHelper:
-    """Links the submitted slices in a helper process (``linking.py``), in order.
-
-    The helper is a plain ``python -I -S`` running a standard-library script, ready in about
-    30 ms; a ``spawn`` worker of ``multiprocessing`` re-imports the caller's ``__main__`` and this
-    package first (0.2 s in the benchmark), and ``fork`` is unsafe in a multi-threaded caller
-    such as Dagster.
-
-    A thread writes the slices to the helper, so this process never blocks on a full pipe while
-    the helper is busy; that thread needs the GIL only to pickle a slice, not after every link.
-    On an error the helper is killed before the caller removes the staging tree it links into.
-    """
-
-    def __init__(self, images: Path, labels: Path, staging: Path) -> None:
-        script = linking.__file__
-        args = [sys.executable, "-I", "-S", script, str(images), str(labels), str(staging)]
-        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        requests, replies = self._proc.stdin, self._proc.stdout
-        assert requests is not None and replies is not None  # both are pipes
-        self._requests, self._replies = requests, replies
-        self._outbox: queue.SimpleQueue[list[_Link] | None] = queue.SimpleQueue()
-        self._writer = threading.Thread(target=self._write, name="link-helper-writer", daemon=True)
-        self._writer.start()
-
-    def _write(self) -> None:
-        try:
-            while (links := self._outbox.get()) is not None:
-                pickle.dump(links, self._requests, pickle.HIGHEST_PROTOCOL)
-                self._requests.flush()
-        except OSError:
-            pass  # the helper failed or was killed: result() or __exit__ deals with it
-        finally:
-            with suppress(OSError):
-                self._requests.close()  # end of input: the helper exits
-
-    def submit(self, links: list[_Link]) -> None:
-        self._outbox.put(links)
-
-    def result(self) -> list[str]:
-        """The names that vanished from the oldest slice not yet collected; waits for it."""
-        try:
-            ok, value = pickle.load(self._replies)
-        except EOFError:
-            code = self._proc.wait()
-            raise RuntimeError(f"the link helper exited early (code {code})") from None
-        if not ok:
-            raise value  # the helper's own error, e.g. a full disk
-        return value
-
-    def __enter__(self) -> _LinkHelper:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        self._outbox.put(None)
-        if exc_type is not None:
-            self._proc.kill()
-        self._writer.join()
-        self._replies.close()
-        self._proc.wait()
 
 
 @dataclass
@@ -401,7 +313,7 @@ def _form(tree, partition, percentages, slot_names, final: Path, staging: Path) 
     data = tree.data
     labels = label_stems(data.labels)
     # Start a helper before the image scan, so that its start-up overlaps the scan.
-    helper = _LinkHelper if len(labels) >= _HELPER_PROCESS_FROM else _InProcess
+    helper = LinkHelper if len(labels) >= _HELPER_PROCESS_FROM else InProcess
     total = _Batch()
     with helper(data.images, data.labels, staging) as linker:
         splits = SourceSplits(tree, percentages)

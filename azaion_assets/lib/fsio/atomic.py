@@ -1,31 +1,90 @@
 """Crash-safe file writes: a reader sees the old file or the new one, never half of one.
 
-Every file the pipeline publishes goes through here: write to a temp file in the same
-directory, fsync it, rename it over the target, then fsync the directory so the rename itself
-survives a power cut.
+Every file the pipeline publishes goes through here or through ``group_commit.py`` (many files
+at once): write to a temp file in the same directory, fsync it, rename it over the target, then
+fsync the directory so the rename itself survives a power cut. Temp files of both are named
+here, hidden beside their target, so a crashed write leaves nothing a reader lists.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import itertools
 import os
 import shutil
 import stat
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+TEMP_SUFFIX = ".tmp"
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_temp_tag = ""  # unique to this process (set below, and again in a forked child)...
+_temp_serial = itertools.count()  # ...and a serial unique within it (``next`` holds the GIL)
 
-def fsync_dir(path: Path) -> None:
-    """Persist a directory entry change (create, rename) made inside ``path``."""
+
+def _new_temp_tag() -> None:
+    global _temp_tag
+    _temp_tag = f"{os.getpid()}-{os.urandom(4).hex()}"
+
+
+_new_temp_tag()
+os.register_at_fork(after_in_child=_new_temp_tag)
+
+
+def temp_path(target: str, suffix: str = TEMP_SUFFIX) -> str:
+    """A fresh hidden temp name beside ``target``, ending in ``suffix``. ``mkstemp`` draws random
+    names in Python, which cost as much as the file system calls; a name unique to this process
+    needs no retries (and ``O_EXCL`` still refuses a clash)."""
+    folder, name = os.path.split(target)
+    return f"{folder}/.{name}.{_temp_tag}-{next(_temp_serial)}{suffix}"
+
+
+def open_temp(target: str, suffix: str = TEMP_SUFFIX, mode: int = 0o644) -> tuple[int, str]:
+    """Create a fresh temp file beside ``target`` with file mode ``mode`` (whatever the umask);
+    return its descriptor, open for writing, and its path."""
+    tmp = temp_path(target, suffix)
+    fd = os.open(tmp, _TEMP_FLAGS, mode)
+    try:
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    return fd, tmp
+
+
+def sweep_temps(folders: Iterable[Path], suffix: str) -> int:
+    """Remove the temp files ending in ``suffix`` that a crashed writer left in ``folders``
+    (only while no writer of theirs runs); return how many."""
+    removed = 0
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") and entry.name.endswith(suffix):
+                    Path(entry.path).unlink(missing_ok=True)
+                    removed += 1
+    return removed
+
+
+@contextmanager
+def opened_dir(path: Path | str) -> Iterator[int]:
+    """A read-only descriptor of the directory ``path``, closed on exit."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(fd)
+        yield fd
     finally:
         os.close(fd)
+
+
+def fsync_dir(path: Path | str) -> None:
+    """Persist a directory entry change (create, rename) made inside ``path``."""
+    with opened_dir(path) as fd:
+        os.fsync(fd)
 
 
 @contextmanager
@@ -37,9 +96,8 @@ def replacing(target: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = open_temp(str(target), mode=mode)
     try:
-        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()

@@ -1,25 +1,24 @@
 """Hardlink slices of a dataset into its staging layout, here or in a light helper process.
 
-Dataset forming (``forming.py``) links in a helper process while it validates: linking costs
-what ``cp -al`` costs and validating nearly as much, so on two cores the two overlap.
-The helper runs this file as a script in an isolated interpreter without site-packages
-(``python -I -S linking.py``), so it must import the standard library only. That is the point:
-it is ready in about 30 ms, where a ``multiprocessing`` spawn child re-imports the caller's
-``__main__`` (the benchmark, or Dagster itself) and this package's dependencies (0.2 s in the
-benchmark, longer than scanning 100,000 files).
+Dataset forming (``dataset/forming.py``) links in a helper process while it validates: linking
+costs what ``cp -al`` costs and validating nearly as much, so on two cores the two overlap.
+Small datasets are linked inline (``InProcess``): there a helper costs more than it saves.
 
-The protocol is pickles over the helper's stdin and stdout: one list of links in, one
-``(True, vanished names)`` or ``(False, exception)`` out, in order; end of input ends the helper.
+The helper (``LinkHelper``) is this module run as a light child (``proc/child.py``) without
+site-packages: it imports a few small standard modules and this package's ``proc/child.py``,
+and is ready in about 30 ms. Its requests are slices (lists of links), its answers the names of
+each slice that vanished, in order; its first error ends it.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import pickle
 import shutil
-import sys
+from collections import deque
 from pathlib import Path
+
+from azaion_assets.lib.proc import child
 
 Link = tuple[str, str, str, str]  # name, image file, label file, split
 KINDS = ("images", "labels")
@@ -82,23 +81,86 @@ def link_slice(images: Path, labels: Path, staging: Path, links: list[Link]) -> 
     return vanished
 
 
-def _serve(images: Path, labels: Path, staging: Path) -> None:
-    """The helper's loop: link each slice that arrives, answer in order, stop at end of input."""
-    requests, replies = sys.stdin.buffer, sys.stdout.buffer
-    while True:
+class InProcess:
+    """Links each submitted slice at once, inline: for small datasets a helper costs more."""
+
+    def __init__(self, images: Path, labels: Path, staging: Path) -> None:
+        self._dirs = (images, labels, staging)
+        self._done: deque[list[str]] = deque()
+
+    def submit(self, links: list[Link]) -> None:
+        self._done.append(link_slice(*self._dirs, links))
+
+    def result(self) -> list[str]:
+        """The names that vanished from the oldest slice not yet collected."""
+        return self._done.popleft()
+
+    def __enter__(self) -> InProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class LinkHelper:
+    """Links the submitted slices in a helper process, in order.
+
+    A thread writes the slices to the helper, so this process never blocks on a full pipe while
+    the helper is busy; that thread needs the GIL only to pickle a slice, not after every link.
+    On an error the helper is killed before the caller removes the staging tree it links into.
+    """
+
+    def __init__(self, images: Path, labels: Path, staging: Path) -> None:
+        import queue  # here, as threading: the helper starts faster without them
+        import threading
+
+        args = [str(images), str(labels), str(staging)]
+        self._child = child.Child(__file__, args, "the link helper", site=False)
+        self._outbox: queue.SimpleQueue[list[Link] | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write, name="link-helper-writer", daemon=True)
+        self._writer.start()
+
+    def _write(self) -> None:
         try:
-            links = pickle.load(requests)
-        except EOFError:
-            return
+            while (links := self._outbox.get()) is not None:
+                self._child.send(links)
+        except OSError:
+            pass  # the helper failed or was killed: result() or __exit__ deals with it
+        finally:
+            self._child.end_input()  # the helper exits
+
+    def submit(self, links: list[Link]) -> None:
+        self._outbox.put(links)
+
+    def result(self) -> list[str]:
+        """The names that vanished from the oldest slice not yet collected; waits for it, and
+        raises the helper's own error (e.g. a full disk)."""
+        return self._child.receive()
+
+    def __enter__(self) -> LinkHelper:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self._outbox.put(None)
+        if exc_type is not None:
+            self._child.kill()  # unblocks the writer if the helper's stdin is full
+        self._writer.join()
+        self._child.close(kill=exc_type is not None)
+
+
+def _serve() -> None:
+    """The helper's loop: link each slice that arrives, answer in order, stop at end of input
+    or at the first error."""
+    answers, args = child.start()
+    images, labels, staging = (Path(arg) for arg in args)
+    for links in child.requests():
         try:
-            reply = (True, link_slice(images, labels, staging, links))
+            vanished = link_slice(images, labels, staging, links)
         except Exception as exc:  # handed to the caller, who raises it
-            reply = (False, exc)
-        pickle.dump(reply, replies)
-        replies.flush()
-        if not reply[0]:
+            child.fail(answers, exc, lambda what: RuntimeError(f"the link helper failed: {what}"))
             return
+        child.answer(answers, vanished)
 
 
 if __name__ == "__main__":
-    _serve(*(Path(arg) for arg in sys.argv[1:4]))
+    _serve()

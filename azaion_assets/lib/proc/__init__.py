@@ -1,1 +1,1 @@
-"""Processes: deferring a cancel to a safe point."""
+"""Processes: light child processes of this package; deferring a cancel to a safe point."""

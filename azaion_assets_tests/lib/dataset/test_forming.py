@@ -193,9 +193,9 @@ def test_an_error_in_the_helper_process_fails_the_dataset_and_leaves_no_partial_
 
 def _hook_link(monkeypatch, before=None, after=None):
     """Run ``before``/``after`` around the linking of each slice (writers racing the run)."""
-    from azaion_assets.lib.dataset import forming
+    from azaion_assets.lib.fsio import linking
 
-    real = forming._link_slice
+    real = linking.link_slice
 
     def hooked(*args):
         if before:
@@ -205,7 +205,7 @@ def _hook_link(monkeypatch, before=None, after=None):
             after()
         return result
 
-    monkeypatch.setattr(forming, "_link_slice", hooked)
+    monkeypatch.setattr(linking, "link_slice", hooked)
 
 
 def _replace_by_rename(path, text):

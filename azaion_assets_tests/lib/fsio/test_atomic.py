@@ -78,3 +78,25 @@ def test_replace_dir_into_a_new_place(tmp_path):
     (staging / "a").write_text("a")
     replace_dir(staging, tmp_path / "fresh")
     assert (tmp_path / "fresh" / "a").read_text() == "a"
+
+
+def test_temp_files_are_hidden_beside_their_target_unique_and_keep_the_mode(tmp_path):
+    target = str(tmp_path / "x.jpg")
+    names = {atomic.temp_path(target, ".s") for _ in range(1000)}
+    assert len(names) == 1000
+    assert all(n.startswith(f"{tmp_path}/.x.jpg.") and n.endswith(".s") for n in names)
+    old = os.umask(0o077)
+    try:
+        fd, tmp = atomic.open_temp(target, mode=0o644)
+    finally:
+        os.umask(old)
+    os.close(fd)
+    assert tmp.endswith(atomic.TEMP_SUFFIX) and stat.S_IMODE(os.stat(tmp).st_mode) == 0o644
+
+
+def test_the_sweep_removes_hidden_temps_of_its_suffix_only(tmp_path):
+    names = [".a.jpg.1-ff-0.ingest-tmp", ".b.txt.1-ff-1.ingest-tmp", "c.ingest-tmp", ".d.1.tmp"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    assert atomic.sweep_temps([tmp_path, tmp_path / "missing"], ".ingest-tmp") == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".d.1.tmp", "c.ingest-tmp"]

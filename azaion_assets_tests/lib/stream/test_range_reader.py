@@ -17,6 +17,7 @@ from azaion_assets.lib.ingest.partition_run import ingest_partition
 from azaion_assets.lib.stream.client import StreamError, probe_tail, publish, read_range
 from azaion_assets.lib.stream.offsets import OffsetRange
 from azaion_assets.lib.stream.range_reader import StreamReader, gap_and_start
+from azaion_assets_tests.processes import ends_within
 
 MESSAGES = [(f"m{i}".encode() * (i * 997 % 5000), {"k": i}) for i in range(300)]
 
@@ -97,7 +98,7 @@ from azaion_assets.lib.stream.client import StreamTarget
 from azaion_assets.lib.stream.range_reader import StreamReader
 target = StreamTarget(*sys.argv[1:4], password=sys.argv[4], stream=sys.argv[5])
 reader = StreamReader(target, OffsetRange(0, int(sys.argv[6])), 30.0, batch=1)
-print(reader._proc.pid, flush=True)
+print(reader._child.pid, flush=True)
 time.sleep(60)  # never reads: the reader blocks on a full pipe
 """
 
@@ -116,16 +117,4 @@ def test_the_reader_dies_with_its_caller(stream):
     assert Path(f"/proc/{reader}").exists()
     caller.send_signal(signal.SIGKILL)
     caller.wait()
-    deadline = time.monotonic() + 5
-    while _alive(reader) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(reader)
-
-
-def _alive(pid: int) -> bool:
-    """Running, not a zombie (an orphan is reaped by init, or by us as its subreaper)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
+    assert ends_within(reader, 5)

@@ -1,0 +1,79 @@
+"""What one partition held and what applying it did: the ingest run's metadata.
+
+Kept apart from applying (``apply_events.py``) and planning (``planning.py``), which both add
+to it: the figures and their JSON form are one record, whatever fills them in.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from azaion_assets.lib.stream.contract import AnnotationEvent, Decoded, Rejected
+
+SAMPLE = 20  # how many unknown names or notes to keep verbatim in the summary
+
+
+@dataclass
+class IngestSummary:
+    """What one partition held and what applying it did; becomes the run's metadata."""
+
+    messages: int = 0
+    bytes: int = 0
+    first_offset: int | None = None
+    last_offset: int | None = None
+    events: Counter[str] = field(default_factory=Counter)  # Created, Edited, ..., Rejected
+    roles: Counter[str] = field(default_factory=Counter)
+    boxes: Counter[int] = field(default_factory=Counter)  # class slot -> boxes
+    applied: int = 0  # (event, name) pairs applied now
+    already_applied: int = 0  # skipped: committed by an earlier run
+    written: Counter[str] = field(default_factory=Counter)  # content written to data / seed
+    moved: Counter[str] = field(default_factory=Counter)  # files moved by bulk events
+    unknown_names: int = 0
+    unknown_resolved: int = 0  # unknown names of earlier-applied partitions that this one created
+    unknown_sample: list[str] = field(default_factory=list)
+    quarantined: int = 0
+    quarantine_reasons: Counter[str] = field(default_factory=Counter)
+    notes: Counter[str] = field(default_factory=Counter)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "messages": self.messages,
+            "bytes": self.bytes,
+            "first_offset": self.first_offset,
+            "last_offset": self.last_offset,
+            "events": dict(sorted(self.events.items())),
+            "roles": dict(sorted(self.roles.items())),
+            "boxes": {str(k): v for k, v in sorted(self.boxes.items())},
+            "applied": self.applied,
+            "already_applied": self.already_applied,
+            "written": dict(sorted(self.written.items())),
+            "moved": dict(sorted(self.moved.items())),
+            "unknown_names": self.unknown_names,
+            "unknown_resolved": self.unknown_resolved,
+            "unknown_sample": self.unknown_sample,
+            "quarantined": self.quarantined,
+            "quarantine_reasons": dict(self.quarantine_reasons.most_common(SAMPLE)),
+            "notes": dict(self.notes.most_common(SAMPLE)),
+        }
+
+    def count(self, offset: int, body: bytes, decoded: Decoded) -> None:
+        """Count one message in: its size, offset, kind, author and boxes."""
+        self.messages += 1
+        self.bytes += len(body)
+        first, last = self.first_offset, self.last_offset
+        self.first_offset = offset if first is None else min(first, offset)
+        self.last_offset = offset if last is None else max(last, offset)
+        self.notes.update(decoded.notes)
+        event = decoded.event
+        if isinstance(event, Rejected):
+            self.events["Rejected"] += 1
+            self.quarantined += 1
+            self.quarantine_reasons[event.reason.split(":")[0][:80]] += 1
+        elif isinstance(event, AnnotationEvent):
+            self.events[event.status.name.title()] += 1
+            self.roles[event.created_role.name.title()] += 1
+            self.boxes.update(d.cls for d in event.detections)
+        else:
+            self.events[event.status.name.title()] += 1
