@@ -24,8 +24,8 @@ from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.config.sources import load_settings
 from azaion_assets.lib.release.cdn import CDN_CONFIG, CdnConfig
 from azaion_assets.lib.release.cdn import get_bytes as cdn_get
-from azaion_assets.lib.stream.client import StreamTarget
 from azaion_assets.lib.stream.offsets import OffsetRange
+from azaion_assets.lib.stream.stream_connection import StreamTarget
 
 CONFIG_PREFIXES = (  # every settings variable starts with one of these
     "AZAION_",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from azaion_assets.lib.config.sources import load_settings
 from azaion_assets.lib.ingest.partition_run import ingest_partitions
-from azaion_assets.lib.stream.client import StreamTarget
+from azaion_assets.lib.stream.stream_connection import StreamTarget
 from azaion_assets_tests.treeview import make_tree
 
 

@@ -53,7 +53,8 @@ def _build(base: Path, runtime_dir: Path) -> None:
     from azaion_assets.lib.config.datatree import DataTree
     from azaion_assets.lib.config.settings import Settings
     from azaion_assets.lib.dataset.classes import load_classes, slot_names
-    from azaion_assets.lib.dataset.forming import DATA_YAML, form_dataset
+    from azaion_assets.lib.dataset.formed_dataset import DATA_YAML
+    from azaion_assets.lib.dataset.forming import form_dataset
     from azaion_assets.lib.evaluation.export import export_onnx
     from azaion_assets.lib.evaluation.modelcard import build_card, embed_card
     from azaion_assets.lib.release.champion_files import sha256

@@ -11,9 +11,10 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from azaion_assets.lib.dataset.forming import DATA_YAML
+from azaion_assets.lib.dataset.formed_dataset import DATA_YAML
 from azaion_assets.lib.training.offline import prepare_ultralytics
-from azaion_assets.lib.training.trainer import TrainParams, train
+from azaion_assets.lib.training.train_params import TrainParams
+from azaion_assets.lib.training.trainer import train
 
 # Small batches on tiny images: many batches per epoch, so a cancel lands between two of them.
 TINY_PARAMS = TrainParams(

@@ -44,10 +44,12 @@ def main() -> None:
     from azaion_assets.lib.config.datatree import DataTree
     from azaion_assets.lib.config.settings import Settings
     from azaion_assets.lib.dataset.classes import load_classes, slot_names
-    from azaion_assets.lib.dataset.forming import DATA_YAML, form_dataset, split_images
+    from azaion_assets.lib.dataset.formed_dataset import DATA_YAML, split_images
+    from azaion_assets.lib.dataset.forming import form_dataset
     from azaion_assets.lib.evaluation.export import export_onnx
     from azaion_assets.lib.evaluation.onnx_eval import score_onnx
-    from azaion_assets.lib.training.trainer import TrainParams, train
+    from azaion_assets.lib.training.train_params import TrainParams
+    from azaion_assets.lib.training.trainer import train
 
     settings = Settings(AZAION_ROOT_DIR=work / "azaion")  # type: ignore[call-arg]
     tree = DataTree.from_settings(settings).ensure()

@@ -39,11 +39,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from azaion_assets.dev.demo import ingested_through
+from azaion_assets.dev.instance_runs import ingested_through
 from azaion_assets.dev.localbroker import LocalBroker, free_port
 from azaion_assets.dev.localdaemon import local_daemon, start_in_session
-from azaion_assets.lib.stream.client import StreamTarget, probe_tail, publish
+from azaion_assets.lib.stream.client import probe_tail, publish
 from azaion_assets.lib.stream.offsets import OffsetRange
+from azaion_assets.lib.stream.stream_connection import StreamTarget
 from bench.stream_ingest import RAW, fill, messages, noisy_jpeg, spawn
 from bench.timing import load_average
 

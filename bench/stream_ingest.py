@@ -45,15 +45,11 @@ from pathlib import Path
 
 from azaion_assets.dev.localbroker import LocalBroker
 from azaion_assets.dev.messages import Author, Message, annotation
-from azaion_assets.lib.stream.client import (
-    StreamTarget,
-    probe_head,
-    probe_tail,
-    publish,
-    read_range,
-)
-from azaion_assets.lib.stream.contract import DEFAULT_MAX_MESSAGE_BYTES, Role
+from azaion_assets.lib.stream.client import probe_head, probe_tail, publish, read_range
+from azaion_assets.lib.stream.contract import DEFAULT_MAX_MESSAGE_BYTES
+from azaion_assets.lib.stream.events import Role
 from azaion_assets.lib.stream.offsets import OffsetRange
+from azaion_assets.lib.stream.stream_connection import StreamTarget
 from bench.timing import load_average
 
 GOAL_RATIO = 0.8  # ingest msgs/s over raw msgs/s, at least

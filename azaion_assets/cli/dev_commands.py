@@ -16,10 +16,10 @@ from pathlib import Path
 from types import ModuleType
 
 from azaion_assets.cli.settings_args import checked_settings, settings_from_args
+from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import Scope
-from azaion_assets.lib.config.settings import ConfigError
-from azaion_assets.lib.stream.contract import Role
+from azaion_assets.lib.stream.events import Role
 
 DEMO_ASSETS = "dataset,model,onnx_model,champion,model_release"
 
@@ -50,8 +50,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     import asyncio
 
     messages = _dev("messages")
-    from azaion_assets.lib.stream.client import StreamTarget, probe_tail, publish
-    from azaion_assets.lib.stream.contract import Role, Status
+    from azaion_assets.lib.stream.client import probe_tail, publish
+    from azaion_assets.lib.stream.events import Role, Status
+    from azaion_assets.lib.stream.stream_connection import StreamTarget
 
     settings = checked_settings(args, {Scope.STREAM})
     target = StreamTarget.from_settings(settings)

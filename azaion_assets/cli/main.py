@@ -19,16 +19,18 @@ from azaion_assets.cli.settings_args import (
     scopes_of,
     settings_from_args,
 )
+from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.envfile import render_config_yaml, render_env_example
 from azaion_assets.lib.config.fields import Scope
-from azaion_assets.lib.config.settings import DEFAULT_CONFIG_FILE, DEFAULT_ENV_FILE, ConfigError
+from azaion_assets.lib.config.settings import DEFAULT_CONFIG_FILE, DEFAULT_ENV_FILE
+from azaion_assets.lib.config.settings_views import public_dict
 from azaion_assets.lib.fsio.atomic import atomic_write_text
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     settings = checked_settings(args, scopes_of(args))
-    for key, value in settings.public_dict().items():
+    for key, value in public_dict(settings).items():
         print(f"{key}={'' if value is None else value}")
     print("configuration OK", file=sys.stderr)
     return 0

@@ -20,8 +20,9 @@ from typing import Any
 from azaion_assets.cli.settings_args import settings_from_args
 from azaion_assets.lib.release import cdn
 from azaion_assets.lib.release.azaion_api import ApiError, api_from_settings
-from azaion_assets.lib.release.bundle import ReleaseError, fetch, reassemble_local
 from azaion_assets.lib.release.hardware import fingerprint
+from azaion_assets.lib.release.reassembly import fetch, reassemble_local
+from azaion_assets.lib.release.release_manifest import ReleaseError
 
 
 def _report(manifest: dict[str, Any], out: Path) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 
+from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import Scope
-from azaion_assets.lib.config.settings import ConfigError, Settings, missing_for
+from azaion_assets.lib.config.settings import Settings
+from azaion_assets.lib.config.settings_views import missing_for
 from azaion_assets.lib.config.sources import load_settings
-from azaion_assets.lib.training.trainer import BaseModelError, resolve_base_model
+from azaion_assets.lib.training.base_model import BaseModelError, resolve_base_model
 
 EXIT_CONFIG = 2
 

@@ -24,7 +24,8 @@ from azaion_assets.defs.resources import AzaionApiResource, AzaionSettingsResour
 from azaion_assets.defs.training import dataset, model
 from azaion_assets.defs.training.retraining_job import build_retraining_job
 from azaion_assets.defs.training.retraining_sensor import build_retraining_sensor
-from azaion_assets.lib.config.settings import ConfigError, Settings
+from azaion_assets.lib.config.config_error import ConfigError
+from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.config.sources import load_settings
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from azaion_assets.dev.localdaemon import stop_group
-from azaion_assets.lib.stream.client import StreamTarget
+from azaion_assets.lib.stream.stream_connection import StreamTarget
 
 SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 STREAM_PLUGIN = "rabbitmq_stream"

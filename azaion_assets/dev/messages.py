@@ -14,13 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from azaion_assets.dev.synthetic import Box, frame_source, samples
-from azaion_assets.lib.stream.contract import (
-    STATUS_PROPERTY,
-    Role,
-    Source,
-    Status,
-    pack,
-)
+from azaion_assets.lib.stream.contract import pack
+from azaion_assets.lib.stream.events import STATUS_PROPERTY, Role, Source, Status
 
 Message = tuple[bytes, dict[str, Any]]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")

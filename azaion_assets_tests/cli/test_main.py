@@ -81,7 +81,7 @@ def _stream_messages(stream):
 def test_publish_synthetic_folder_and_bulk_as_contract_messages(stream_env, tmp_path, capsys):
     from azaion_assets.dev.synthetic import write_samples
     from azaion_assets.lib.config.datatree import AnnotationDir
-    from azaion_assets.lib.stream.contract import AnnotationEvent, BulkEvent, Role, Status
+    from azaion_assets.lib.stream.events import AnnotationEvent, BulkEvent, Role, Status
 
     publish_synthetic = ["publish", "--role", "operator", "synthetic", "3", "--prefix", "op"]
     assert main([*publish_synthetic, "--videos", "2"]) == 0
@@ -123,7 +123,7 @@ def test_publish_without_a_password_names_it_and_exits_2(stream_env, monkeypatch
 
 def test_a_fresh_demo_empties_its_state_but_keeps_the_instance_config(tmp_path, monkeypatch):
     from azaion_assets.cli.dev_commands import _start_fresh
-    from azaion_assets.lib.config.settings import ConfigError
+    from azaion_assets.lib.config.config_error import ConfigError
 
     root, home = tmp_path / "azaion", tmp_path / "dagster"
     (root / "data" / "images").mkdir(parents=True)

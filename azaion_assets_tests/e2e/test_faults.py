@@ -23,9 +23,10 @@ from azaion_assets.dev.localbroker import LocalBroker
 from azaion_assets.dev.messages import Author, annotation, bulk
 from azaion_assets.dev.synthetic import render
 from azaion_assets.lib.ingest import apply_events as ingest_module
-from azaion_assets.lib.stream.client import StreamError, StreamTarget, probe_tail, publish
-from azaion_assets.lib.stream.contract import STATUS_PROPERTY, Role, Status
+from azaion_assets.lib.stream.client import probe_tail, publish
+from azaion_assets.lib.stream.events import STATUS_PROPERTY, Role, Status
 from azaion_assets.lib.stream.offsets import OffsetRange
+from azaion_assets.lib.stream.stream_connection import StreamError, StreamTarget
 from azaion_assets_tests.conftest import assert_tiles, requested_keys
 from azaion_assets_tests.treeview import make_tree, snapshot
 

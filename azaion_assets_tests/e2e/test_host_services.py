@@ -34,12 +34,13 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from azaion_assets.dev import hostservices
-from azaion_assets.dev.demo import ingested_through, wait_for
+from azaion_assets.dev.instance_runs import ingested_through, wait_for
 from azaion_assets.dev.localdaemon import start_in_session
 from azaion_assets.dev.messages import Author, synthetic
 from azaion_assets.lib.ingest.ingest_state import IngestState, state_file
-from azaion_assets.lib.stream.client import StreamTarget, probe_tail, publish
-from azaion_assets.lib.stream.contract import Role
+from azaion_assets.lib.stream.client import probe_tail, publish
+from azaion_assets.lib.stream.events import Role
+from azaion_assets.lib.stream.stream_connection import StreamTarget
 from azaion_assets_tests.conftest import assert_tiles
 
 pytestmark = pytest.mark.slow
@@ -128,7 +129,7 @@ class Host:
 
     def ingested_up_to(self, tail: int) -> list[str] | None:
         """The partition keys once every offset up to ``tail`` is in a materialised one and no
-        ingest run is left to finish (``azaion_assets.dev.demo.wait_for_ingest``'s condition)."""
+        ingest run is left to finish (the condition of ``dev.instance_runs.wait_for_ingest``)."""
         keys = ingested_through(self.instance, tail)
         runs = self.ingest_runs()
         failed = [r.run_id for r in runs if r.status in FINISHED - {DagsterRunStatus.SUCCESS}]

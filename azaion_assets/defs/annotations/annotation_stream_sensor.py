@@ -31,10 +31,11 @@ from azaion_assets.defs.annotations.ingest_job import ingest_job, ingest_request
 from azaion_assets.defs.annotations.stranded_partitions import find_stranded, landed_evaluation
 from azaion_assets.defs.partitions import ANNOTATION_BATCHES, annotation_batches
 from azaion_assets.defs.resources import AzaionSettingsResource
+from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.fields import Scope
-from azaion_assets.lib.config.settings import ConfigError
-from azaion_assets.lib.stream.client import StreamError, StreamTarget, probe_head, probe_tail
+from azaion_assets.lib.stream.client import probe_head, probe_tail
 from azaion_assets.lib.stream.offsets import plan_ranges
+from azaion_assets.lib.stream.stream_connection import StreamError, StreamTarget
 
 SENSOR_NAME = "annotation_stream_sensor"
 

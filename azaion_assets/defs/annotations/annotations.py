@@ -28,12 +28,12 @@ from dagster import (
 
 from azaion_assets.defs.partitions import annotation_batches
 from azaion_assets.defs.resources import AzaionSettingsResource
+from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.fields import Scope
-from azaion_assets.lib.config.settings import ConfigError
 from azaion_assets.lib.dataset.classes import load_classes, slot_names
 from azaion_assets.lib.ingest.partition_run import IngestResult, ingest_partitions
-from azaion_assets.lib.stream.client import StreamTarget
 from azaion_assets.lib.stream.offsets import OffsetRange
+from azaion_assets.lib.stream.stream_connection import StreamTarget
 
 INGEST_TAGS = {"azaion/stage": "ingest"}
 # Validated annotations this partition brought into data/ (new or edited content by a validator,

@@ -28,14 +28,14 @@ from azaion_assets.defs.partitions import daily_partitions
 from azaion_assets.defs.release.champion import CHAMPION
 from azaion_assets.defs.release.onnx_model import onnx_model
 from azaion_assets.defs.resources import AzaionApiResource, AzaionSettingsResource
+from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import Scope
-from azaion_assets.lib.config.settings import ConfigError, Settings
+from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.evaluation.modelcard import card_from_record
 from azaion_assets.lib.release import cdn
 from azaion_assets.lib.release.azaion_api import ApiError
 from azaion_assets.lib.release.bundle import (
-    POINTER,
     NotReleasable,
     Split,
     champion_pair,
@@ -49,6 +49,7 @@ from azaion_assets.lib.release.bundle import (
 from azaion_assets.lib.release.cdn import CdnError
 from azaion_assets.lib.release.champion_files import read_record
 from azaion_assets.lib.release.hardware import fingerprint
+from azaion_assets.lib.release.release_manifest import POINTER
 
 RELEASE_JOB = "model_release_job"
 FAILURE_TAG = "azaion/release_failure"

@@ -32,8 +32,8 @@ from dagster import (
 
 from azaion_assets.defs.release.champion import CHAMPION
 from azaion_assets.defs.release.model_release import FAILURE_TAG, PERMANENT, RELEASE_JOB
+from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.fields import Scope
-from azaion_assets.lib.config.settings import ConfigError
 from azaion_assets.lib.config.sources import load_settings
 
 SENSOR = "model_release_sensor"

@@ -34,7 +34,7 @@ from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import IMGSZ_STRIDE, Scope
 from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.dataset.classes import load_classes, slot_names
-from azaion_assets.lib.dataset.forming import read_manifest, split_images
+from azaion_assets.lib.dataset.formed_dataset import read_manifest, split_images
 from azaion_assets.lib.evaluation.champion_gate import (
     Verdict,
     evaluate,

@@ -32,7 +32,8 @@ from azaion_assets.defs.partitions import daily_partitions
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.fields import Scope
 from azaion_assets.lib.dataset.classes import load_classes, slot_names
-from azaion_assets.lib.dataset.forming import DatasetReport, form_dataset, split_images
+from azaion_assets.lib.dataset.formed_dataset import DatasetReport, split_images
+from azaion_assets.lib.dataset.forming import form_dataset
 from azaion_assets.lib.dataset.labels import LabelError, parse_label
 from azaion_assets.lib.dataset.split_record import tally_dataset
 from azaion_assets.lib.dataset.split_stats import SourceStats

@@ -27,16 +27,12 @@ from azaion_assets.defs.training.dataset import dataset
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import IMGSZ_STRIDE, Scope
 from azaion_assets.lib.config.settings import Settings
-from azaion_assets.lib.dataset.forming import DATA_YAML, read_manifest
+from azaion_assets.lib.dataset.formed_dataset import DATA_YAML, read_manifest
 from azaion_assets.lib.fsio.atomic import atomic_write_text
+from azaion_assets.lib.training.base_model import resolve_base_model, resolve_device
 from azaion_assets.lib.training.offline import prepare_ultralytics
-from azaion_assets.lib.training.trainer import (
-    TrainParams,
-    TrainResult,
-    resolve_base_model,
-    resolve_device,
-    train,
-)
+from azaion_assets.lib.training.train_params import TrainParams, TrainResult
+from azaion_assets.lib.training.trainer import train
 
 TRAINING_RECORD = "training.json"
 GPU_POOL = "gpu"  # dagster.yaml limits it: one training step at a time, whoever launched it

@@ -27,8 +27,8 @@ from dagster import (
 from azaion_assets.defs.annotations.annotations import VALIDATED
 from azaion_assets.defs.training.model import GPU_POOL
 from azaion_assets.defs.training.retraining_job import RETRAINING_JOB
+from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.fields import Scope
-from azaion_assets.lib.config.settings import ConfigError
 from azaion_assets.lib.config.sources import load_settings
 from azaion_assets.lib.training.retrain_policy import (
     STAGE_TAG,

@@ -11,7 +11,8 @@ from pathlib import Path
 import yaml
 
 from azaion_assets.lib.config.deployenv import DEPLOY_VARS
-from azaion_assets.lib.config.settings import Settings, _extra
+from azaion_assets.lib.config.settings import Settings
+from azaion_assets.lib.config.settings_views import field_extra, render_dict
 
 ENV_HEADER = """\
 # azaion-assets configuration: every variable, with its default.
@@ -38,7 +39,7 @@ def _default(value: object) -> str:
 def render_env_example() -> str:
     lines = [ENV_HEADER]
     for name, info in Settings.model_fields.items():
-        extra = _extra(info)
+        extra = field_extra(info)
         notes = []
         if extra.get("secret"):
             notes.append("secret")
@@ -56,5 +57,5 @@ def render_env_example() -> str:
 
 def render_config_yaml(settings: Settings) -> str:
     header = "# Rendered by `azaion-assets config render`; holds secrets, keep it 0600.\n"
-    values = {k: v for k, v in settings.render_dict().items() if v is not None}
+    values = {k: v for k, v in render_dict(settings).items() if v is not None}
     return header + yaml.safe_dump(values, sort_keys=False, allow_unicode=True)

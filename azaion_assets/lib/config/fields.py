@@ -76,3 +76,12 @@ def problem(error: Any) -> str:
     if kind == "less_than_equal":
         return f"must be at most {ctx['le']}"
     return error["msg"].removeprefix("Value error, ")
+
+
+def node_selector(value: str) -> dict[str, str]:
+    """``a=b,c=d`` -> ``{"a": "b", "c": "d"}``; empty means no selector."""
+    pairs = [p.strip() for p in value.split(",") if p.strip()]
+    bad = [p for p in pairs if p.count("=") != 1 or not p.split("=")[0]]
+    if bad:
+        raise ValueError(f"expected key=value pairs separated by commas, got {', '.join(bad)}")
+    return dict(p.split("=") for p in pairs)

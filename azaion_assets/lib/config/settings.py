@@ -10,7 +10,8 @@ plus the few this project adds. Values are resolved in this order, highest first
 
 Secrets are ``SecretStr`` and have no defaults. A secret is only demanded by the part of the
 pipeline that uses it (see ``Scope``), so a training-only machine needs no broker password, but
-whoever asks for it gets an error that names the variable.
+whoever asks for it gets an error that names the variable (``config_error``). What the loaded
+values show outside (masked, rendered, missing per scope) is ``settings_views``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from azaion_assets.lib.config.config_error import ConfigError, describe_invalid
 from azaion_assets.lib.config.fields import (
     AtLeastOne,
     Count,
@@ -29,33 +31,13 @@ from azaion_assets.lib.config.fields import (
     MoreThanZero,
     OpenFraction,
     Scope,
-    problem,
+    node_selector,
 )
 from azaion_assets.lib.config.fields import setting as _field
 from azaion_assets.lib.release.crypto import Scheme
 
 DEFAULT_CONFIG_FILE = Path("config.yaml")
 DEFAULT_ENV_FILE = Path(".env")
-
-
-class ConfigError(Exception):
-    """The configuration is missing variables or holds invalid ones; lists every problem.
-
-    ``absent`` names the fields no source provided, when validation stopped before the scoped
-    checks could run, so that a caller can still report the missing secrets in the same breath.
-    ``invalid`` maps each field whose value failed validation to its problems.
-    """
-
-    def __init__(
-        self,
-        problems: list[str],
-        absent: set[str] | None = None,
-        invalid: dict[str, list[str]] | None = None,
-    ):
-        self.problems = problems
-        self.absent = absent
-        self.invalid = invalid
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 class Settings(BaseSettings):
@@ -258,7 +240,7 @@ class Settings(BaseSettings):
                 if isinstance(data, dict)
                 else set()
             )
-            invalid = _describe(exc)
+            invalid = describe_invalid(exc)
             problems = [p for ps in invalid.values() for p in ps]
             raise ConfigError(problems, set(cls.model_fields) - given, invalid) from None
 
@@ -294,6 +276,8 @@ class Settings(BaseSettings):
 
     def missing(self, scopes: set[Scope] | None = None) -> list[str]:
         """Variables required by ``scopes`` (all scopes when None) that are not set."""
+        from azaion_assets.lib.config.settings_views import missing_for  # it reads this schema
+
         absent = {
             name
             for name in type(self).model_fields
@@ -301,64 +285,3 @@ class Settings(BaseSettings):
             or (isinstance(value, SecretStr) and not value.get_secret_value())
         }
         return missing_for(absent, scopes)
-
-    def public_dict(self) -> dict[str, Any]:
-        """All values by variable name, secrets masked; safe for logs and metadata."""
-        out: dict[str, Any] = {}
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, SecretStr):
-                value = "**********" if value.get_secret_value() else None
-            elif isinstance(value, Path):
-                value = str(value)
-            out[name.upper()] = value
-        return out
-
-    def render_dict(self) -> dict[str, Any]:
-        """All values by variable name with secrets revealed, for the 0600 ``config.yaml``."""
-        out = self.public_dict()
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, SecretStr):
-                out[name.upper()] = value.get_secret_value()
-        return out
-
-
-def node_selector(value: str) -> dict[str, str]:
-    """``a=b,c=d`` -> ``{"a": "b", "c": "d"}``; empty means no selector."""
-    pairs = [p.strip() for p in value.split(",") if p.strip()]
-    bad = [p for p in pairs if p.count("=") != 1 or not p.split("=")[0]]
-    if bad:
-        raise ValueError(f"expected key=value pairs separated by commas, got {', '.join(bad)}")
-    return dict(p.split("=") for p in pairs)
-
-
-def missing_for(absent: set[str], scopes: set[Scope] | None = None) -> list[str]:
-    """Problems for the ``absent`` fields that ``scopes`` (all scopes when None) require."""
-    problems = []
-    for name, info in Settings.model_fields.items():
-        field_scopes = set(_extra(info).get("scopes", []))
-        wanted = {s.value for s in scopes} if scopes is not None else field_scopes
-        if name in absent and field_scopes & wanted:
-            problems.append(
-                f"{name.upper()}: missing (required for {', '.join(sorted(field_scopes))})"
-            )
-    return problems
-
-
-def secret_fields() -> list[str]:
-    return [n.upper() for n, i in Settings.model_fields.items() if _extra(i).get("secret")]
-
-
-def _extra(info: Any) -> dict[str, Any]:
-    extra = info.json_schema_extra
-    return extra if isinstance(extra, dict) else {}
-
-
-def _describe(exc: ValidationError) -> dict[str, list[str]]:
-    """Pydantic's errors as problems per field (``VARIABLE: rule``), never echoing the value."""
-    invalid: dict[str, list[str]] = {}
-    for err in exc.errors(include_input=False, include_url=False):
-        name = str(err["loc"][0]) if err["loc"] else "?"
-        invalid.setdefault(name.lower(), []).append(f"{name.upper()}: {problem(err)}")
-    return invalid

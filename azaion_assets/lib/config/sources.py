@@ -16,13 +16,9 @@ import yaml
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, YamlConfigSettingsSource
 
+from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.fields import Scope, owner
-from azaion_assets.lib.config.settings import (
-    DEFAULT_CONFIG_FILE,
-    DEFAULT_ENV_FILE,
-    ConfigError,
-    Settings,
-)
+from azaion_assets.lib.config.settings import DEFAULT_CONFIG_FILE, DEFAULT_ENV_FILE, Settings
 
 # What one load reads: the config.yaml path, and the fields whose given values it ignores.
 _LOAD: contextvars.ContextVar[tuple[Path | None, frozenset[str]]] = contextvars.ContextVar(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from azaion_assets.lib.config.datatree import DataTree
-from azaion_assets.lib.dataset.forming import split_images
+from azaion_assets.lib.dataset.formed_dataset import split_images
 from azaion_assets.lib.evaluation.export import ExportError, verified_export
 from azaion_assets.lib.evaluation.modelcard import card_json, read_card
 from azaion_assets.lib.evaluation.onnx_eval import Score, score_onnx

@@ -28,9 +28,9 @@ from typing import Any
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.ingest.apply_events import GROUP_SIZE, Ingest, ensure_places, state_path
 from azaion_assets.lib.ingest.ingest_state import IngestState
-from azaion_assets.lib.stream.client import StreamTarget
 from azaion_assets.lib.stream.offsets import OffsetRange
 from azaion_assets.lib.stream.range_reader import Item, StreamReader
+from azaion_assets.lib.stream.stream_connection import StreamTarget
 
 _BATCH = 32  # messages per hand-off from the reader to the applier
 _QUEUE = 4  # batches in flight: 128 messages, about 13 MB at 100 KB each

@@ -20,7 +20,7 @@ from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.fsio.group_commit import FileChanges
 from azaion_assets.lib.ingest.ingest_state import Kind, NameState, Origin, Place, replay
 from azaion_assets.lib.ingest.summary import SAMPLE, IngestSummary
-from azaion_assets.lib.stream.contract import (
+from azaion_assets.lib.stream.events import (
     IMAGE_FORMATS,
     AnnotationEvent,
     BulkEvent,

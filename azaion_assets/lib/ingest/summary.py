@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from azaion_assets.lib.stream.contract import AnnotationEvent, Decoded, Rejected
+from azaion_assets.lib.stream.events import AnnotationEvent, Decoded, Rejected
 
 SAMPLE = 20  # how many unknown names or notes to keep verbatim in the summary
 

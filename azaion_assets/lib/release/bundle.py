@@ -17,11 +17,13 @@ The encrypted parts are kept next to the model (``models/azaion-P/release/``) an
 the plaintext, the scheme, the split and the key are unchanged. A re-run therefore sends the
 same bytes under the same names: the CDN skips objects it already holds and the API replaces a
 resource by name, so nothing is duplicated.
+
+The manifest and its checks are ``release_manifest``; the way back, for an edge device or an
+offline check, is ``reassembly``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -36,27 +38,20 @@ from azaion_assets.lib.fsio.locks import file_lock
 from azaion_assets.lib.release import cdn
 from azaion_assets.lib.release.azaion_api import ApiError, AzaionApi
 from azaion_assets.lib.release.champion_files import held_partition, publish_lock, read_record
-from azaion_assets.lib.release.crypto import (
-    SCHEMES,
-    DecryptionError,
-    Scheme,
-    decrypt,
-    encrypt,
-    split,
+from azaion_assets.lib.release.crypto import DecryptionError, Scheme, decrypt, encrypt, split
+from azaion_assets.lib.release.release_manifest import (
+    FORMAT,
+    MANIFEST,
+    POINTER,
+    ReleaseError,
+    manifest_entry,
+    parse_manifest,
+    partition_prefix,
+    read_manifest,
+    sha256,
 )
 
 log = logging.getLogger(__name__)
-
-FORMAT = 1
-MANIFEST = "release.json"
-POINTER = "azaion.release.json"
-FILES = ("azaion.pt", "azaion.onnx")
-CARD_OF = "azaion.onnx"  # the file the model card describes
-ID_CHARS = 16
-
-
-class ReleaseError(RuntimeError):
-    """A release cannot be built, published or reassembled (no key material inside)."""
 
 
 class NotReleasable(ReleaseError):
@@ -102,35 +97,6 @@ class Split:
     small_fraction: float
 
 
-def sha256(data: bytes | memoryview) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def partition_prefix(prefix: str, partition: str) -> str:
-    return f"{prefix.strip('/')}/azaion-{partition}/".lstrip("/")
-
-
-def _entry(
-    name: str,
-    plain: tuple[str, int],
-    parts: tuple[bytes | memoryview, bytes | memoryview],
-    partition: str,
-    prefix: str,
-) -> dict[str, Any]:
-    """A file's manifest entry; ``plain``: its sha256 and size. The names carry a content id,
-    the start of the sha256 of both parts' sha256 (one pass over the bytes, not two)."""
-    small, big = ({"bytes": len(part), "sha256": sha256(part)} for part in parts)
-    content_id = sha256((small["sha256"] + big["sha256"]).encode())[:ID_CHARS]
-    suffix = Path(name).suffix
-    return {
-        "name": name,
-        "plaintext_sha256": plain[0],
-        "plaintext_bytes": plain[1],
-        "small": {"name": f"azaion-{partition}{suffix}.{content_id}.small", **small},
-        "big": {"key": f"{partition_prefix(prefix, partition)}{name}.{content_id}.big", **big},
-    }
-
-
 def _reuse(
     old: dict[str, Any], out: Path, plain: bytes, key: str, scheme: Scheme, where: tuple[str, str]
 ) -> dict[str, Any] | None:
@@ -141,7 +107,7 @@ def _reuse(
         return None
     small, big = small_path.read_bytes(), big_path.read_bytes()
     plain_id = (old["plaintext_sha256"], len(plain))  # the caller compared the sha256
-    if _entry(old["name"], plain_id, (small, big), *where) != old:
+    if manifest_entry(old["name"], plain_id, (small, big), *where) != old:
         return None
     try:
         return old if decrypt(small + big, key, scheme) == plain else None
@@ -184,7 +150,7 @@ def prepare(
         small, big = split(ciphertext, limits.max_small_bytes, limits.small_fraction)
         atomic_write_bytes(out / f"{name}.small", small)
         atomic_write_bytes(out / f"{name}.big", big)
-        entries.append(_entry(name, plain_id, (small, big), partition, prefix))
+        entries.append(manifest_entry(name, plain_id, (small, big), partition, prefix))
     manifest = {
         "format": FORMAT,
         "partition": partition,
@@ -195,48 +161,6 @@ def prepare(
     }
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2))
     return {**manifest, "reused": reused}
-
-
-def read_manifest(out: Path) -> dict[str, Any] | None:
-    path = out / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        return parse_manifest(path.read_bytes())
-    except ReleaseError:
-        return None  # a hand-edited or foreign file: rebuild rather than trust it
-
-
-_REQUIRED = (
-    ("plaintext_sha256",),
-    ("small", "name"),
-    ("small", "sha256"),
-    ("big", "key"),
-    ("big", "sha256"),
-)
-
-
-def parse_manifest(data: bytes) -> dict[str, Any]:
-    """A manifest, checked before anything in it is used (names become paths and keys)."""
-    try:
-        manifest = json.loads(data)
-        if manifest.get("format") != FORMAT:
-            raise ReleaseError(f"release manifest: format {manifest.get('format')!r} unknown")
-        if manifest.get("scheme") not in SCHEMES:
-            raise ReleaseError(f"release manifest: scheme {manifest.get('scheme')!r} unknown")
-        names = [entry["name"] for entry in manifest["files"]]
-        for entry in manifest["files"]:
-            for field in _REQUIRED:
-                value = entry
-                for step in field:
-                    value = value[step]
-                if not isinstance(value, str):
-                    raise TypeError(field)
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise ReleaseError("release manifest: not valid JSON of the expected shape") from None
-    if sorted(names) != sorted(FILES):
-        raise ReleaseError(f"release manifest: files {names}, expected {list(FILES)}")
-    return manifest
 
 
 def restore_from_live(
@@ -325,66 +249,3 @@ def prune(s3: Any, bucket: str, prefix: str, manifest: dict[str, Any]) -> list[s
         log.warning("could not prune old parts under %s: %s", where, type(exc).__name__)
         return []
     return stale
-
-
-def reassemble(entry: dict[str, Any], small: bytes, big: bytes, key: str, scheme: Scheme) -> bytes:
-    """Join and decrypt one file's parts, checking every checksum of the manifest."""
-    name = entry["name"]
-    for part, data in (("small", small), ("big", big)):
-        if sha256(data) != entry[part]["sha256"]:
-            raise ReleaseError(f"{name}: the {part} part does not match the manifest's sha256")
-    try:
-        plain = decrypt(small + big, key, scheme)
-    except DecryptionError as exc:
-        raise ReleaseError(f"{name}: {exc}") from None
-    if sha256(plain) != entry["plaintext_sha256"]:
-        raise ReleaseError(f"{name}: decrypted, but not to the released model (sha256 differs)")
-    return plain
-
-
-def _rebuild(manifest: dict[str, Any], parts: Any, key: str, target: Path) -> dict[str, Any]:
-    """Every file verified in memory first, then written: a failure leaves ``target`` as it
-    was (each write is atomic, too)."""
-    plain = {}
-    for entry in manifest["files"]:
-        small, big = parts(entry)
-        plain[entry["name"]] = reassemble(entry, small, big, key, manifest["scheme"])
-    card = manifest.get("card")
-    if isinstance(card, dict) and card.get("sha256") != sha256(plain.get(CARD_OF, b"")):
-        raise ReleaseError(f"release manifest: the model card is not {CARD_OF}'s")
-    target.mkdir(parents=True, exist_ok=True)
-    for name, data in plain.items():
-        atomic_write_bytes(target / name, data)
-    if isinstance(card, dict):  # the deployer's contract travels with the file it describes
-        atomic_write_text(target / f"{CARD_OF}.json", json.dumps(card, indent=2))
-    return manifest
-
-
-def fetch(
-    api: AzaionApi, hardware: str, key: str, target: Path, folder: str, cdn_config_folder: str
-) -> dict[str, Any]:
-    """What an edge device does: ``cdn.yaml`` for the read key pair, then the pointer, both
-    parts of each file, reassembled, decrypted and verified, each file written atomically under
-    ``target``. ``folder``: the API folder of the release. Returns the manifest."""
-    read_cdn = cdn.client(cdn.fetch_config(api, cdn_config_folder, hardware), "read")
-    manifest = parse_manifest(api.fetch(folder, POINTER, hardware))
-    bucket = str(manifest.get("bucket", ""))
-
-    def parts(entry: dict[str, Any]) -> tuple[bytes, bytes]:
-        small = api.fetch(folder, entry["small"]["name"], hardware)
-        return small, cdn.get_bytes(read_cdn, bucket, entry["big"]["key"])
-
-    return _rebuild(manifest, parts, key, target)
-
-
-def reassemble_local(out: Path, key: str, target: Path) -> dict[str, Any]:
-    """The same from the parts kept beside the model (offline verification)."""
-    manifest = read_manifest(out)
-    if manifest is None:
-        raise ReleaseError(f"{out} holds no release manifest ({MANIFEST}) that can be read")
-
-    def parts(entry: dict[str, Any]) -> tuple[bytes, bytes]:
-        name = entry["name"]
-        return (out / f"{name}.small").read_bytes(), (out / f"{name}.big").read_bytes()
-
-    return _rebuild(manifest, parts, key, target)

@@ -9,176 +9,43 @@ Each operation is a short-lived connection:
   when the chunk is done.
 - ``read_range``: every message with an offset in ``[first, last]``. Offsets are not contiguous
   (tracking records take offsets too), so the range is closed by the offset itself, not a count.
-  It reads whole frames (``_read_whole_frames``) instead of rstream's 256-byte steps.
+  It reads whole frames (``frames.read_whole_frames``) instead of rstream's 256-byte steps.
 - ``publish``: batched sends; ``send_batch`` with about ten messages a call is what keeps the
   producer fast and its memory flat (plain ``send`` waits on a flush timer). A window of
   unconfirmed messages keeps the broker's chunks small, and it returns only once all are stored.
+
+Reaching the broker (the target, a consumer opened and closed, the one error every failure
+becomes) is ``stream_connection``; how a message comes off the wire is ``frames``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
+from azaion_assets.lib.stream.frames import (
+    Undecodable,
+    decode_or_keep,
+    message_body,
+    read_whole_frames,
+    undecoded,
+)
 from azaion_assets.lib.stream.rstream_fixes import install as install_rstream_fixes
-
-if TYPE_CHECKING:
-    from azaion_assets.lib.config.settings import Settings
+from azaion_assets.lib.stream.stream_connection import (
+    StreamError,
+    StreamTarget,
+    as_stream_errors,
+    close_consumer,
+    open_consumer,
+)
 
 # Set by the stream reader on a message whose AMQP 1.0 frame itself could not be decoded. Here,
 # not in ``contract``, so that this module imports no more than the standard library (the
-# stream reader process imports it and rstream only: ``stream_reader``).
+# range reader's child process imports it and rstream only: ``range_reader``).
 AMQP_ERROR_PROPERTY = "x-azaion-amqp-error"
 
 OnMessage = Callable[[int, bytes, Mapping[Any, Any]], None]
-
-
-class StreamError(RuntimeError):
-    """The broker could not be reached or the read did not complete; names host and stream."""
-
-
-@dataclass(frozen=True)
-class StreamTarget:
-    host: str
-    port: int
-    user: str
-    password: str = field(repr=False)
-    stream: str
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> StreamTarget:
-        return cls(
-            host=settings.rabbitmq_host,
-            port=settings.rabbitmq_port,
-            user=settings.rabbitmq_user,
-            password=settings.require("RABBITMQ_PASSWORD"),
-            stream=settings.rabbitmq_queue_name,
-        )
-
-    def where(self) -> str:
-        return f"{self.stream} on {self.host}:{self.port}"
-
-    def as_env(self) -> dict[str, str]:
-        """The RABBITMQ_* variables that make ``from_settings`` give this target back (for the
-        runs a demo or a test starts)."""
-        return {
-            "RABBITMQ_HOST": self.host,
-            "RABBITMQ_PORT": str(self.port),
-            "RABBITMQ_USER": self.user,
-            "RABBITMQ_PASSWORD": self.password,
-            "RABBITMQ_QUEUE_NAME": self.stream,
-        }
-
-    def _client_kwargs(self) -> dict[str, Any]:
-        return {"port": self.port, "username": self.user, "password": self.password}
-
-
-def _transient() -> tuple[type[BaseException], ...]:
-    """What the broker or the network can throw at a client: all of it means "try again"."""
-    from rstream.connection import ConnectionClosed
-    from rstream.exceptions import ClientError, ServerError
-
-    return (OSError, ConnectionError, EOFError, ConnectionClosed, ServerError, ClientError)
-
-
-@asynccontextmanager
-async def _as_stream_errors(target: StreamTarget, doing: str) -> AsyncIterator[None]:
-    """Re-raise broker and network failures as ``StreamError`` naming what and where (never
-    the password: client exceptions don't carry it)."""
-    try:
-        yield
-    except StreamError:
-        raise
-    except _transient() as exc:
-        detail = f": {exc}" if str(exc) else ""
-        raise StreamError(
-            f"{doing} {target.where()} failed: {type(exc).__name__}{detail}"
-        ) from None
-
-
-async def _close_quietly(consumer: Any) -> None:
-    """Closing a consumer whose broker went away must not mask the result or the real error."""
-    try:
-        await consumer.close()
-    except _transient():
-        pass
-
-
-def _undecoded(data: bytes) -> bytes:
-    return data
-
-
-@dataclass(frozen=True)
-class _Undecodable:
-    raw: bytes
-    reason: str
-
-
-def _decode_or_keep(data: bytes) -> Any:
-    """AMQP 1.0 decoding that never raises. rstream runs the decoder for a whole chunk and, if
-    it raises, logs and drops the rest of that chunk; a bad frame must instead reach the
-    quarantine with its bytes, and the messages after it must still be delivered."""
-    from rstream import amqp_decoder
-
-    try:
-        return amqp_decoder(data)
-    except Exception as exc:  # whatever the frame does to the decoder
-        return _Undecodable(bytes(data), f"{type(exc).__name__}: {str(exc)[:200]}")
-
-
-def _body(message: Any) -> bytes:
-    body = message.body
-    if isinstance(body, (list, tuple)):  # several AMQP data sections
-        return b"".join(bytes(part) for part in body)
-    return bytes(body) if body is not None else b""
-
-
-def _read_whole_frames(conn: Any) -> None:
-    """Make one rstream connection read each frame with two ``readexactly`` calls.
-
-    rstream 1.1.1's ``Connection._read`` grows a buffer 256 bytes per await (``CHUNK_SIZE``),
-    so a 100 KB message costs some 400 event-loop steps and consuming is CPU-bound. This
-    replaces ``_read`` on one connection object only (ours, made for one ``read_range``): other
-    rstream users, and the benchmark's stock baseline, are untouched. Bytes that the stock
-    ``_read`` already buffered are consumed first, so the switch is safe mid-stream. Tied to
-    rstream 1.1.1 internals (pinned); ``test_stream`` checks the output matches stock reads.
-    """
-    from rstream.connection import ConnectionClosed
-
-    reader: asyncio.StreamReader = conn._reader
-    leftover: bytearray = conn._buffer
-
-    async def read(n: int) -> bytes | bytearray:
-        try:
-            if not leftover:
-                return await reader.readexactly(n)
-            if len(leftover) >= n:
-                data = leftover[:n]
-                del leftover[:n]
-                return data
-            rest = await reader.readexactly(n - len(leftover))
-            data = leftover + rest
-            leftover.clear()
-            return data
-        except asyncio.IncompleteReadError:
-            raise ConnectionClosed from None
-
-    conn._read = read
-
-
-async def _consumer(target: StreamTarget):
-    from rstream import Consumer
-
-    install_rstream_fixes()
-    consumer = Consumer(target.host, **target._client_kwargs())
-    try:
-        await consumer.start()
-    except Exception as exc:
-        raise StreamError(f"cannot reach {target.where()}: {type(exc).__name__}") from None
-    return consumer
 
 
 async def probe_tail(target: StreamTarget, timeout: float = 2.0) -> int | None:
@@ -209,7 +76,7 @@ async def _probe(
     closing: set[asyncio.Task[None]] | None = None,
 ) -> int | None:
     """Subscribe at FIRST or LAST: the broker delivers that whole chunk, and we read its ends."""
-    async with _as_stream_errors(target, "probing"):
+    async with as_stream_errors(target, "probing"):
         return await _probe_once(target, first, timeout, must_exist, closing)
 
 
@@ -222,7 +89,7 @@ async def _probe_once(
 ):
     from rstream import ConsumerOffsetSpecification, OffsetType
 
-    consumer = await _consumer(target)
+    consumer = await open_consumer(target)
     try:
         if not await consumer.stream_exists(target.stream):
             if must_exist:
@@ -241,7 +108,7 @@ async def _probe_once(
         await consumer.subscribe(
             target.stream,
             on_message,
-            decoder=_undecoded,  # offsets only: no payload is decoded
+            decoder=undecoded,  # offsets only: no payload is decoded
             offset_specification=ConsumerOffsetSpecification(where),
         )
         try:
@@ -256,15 +123,7 @@ async def _probe_once(
             return None  # nothing delivered: the stream is empty
         return min(offsets) if first else max(offsets)
     finally:
-        await _finish(consumer, closing)
-
-
-async def _finish(consumer: Any, closing: set[asyncio.Task[None]] | None) -> None:
-    """Close ``consumer`` now, or in a task added to ``closing`` (the caller awaits those)."""
-    if closing is None:
-        await _close_quietly(consumer)
-    else:
-        closing.add(asyncio.ensure_future(_close_quietly(consumer)))
+        await close_consumer(consumer, closing)
 
 
 async def read_range(
@@ -284,7 +143,7 @@ async def read_range(
     for ``probe_head``, the consumer is closed in a task added to it, so the caller can report
     the end 0.6 s sooner.
     """
-    async with _as_stream_errors(target, "reading"):
+    async with as_stream_errors(target, "reading"):
         return await _read_range_once(
             target, first, last, on_message, idle_timeout, fast_reader, closing
         )
@@ -301,10 +160,10 @@ async def _read_range_once(
 ) -> int:
     from rstream import ConsumerOffsetSpecification, OffsetType
 
-    consumer = await _consumer(target)
+    consumer = await open_consumer(target)
     try:
         if fast_reader:  # the connection subscribe will use, made before any delivery
-            _read_whole_frames((await consumer._get_or_create_client(target.stream))._conn)
+            read_whole_frames((await consumer._get_or_create_client(target.stream))._conn)
         loop = asyncio.get_running_loop()
         done = asyncio.Event()
         seen = [0, first - 1]  # count, highest offset
@@ -316,10 +175,10 @@ async def _read_range_once(
                 if offset > last and not done.is_set():
                     loop.call_soon(done.set)
                 return
-            if isinstance(message, _Undecodable):  # quarantined downstream, never dropped
+            if isinstance(message, Undecodable):  # quarantined downstream, never dropped
                 on_message(offset, message.raw, {AMQP_ERROR_PROPERTY: message.reason})
             else:
-                on_message(offset, _body(message), message.application_properties or {})
+                on_message(offset, message_body(message), message.application_properties or {})
             seen[0] += 1
             seen[1] = offset
             progress.set()
@@ -329,7 +188,7 @@ async def _read_range_once(
         await consumer.subscribe(
             target.stream,
             deliver,
-            decoder=_decode_or_keep,
+            decoder=decode_or_keep,
             offset_specification=ConsumerOffsetSpecification(OffsetType.OFFSET, first),
         )
         while not done.is_set():
@@ -347,7 +206,7 @@ async def _read_range_once(
                 )
         return seen[0]
     finally:
-        await _finish(consumer, closing)
+        await close_consumer(consumer, closing)
 
 
 async def publish(
@@ -390,7 +249,7 @@ async def publish(
 
     install_rstream_fixes()
     async with (
-        _as_stream_errors(target, "publishing to"),
+        as_stream_errors(target, "publishing to"),
         Producer(target.host, **target._client_kwargs()) as producer,
     ):
         if not await producer.stream_exists(target.stream):

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from azaion_assets.lib.config.settings import Settings, node_selector
+from azaion_assets.lib.config.fields import node_selector
+from azaion_assets.lib.config.settings import Settings
 
 STAGE_TAG = "azaion/stage"
 GPU_TAG = "azaion/gpu"

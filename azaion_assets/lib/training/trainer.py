@@ -2,19 +2,17 @@
 
 Heavy imports (torch, ultralytics) happen inside the functions, so importing this module stays
 cheap for the code location, sensors and ingest runs. ``prepare_ultralytics`` must have run in
-the process before ``train`` is called.
+the process before ``train`` is called. What to train from is ``base_model``; how an attempt
+starts (fresh, resumed, finished) is ``start_plan``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import platform
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,120 +20,12 @@ from azaion_assets.lib.fsio.atomic import atomic_copy, replace_dir
 from azaion_assets.lib.fsio.locks import file_lock
 from azaion_assets.lib.proc.interrupts import StopRequest, deferred_interrupts
 from azaion_assets.lib.training.checkpoints import (
-    Checkpoint,
-    find_resumable,
     load_checkpoint,
     prune_epoch_files,
-    resume_mismatch,
     write_resume_record,
 )
-
-
-class BaseModelError(ValueError):
-    """TRAINING_MODEL names neither a weights file on disk nor a shipped architecture."""
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    model: str
-    epochs: int
-    batch: int
-    imgsz: int
-    save_period: int
-    workers: int
-    device: str
-    seed: int
-    amp: bool
-    plots: bool
-    optimizer: str = "auto"
-    lr0: float = 0.01
-
-
-@dataclass(frozen=True)
-class EpochStats:
-    epoch: int
-    epochs: int
-    losses: dict[str, float]
-    metrics: dict[str, float]
-
-    def line(self) -> str:
-        parts = [f"epoch {self.epoch}/{self.epochs}"]
-        parts += [f"{k}={v:.4f}" for k, v in self.losses.items()]
-        parts += [f"{k}={v:.4f}" for k, v in self.metrics.items()]
-        return " ".join(parts)
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    best: Path
-    last: Path
-    map50: float
-    map50_95: float
-    precision: float
-    recall: float
-    per_class: list[dict[str, Any]]
-    epochs_completed: int
-    wall_seconds: float
-    device: str
-    params: TrainParams
-    versions: dict[str, str] = field(default_factory=dict)
-    start: str = "fresh"  # fresh | resume | finished | trained (see plan_start)
-    start_reason: str = ""
-    resumed_from_epoch: int | None = None  # epochs already done by the checkpoint resumed
-
-    def hyperparameters(self) -> dict[str, Any]:
-        return asdict(self.params)
-
-
-def ultralytics_dir() -> Path:
-    """The installed Ultralytics package directory, found without importing it."""
-    spec = importlib.util.find_spec("ultralytics")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("ultralytics is not installed")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def shipped_architecture(name: str) -> Path | None:
-    """The YAML Ultralytics would load for ``name`` (``yolo26n.yaml`` -> ``26/yolo26.yaml``)."""
-    models = ultralytics_dir() / "cfg" / "models"
-    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", Path(name).stem) + ".yaml"
-    for candidate in (Path(name).name, unified):
-        found = sorted(models.rglob(candidate))
-        if found:
-            return found[0]
-    return None
-
-
-def resolve_base_model(setting: str, models_dir: Path) -> str:
-    """Turn TRAINING_MODEL into what ``YOLO()`` should load, or raise naming what was tried."""
-    if setting.endswith((".yaml", ".yml")):
-        if shipped_architecture(setting) is None:
-            raise BaseModelError(
-                f"TRAINING_MODEL={setting}: no such architecture YAML ships with Ultralytics"
-            )
-        return setting
-    if setting.endswith(".pt"):
-        path = Path(setting)
-        candidates = [path] if path.is_absolute() else [Path(models_dir) / path, path.resolve()]
-        for candidate in candidates:
-            if candidate.is_file():
-                return str(candidate)
-        tried = ", ".join(str(c) for c in candidates)
-        raise BaseModelError(
-            f"TRAINING_MODEL={setting}: weights file not found (looked at {tried}); "
-            "weights are never downloaded, place the file there first"
-        )
-    raise BaseModelError(f"TRAINING_MODEL={setting}: expected a .pt file or an architecture .yaml")
-
-
-def resolve_device(setting: str) -> str:
-    """``auto`` means the first CUDA device if there is one, else the CPU."""
-    if setting != "auto":
-        return setting
-    import torch
-
-    return "0" if torch.cuda.is_available() else "cpu"
+from azaion_assets.lib.training.start_plan import Start, plan_start, training_identity
+from azaion_assets.lib.training.train_params import EpochStats, TrainParams, TrainResult
 
 
 def _floats(values: dict[str, Any]) -> dict[str, float]:
@@ -156,74 +46,6 @@ def library_versions() -> dict[str, str]:
 
 class TrainingStopped(Exception):
     """Training stopped between batches on request and left a resumable checkpoint."""
-
-
-@dataclass(frozen=True)
-class Start:
-    """How a training begins: fresh, resumed from a checkpoint, or already finished."""
-
-    mode: str  # "fresh" | "resume" | "finished" (in staging) | "trained" (already in run_dir)
-    reason: str
-    checkpoint: Checkpoint | None = None
-
-
-def training_identity(params: TrainParams, data_version: str) -> dict[str, Any]:
-    """What a checkpoint must share with this training to be resumed by it.
-
-    Device and dataloader workers may change between attempts (a retry can land on another
-    GPU); everything that shapes the weights may not.
-    """
-    fixed = {k: v for k, v in asdict(params).items() if k not in ("device", "workers")}
-    return {**fixed, "data_version": data_version}
-
-
-def _final(weights: Path, epochs: int) -> bool:
-    """``last.pt`` says every epoch was trained (stripped by Ultralytics, or not yet)."""
-    last = load_checkpoint(weights / "last.pt") if (weights / "last.pt").is_file() else None
-    return last is not None and (
-        last.get("optimizer") is None or last.get("epoch", -1) >= epochs - 1
-    )
-
-
-def plan_start(
-    staging: Path, params: TrainParams, identity: dict[str, Any], run_dir: Path | None = None
-) -> Start:
-    """Decide how this attempt starts, from what earlier attempts left.
-
-    An attempt in progress (``staging``) comes first: resume it, or finish it if it trained
-    every epoch. Otherwise, if ``run_dir`` already holds this very training (same dataset
-    version and parameters, every epoch done), it is reused rather than trained again: that is
-    where a step killed after the swap, during evaluation or promotion, left its work.
-    """
-    weights = staging / "weights"
-    if not weights.is_dir():
-        if run_dir is not None and _trained(run_dir, params, identity):
-            return Start("trained", f"{run_dir.name} already holds this training: reusing it")
-        return Start("fresh", "no earlier attempt: training from the start")
-    mismatch = resume_mismatch(staging, identity)
-    if mismatch is not None:
-        return Start("fresh", f"an earlier attempt exists but {mismatch}: training from the start")
-    if _final(weights, params.epochs):
-        return Start("finished", "an earlier attempt finished training: validating its best.pt")
-    found = find_resumable(weights, params.epochs)
-    if found is None:
-        return Start(
-            "fresh", "an earlier attempt left no resumable checkpoint: training from the start"
-        )
-    return Start(
-        "resume",
-        f"resuming from {found.path.name} after epoch {found.epoch + 1}/{params.epochs}",
-        found,
-    )
-
-
-def _trained(run_dir: Path, params: TrainParams, identity: dict[str, Any]) -> bool:
-    weights = run_dir / "weights"
-    return (
-        resume_mismatch(run_dir, identity) is None
-        and _final(weights, params.epochs)
-        and load_checkpoint(weights / "best.pt") is not None
-    )
 
 
 def train(

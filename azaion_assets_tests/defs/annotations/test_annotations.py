@@ -16,7 +16,7 @@ from azaion_assets.lib.config.sources import load_settings
 from azaion_assets.lib.ingest.apply_events import quarantine_dir, state_path
 from azaion_assets.lib.ingest.ingest_state import IngestState
 from azaion_assets.lib.stream.client import probe_tail, publish
-from azaion_assets.lib.stream.contract import STATUS_PROPERTY, Role, Status
+from azaion_assets.lib.stream.events import STATUS_PROPERTY, Role, Status
 from azaion_assets.lib.stream.offsets import OffsetRange
 from azaion_assets_tests.conftest import raw_producer
 from azaion_assets_tests.treeview import places, snapshot
@@ -192,7 +192,7 @@ def test_a_range_run_materialises_each_partition_with_its_own_metadata(stream_en
     applied (and never materialised): each gets its own materialisation and figures, and the
     validated annotations of each are counted exactly once."""
     from azaion_assets.lib.ingest.partition_run import ingest_partition
-    from azaion_assets.lib.stream.client import StreamTarget
+    from azaion_assets.lib.stream.stream_connection import StreamTarget
 
     tails = [
         _send(stream_env, synthetic(n, VALIDATOR, seed=n, prefix=f"p{n}", width=32, height=32))

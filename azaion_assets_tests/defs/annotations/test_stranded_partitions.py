@@ -15,7 +15,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from azaion_assets.defs.annotations.stranded_partitions import IN_FLIGHT
 from azaion_assets.defs.partitions import ANNOTATION_BATCHES
-from azaion_assets.dev.demo import wait_for
+from azaion_assets.dev.instance_runs import wait_for
 from azaion_assets.dev.localdaemon import local_daemon
 from azaion_assets.dev.messages import Author, synthetic
 from azaion_assets.lib.stream.client import probe_tail, publish

@@ -21,10 +21,10 @@ from azaion_assets.defs.release.model_release import FAILURE_TAG, PERMANENT, mod
 from azaion_assets.defs.release.onnx_model import onnx_model
 from azaion_assets.defs.resources import AzaionApiResource, AzaionSettingsResource
 from azaion_assets.lib.config.datatree import DataTree
-from azaion_assets.lib.release.bundle import POINTER
 from azaion_assets.lib.release.cdn import CDN_CONFIG
 from azaion_assets.lib.release.cdn import client as cdn_client
 from azaion_assets.lib.release.champion_files import publish_pair
+from azaion_assets.lib.release.release_manifest import POINTER
 from azaion_assets_tests.conftest import ReleaseServices
 
 P = "2026-11-20"

@@ -12,7 +12,7 @@ from azaion_assets.defs.training.dataset import (
     dataset_no_video_across_train_and_test,
     dataset_splits_non_empty,
 )
-from azaion_assets.lib.dataset.forming import read_manifest
+from azaion_assets.lib.dataset.formed_dataset import read_manifest
 from azaion_assets.lib.dataset.video_split import SPLITS
 from azaion_assets_tests.lib.dataset.test_split_record import (
     _by_video,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from azaion_assets.dev.demo import launch_retraining
+from azaion_assets.dev.instance_runs import launch_retraining
 from azaion_assets.dev.localapi import LocalAzaionApi
 from azaion_assets.dev.localcdn import LocalCdn
 from azaion_assets.dev.localdaemon import local_daemon
@@ -25,9 +25,9 @@ from azaion_assets.dev.synthetic import write_samples
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.release.azaion_api import AzaionApi
-from azaion_assets.lib.release.bundle import fetch
 from azaion_assets.lib.release.champion_files import held_partition
 from azaion_assets.lib.release.hardware import fingerprint
+from azaion_assets.lib.release.reassembly import fetch
 from azaion_assets.lib.training.checkpoints import find_resumable
 from azaion_assets.lib.training.offline import prepare_ultralytics
 from azaion_assets_tests.conftest import (

@@ -3,8 +3,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.fields import Scope
-from azaion_assets.lib.config.settings import ConfigError, Settings, secret_fields
+from azaion_assets.lib.config.settings import Settings
+from azaion_assets.lib.config.settings_views import public_dict, secret_fields
 from azaion_assets.lib.config.sources import load_settings
 
 
@@ -102,7 +104,7 @@ def test_require_names_the_variable_and_returns_the_secret(monkeypatch):
 
 def test_public_dict_masks_secrets(monkeypatch):
     monkeypatch.setenv("AZAION_API_PASSWORD", "s3cret-pw")
-    public = load_settings().public_dict()
+    public = public_dict(load_settings())
     assert public["AZAION_API_PASSWORD"] == "**********"
     assert "s3cret-pw" not in repr(public) and "s3cret-pw" not in repr(load_settings())
 

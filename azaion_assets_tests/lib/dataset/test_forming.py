@@ -1,12 +1,14 @@
 import json
 import os
+import shutil
 
 import pytest
 import yaml
 
 from azaion_assets.dev.synthetic import write_samples
 from azaion_assets.lib.dataset.classes import load_classes, slot_names
-from azaion_assets.lib.dataset.forming import form_dataset, read_manifest
+from azaion_assets.lib.dataset.formed_dataset import read_manifest
+from azaion_assets.lib.dataset.forming import form_dataset
 from azaion_assets.lib.dataset.video_split import assign_split
 
 SPLIT = (70, 20, 10)
@@ -157,15 +159,13 @@ def test_the_helper_process_path_forms_the_same_dataset(tree, monkeypatch):
 
 
 def test_a_link_failure_fails_the_dataset_and_leaves_no_partial_one(tree, monkeypatch):
-    from azaion_assets.lib.dataset import forming
-
     write_samples(tree.data, 5, seed=4)
 
     def broken_link(*args, **kwargs):
         raise PermissionError("link refused")
 
-    monkeypatch.setattr(forming.os, "link", broken_link)
-    monkeypatch.setattr(forming.shutil, "copy2", broken_link)
+    monkeypatch.setattr(os, "link", broken_link)
+    monkeypatch.setattr(shutil, "copy2", broken_link)
     with pytest.raises(PermissionError, match="link refused"):
         _form(tree)
     assert not tree.dataset_dir("2026-11-24").exists()
@@ -174,17 +174,17 @@ def test_a_link_failure_fails_the_dataset_and_leaves_no_partial_one(tree, monkey
 def test_an_error_in_the_helper_process_fails_the_dataset_and_leaves_no_partial_one(
     tree, monkeypatch
 ):
-    from azaion_assets.lib.dataset import forming
+    from azaion_assets.lib.dataset import forming, slices
 
     write_samples(tree.data, 5, seed=4)
-    plan = forming._Former.plan
+    plan = slices.Former.plan
 
     def plan_one_link_twice(self, names, batch):
         links = plan(self, names, batch)
         return links + links[:1]  # the second link of one file fails in the helper: EEXIST
 
     monkeypatch.setattr(forming, "_HELPER_PROCESS_FROM", 1)
-    monkeypatch.setattr(forming._Former, "plan", plan_one_link_twice)
+    monkeypatch.setattr(slices.Former, "plan", plan_one_link_twice)
     with pytest.raises(FileExistsError):
         _form(tree)
     assert not tree.dataset_dir("2026-11-24").exists()

@@ -14,7 +14,8 @@ from azaion_assets.dev.synthetic import render
 from azaion_assets.lib.ingest import apply_events as ingest_module
 from azaion_assets.lib.ingest.apply_events import Ingest, quarantine_dir, state_path
 from azaion_assets.lib.ingest.ingest_state import IngestState, Kind, Origin, Place, replay
-from azaion_assets.lib.stream.contract import STATUS_PROPERTY, Role, Status, pack
+from azaion_assets.lib.stream.contract import pack
+from azaion_assets.lib.stream.events import STATUS_PROPERTY, Role, Status
 from azaion_assets_tests.treeview import make_tree, places, snapshot
 
 VALIDATOR = Author(Role.VALIDATOR, "val@azaion.com")

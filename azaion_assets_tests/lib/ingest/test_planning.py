@@ -7,7 +7,8 @@ from azaion_assets.dev.synthetic import render
 from azaion_assets.lib.ingest.ingest_state import Kind, NameState
 from azaion_assets.lib.ingest.planning import Planner, quarantine_dir
 from azaion_assets.lib.ingest.summary import IngestSummary
-from azaion_assets.lib.stream.contract import Role, Status, decode_message
+from azaion_assets.lib.stream.contract import decode_message
+from azaion_assets.lib.stream.events import Role, Status
 from azaion_assets_tests.treeview import snapshot
 
 VALIDATOR = Author(Role.VALIDATOR, "val@azaion.com")

@@ -14,17 +14,11 @@ from pydantic import SecretStr
 from azaion_assets.lib.release import cdn
 from azaion_assets.lib.release.azaion_api import AzaionApi
 from azaion_assets.lib.release.bundle import (
-    MANIFEST,
-    POINTER,
     NotReleasable,
-    ReleaseError,
     Split,
     champion_pair,
-    fetch,
-    parse_manifest,
     prepare,
     prune,
-    reassemble_local,
     restore_from_live,
     upload_parts,
     upload_pointer,
@@ -32,6 +26,13 @@ from azaion_assets.lib.release.bundle import (
 from azaion_assets.lib.release.cdn import KeyPair
 from azaion_assets.lib.release.champion_files import publish_pair
 from azaion_assets.lib.release.crypto import Scheme
+from azaion_assets.lib.release.reassembly import fetch, reassemble_local
+from azaion_assets.lib.release.release_manifest import (
+    MANIFEST,
+    POINTER,
+    ReleaseError,
+    parse_manifest,
+)
 from azaion_assets_tests.conftest import API_EMAIL, API_PASSWORD, MODEL_KEY
 
 P = "2026-11-20"

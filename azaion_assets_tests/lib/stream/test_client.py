@@ -8,8 +8,10 @@ import pytest
 
 from azaion_assets.dev.localbroker import free_port
 from azaion_assets.dev.synthetic import render
-from azaion_assets.lib.stream.client import StreamError, probe_tail, publish, read_range
-from azaion_assets.lib.stream.contract import AnnotationEvent, decode_message, pack
+from azaion_assets.lib.stream.client import probe_tail, publish, read_range
+from azaion_assets.lib.stream.contract import decode_message, pack
+from azaion_assets.lib.stream.events import AnnotationEvent
+from azaion_assets.lib.stream.stream_connection import StreamError
 
 
 def _read(target, first, last):
@@ -131,14 +133,14 @@ def test_the_fast_reader_takes_over_bytes_the_stock_reader_buffered():
 
     from rstream.connection import ConnectionClosed
 
-    from azaion_assets.lib.stream.client import _read_whole_frames
+    from azaion_assets.lib.stream.frames import read_whole_frames
 
     async def scenario():
         reader = asyncio.StreamReader()
         reader.feed_data(b"cdefgh")
         reader.feed_eof()
         conn = SimpleNamespace(_reader=reader, _buffer=bytearray(b"ab"))
-        _read_whole_frames(conn)
+        read_whole_frames(conn)
         got = [await conn._read(1), await conn._read(3), await conn._read(4)]
         assert [bytes(g) for g in got] == [b"a", b"bcd", b"efgh"] and not conn._buffer
         with pytest.raises(ConnectionClosed):

@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 import pytest
 
 from azaion_assets.dev.synthetic import render
-from azaion_assets.lib.stream.contract import (
+from azaion_assets.lib.stream.contract import decode_message, encode_annotation, encode_bulk, pack
+from azaion_assets.lib.stream.events import (
     AnnotationEvent,
     BulkEvent,
     Detection,
@@ -12,10 +13,6 @@ from azaion_assets.lib.stream.contract import (
     Role,
     Source,
     Status,
-    decode_message,
-    encode_annotation,
-    encode_bulk,
-    pack,
 )
 
 WHEN = datetime(2026, 11, 24, 12, 30, tzinfo=UTC)
@@ -221,7 +218,7 @@ def test_an_unforeseen_library_error_is_still_a_rejection(jpeg, monkeypatch):
     def explode(*_args, **_kwargs):
         raise RuntimeError("library bug")
 
-    monkeypatch.setattr(contract, "_detections", explode)
+    monkeypatch.setattr(contract, "parse_detections", explode)
     decoded = _decode(_fields(jpeg))
     assert isinstance(decoded.event, Rejected)
     assert decoded.event.reason.startswith("decoder error: RuntimeError")

@@ -12,7 +12,8 @@ from azaion_assets.lib.training.checkpoints import (
     resume_mismatch,
     write_resume_record,
 )
-from azaion_assets.lib.training.trainer import TrainParams, plan_start, training_identity
+from azaion_assets.lib.training.start_plan import plan_start, training_identity
+from azaion_assets.lib.training.train_params import TrainParams
 from azaion_assets_tests.train_child import TINY_PARAMS
 
 

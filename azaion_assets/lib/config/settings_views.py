@@ -1,0 +1,61 @@
+"""What the schema and loaded settings show: values by variable, secrets, scoped gaps.
+
+Values masked for logs and metadata (``public_dict``) or revealed for the 0600 ``config.yaml``
+(``render_dict``), which variables are secret, and what a scope misses. All read the field
+metadata that ``fields.setting`` writes; the schema itself stays in ``settings``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from azaion_assets.lib.config.fields import Scope
+from azaion_assets.lib.config.settings import Settings
+
+
+def public_dict(settings: Settings) -> dict[str, Any]:
+    """All values by variable name, secrets masked; safe for logs and metadata."""
+    out: dict[str, Any] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = "**********" if value.get_secret_value() else None
+        elif isinstance(value, Path):
+            value = str(value)
+        out[name.upper()] = value
+    return out
+
+
+def render_dict(settings: Settings) -> dict[str, Any]:
+    """All values by variable name with secrets revealed, for the 0600 ``config.yaml``."""
+    out = public_dict(settings)
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            out[name.upper()] = value.get_secret_value()
+    return out
+
+
+def missing_for(absent: set[str], scopes: set[Scope] | None = None) -> list[str]:
+    """Problems for the ``absent`` fields that ``scopes`` (all scopes when None) require."""
+    problems = []
+    for name, info in Settings.model_fields.items():
+        field_scopes = set(field_extra(info).get("scopes", []))
+        wanted = {s.value for s in scopes} if scopes is not None else field_scopes
+        if name in absent and field_scopes & wanted:
+            problems.append(
+                f"{name.upper()}: missing (required for {', '.join(sorted(field_scopes))})"
+            )
+    return problems
+
+
+def secret_fields() -> list[str]:
+    return [n.upper() for n, i in Settings.model_fields.items() if field_extra(i).get("secret")]
+
+
+def field_extra(info: Any) -> dict[str, Any]:
+    extra = info.json_schema_extra
+    return extra if isinstance(extra, dict) else {}

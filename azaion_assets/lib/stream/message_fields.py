@@ -1,0 +1,161 @@
+"""The checks of one message's fields: liberal in what they accept, strict in what they pass.
+
+Each takes a raw value from the msgpack array and returns it checked and normalised, or raises
+``Reject`` with a reason a person can act on; leniencies are added to ``notes``. Names become
+file names in the data tree, so ``check_name`` refuses anything that could leave its folder.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from azaion_assets.lib.dataset.classes import NUM_SLOTS
+from azaion_assets.lib.dataset.labels import LabelError, check_box
+from azaion_assets.lib.stream.events import IMAGE_FORMATS, Detection, Status
+
+MAX_NAME_BYTES = 200
+
+
+class Reject(Exception):
+    """A field that fails its check; ``decode_message`` turns it into ``Rejected``."""
+
+    def __init__(self, reason: str, status: int | None = None, name: str | None = None):
+        super().__init__(reason)
+        self.status, self.name = status, name
+
+
+def check_name(name: Any) -> str:
+    """An annotation name that is safe as a file name in the data tree."""
+    if not isinstance(name, str):
+        raise Reject(f"name is {type(name).__name__}, not a string")
+    if not name or name in (".", ".."):
+        raise Reject("empty name")
+    if "/" in name or "\\" in name or ".." in name or "\0" in name:
+        raise Reject(f"unsafe name {name!r}: path separators, '..' and NUL are not allowed")
+    if name.startswith("."):
+        raise Reject(f"unsafe name {name!r}: hidden names are not allowed")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise Reject(f"name longer than {MAX_NAME_BYTES} bytes")
+    return name
+
+
+def parse_date(value: Any, what: str, notes: list[str]) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        notes.append(f"{what} given as an epoch number")
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise Reject(f"{what} {value!r} is not a representable date") from None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise Reject(f"{what} {value!r} is not a date") from None
+        notes.append(f"{what} given as text")
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise Reject(f"{what} is {type(value).__name__}, not a date")
+
+
+def parse_enum(kind: type[enum.IntEnum], value: Any, what: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Reject(f"{what} is {type(value).__name__}, not an integer")
+    try:
+        return kind(value)
+    except ValueError:
+        raise Reject(f"unknown {what} {value}") from None
+
+
+def _pil_open():
+    """Pillow's own ``Image.open``. Importing Ultralytics replaces it with one that, on bytes
+    Pillow cannot identify, tries to install pi-heif from the network (and fails offline)."""
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    return getattr(patches, "_image_open", Image.open)
+
+
+def image_format(image: Any) -> str:
+    """The extension for the image's real format; rejects bytes that are not an image."""
+    if not isinstance(image, (bytes, bytearray)) or not image:
+        raise Reject("image is missing or not bytes")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with _pil_open()(io.BytesIO(image)) as img:
+            fmt, size = img.format, img.size
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise Reject(f"image bytes are not an image ({type(exc).__name__})") from None
+    except Image.DecompressionBombError:
+        raise Reject("image declares a decompression-bomb size") from None
+    if fmt not in IMAGE_FORMATS or min(size) < 1:
+        raise Reject(f"unsupported image format {fmt}")
+    return IMAGE_FORMATS[fmt]
+
+
+def parse_detections(value: Any, notes: list[str]) -> tuple[Detection, ...]:
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except json.JSONDecodeError as exc:
+            raise Reject(f"detections are not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise Reject("detections are nested too deeply") from None
+    elif isinstance(value, list):
+        notes.append("detections given as an array, not a JSON string")
+    if not isinstance(value, list):
+        raise Reject(f"detections are {type(value).__name__}, not a list")
+    boxes = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise Reject(f"detection {i} is not an object")
+        lowered = {str(k).lower(): v for k, v in item.items()}
+        if lowered.keys() != item.keys():
+            notes.append("detection keys in another case")
+        lowered.setdefault("annotation_name", lowered.pop("annotationname", None))
+        try:
+            det = Detection.model_validate(lowered)
+        except ValidationError as exc:
+            first = exc.errors(include_input=False, include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise Reject(f"detection {i}: {where}: {first['msg']}") from None
+        try:
+            check_box(i + 1, det.cls, det.x, det.y, det.w, det.h, NUM_SLOTS)
+        except LabelError as exc:
+            raise Reject(f"invalid box: {str(exc).replace('line', 'detection', 1)}") from None
+        boxes.append(det)
+    return tuple(boxes)
+
+
+def image_extension(given: Any, real: str, notes: list[str]) -> str:
+    if not isinstance(given, str) or not given.strip():
+        notes.append(f"imageExtension missing; using {real} from the image bytes")
+        return real
+    ext = given.strip().lower()
+    if not ext.startswith("."):
+        notes.append("imageExtension without its dot")
+        ext = "." + ext
+    if ext in (".jpeg", ".jpe"):
+        ext = ".jpg"
+    if ext == ".tiff":
+        ext = ".tif"
+    if ext != real:
+        notes.append(f"imageExtension {given!r} but the bytes are {real}; using {real}")
+    return real
+
+
+def named(check, value: Any, status: Status) -> str:
+    try:
+        return check(value)
+    except Reject as exc:
+        raise Reject(str(exc), status) from None
