@@ -12,6 +12,7 @@ ratios, so a noisy machine moves all of them together. Goal: forming <= 1.5x ``c
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import statistics
@@ -103,7 +104,8 @@ def main() -> int:
         print(f"| {label} | {seconds:.2f} | {args.count / seconds:,.0f} | {seconds / base:.2f}x |")
     ratio = medians["form_dataset"] / base
     verdict = "meets" if ratio <= GOAL else "MISSES"
-    print(f"\nform_dataset / cp -al = {ratio:.2f}x: {verdict} the goal of <= {GOAL}x")
+    load = "/".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nform_dataset / cp -al = {ratio:.2f}x: {verdict} the goal of <= {GOAL}x; load {load}")
     return 0 if ratio <= GOAL else 1
 
 
