@@ -16,6 +16,7 @@ from azaion_assets.cli.release_command import add_parser as add_release_parser
 from azaion_assets.cli.settings_args import (
     EXIT_CONFIG,
     checked_settings,
+    scope_summary,
     scopes_of,
     settings_from_args,
 )
@@ -29,7 +30,13 @@ from azaion_assets.lib.fsio.atomic import atomic_write_text
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    settings = checked_settings(args, scopes_of(args))
+    scopes = scopes_of(args)
+    try:
+        settings = checked_settings(args, scopes, only_scopes=True)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        print(scope_summary(exc.problems, scopes), file=sys.stderr)
+        return EXIT_CONFIG
     for key, value in public_dict(settings).items():
         print(f"{key}={'' if value is None else value}")
     print("configuration OK", file=sys.stderr)

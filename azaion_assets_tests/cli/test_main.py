@@ -148,3 +148,27 @@ def test_config_check_names_an_export_size_ultralytics_would_round(capsys, monke
     err = capsys.readouterr().err
     assert "EXPORT_ONNX_IMGSZ: must be a multiple of 32" in err and "use 192 or 224" in err
     assert "TRAINING_IMGSZ" not in err
+
+
+def test_config_check_says_which_scopes_fail_and_how_to_check_one(capsys, monkeypatch):
+    monkeypatch.setenv("TRAINING_EPOCHS", "-3")
+    assert main(["config", "check"]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert (
+        "checked every scope; failing release: AZAION_API_EMAIL, AZAION_API_PASSWORD, "
+        "MODEL_ENCRYPTION_KEY; stream: RABBITMQ_PASSWORD; training: TRAINING_EPOCHS" in err
+    )
+    assert "azaion-assets config check --scope training|stream|release" in err
+
+
+def test_config_check_of_one_scope_passes_whatever_another_scope_holds(capsys, monkeypatch):
+    """An operator who runs only the ingest checks what the ingest sees."""
+    monkeypatch.setenv("TRAINING_EPOCHS", "-3")
+    monkeypatch.setenv("RABBITMQ_PASSWORD", "s3cret")
+    assert main(["config", "check", "--scope", "stream"]) == 0
+    monkeypatch.setenv("STREAM_BATCH_MESSAGES", "0")
+    assert main(["config", "check", "--scope", "stream"]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "STREAM_BATCH_MESSAGES: must be at least 1" in err and "TRAINING_EPOCHS" not in err
+    assert "checked stream; failing stream: STREAM_BATCH_MESSAGES" in err
+    assert "--scope training|stream|release" not in err
