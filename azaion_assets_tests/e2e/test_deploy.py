@@ -522,6 +522,20 @@ def test_dockerfile_installs_the_pinned_torch_and_keeps_ultralytics_offline(monk
                 assert (REPO / source).exists(), f"Dockerfile copies missing {source}"
 
 
+def test_the_image_installs_the_package_without_extras():
+    """The image gets the runtime dependencies only: no [dev] (pytest, linters), no [demo]
+    (moto), and so no dev stand-ins (the wheel leaves them out; test_packaging)."""
+    installs = [
+        line.split("pip install", 1)[1].split()
+        for line in _dockerfile_instructions()
+        if line.startswith("RUN ") and "pip install" in line
+    ]
+    assert ["."] in installs
+    words = [word for args in installs for word in args]
+    assert not [w for w in words if "[" in w or w.startswith(("-e", "--editable"))], words
+    assert not {"pytest", "moto", "ruff", "pyright"} & {re.split(r"[=<>\[]", w)[0] for w in words}
+
+
 def _click_command(argv: list[str]) -> click.Command:
     """Parse ``argv`` with the real CLI's options (an unknown option or command raises)."""
     return _click_context(argv).command
