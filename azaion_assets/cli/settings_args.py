@@ -31,10 +31,7 @@ def checked_settings(
     default), as in the runs of these scopes; ``config check --scope`` checks what they see.
     """
     try:
-        if only_scopes and scopes is not None:
-            settings = load_settings(args.config, args.env_file, scopes=scopes)
-        else:
-            settings = settings_from_args(args)
+        settings = load_settings(args.config, args.env_file, scopes=scopes if only_scopes else None)
     except ConfigError as exc:
         extra = missing_for(exc.absent, scopes) if exc.absent is not None else []
         raise ConfigError(exc.problems + extra) from None

@@ -34,8 +34,10 @@ class AzaionSettingsResource(ConfigurableResource):
         return self._loaded[key]
 
     def tree(self) -> DataTree:
-        """The data tree, created if missing."""
-        return DataTree.from_settings(self.load()).ensure()
+        """The data tree, created if missing. Its variables are common to every scope, so any
+        load of this run already holds them; none is repeated for it."""
+        loaded = next(iter(self._loaded.values()), None)
+        return DataTree.from_settings(loaded or self.load()).ensure()
 
 
 class AzaionApiResource(ConfigurableResource):

@@ -31,14 +31,11 @@ def test_the_location_validates_with_a_bad_training_value(tmp_path):
 
 def _failure_messages(result) -> dict[str, str]:
     """Each failed step's error with its causes, as the run's page shows them."""
-    messages = {}
-    for event in result.all_events:
-        if event.event_type == DagsterEventType.STEP_FAILURE:
-            error, text = event.step_failure_data.error, ""
-            while error is not None:
-                text, error = text + error.message, error.cause
-            messages[str(event.step_key)] = text
-    return messages
+    return {
+        str(event.step_key): event.step_failure_data.error.to_string()
+        for event in result.all_events
+        if event.event_type == DagsterEventType.STEP_FAILURE
+    }
 
 
 def test_a_bad_training_value_stops_training_naming_it_and_the_stream_still_ingests(
