@@ -18,13 +18,16 @@ DEMO_ENV := AZAION_ROOT_DIR=$(VAR)/azaion DAGSTER_HOME=$(VAR)/dagster \
 # Debian packages: python3-venv for the venv, rabbitmq-server (with its stream plugin) for the
 # throwaway brokers that the tests, the demo and the benchmarks start, docker-compose (v1) for
 # the tests that validate docker-compose.yml (no Docker engine needed), systemd for the
-# systemd-analyze that checks deploy/systemd (no running systemd needed).
+# systemd-analyze that checks deploy/systemd (no running systemd needed), chromium and
+# chromium-driver for the browser test of the Dagster UI (Selenium drives Debian's own build).
 system-deps:
 	@missing=""; \
 	$(PYTHON) -m venv --help >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing="$$missing rabbitmq-server"; \
 	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
