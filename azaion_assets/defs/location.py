@@ -1,27 +1,36 @@
 """The stages' definitions merged into one code location.
 
-Built when the location loads, not at import, because sensor intervals and the training run
-tags are settings.
+Built when the location loads, not at import, because sensor intervals, the training run tags
+and the first day of the dated partitions are settings.
 """
 
 import logging
+from datetime import date
 
-from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
-
-from azaion_assets.defs.annotations import (
-    annotations,
-    stranded_partitions,
+from dagster import (
+    AssetChecksDefinition,
+    AssetsDefinition,
+    Definitions,
+    load_asset_checks_from_modules,
 )
+
+from azaion_assets.defs.annotations import stranded_partitions
 from azaion_assets.defs.annotations.annotation_stream_sensor import (
     build_annotation_stream_sensor,
 )
+from azaion_assets.defs.annotations.annotations import annotations
+from azaion_assets.defs.annotations.arrivals import build_daily_arrivals
 from azaion_assets.defs.annotations.ingest_job import ingest_job
-from azaion_assets.defs.release import model_release, onnx_model
+from azaion_assets.defs.health.health_checks import build_health_checks
+from azaion_assets.defs.health.health_sensor import build_health_sensor
+from azaion_assets.defs.partitions import daily_partitions, partitions_start
 from azaion_assets.defs.release.champion import champion, promote_model
-from azaion_assets.defs.release.model_release import model_release_job
+from azaion_assets.defs.release.model_release import build_model_release, model_release_job
 from azaion_assets.defs.release.model_release_sensor import build_model_release_sensor
+from azaion_assets.defs.release.onnx_model import build_onnx_model
 from azaion_assets.defs.resources import AzaionApiResource, AzaionSettingsResource
-from azaion_assets.defs.training import dataset, model
+from azaion_assets.defs.training.dataset import build_dataset
+from azaion_assets.defs.training.model import build_model
 from azaion_assets.defs.training.retraining_job import build_retraining_job
 from azaion_assets.defs.training.retraining_sensor import build_retraining_sensor
 from azaion_assets.lib.config.config_error import ConfigError
@@ -29,8 +38,6 @@ from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.config.sources import load_settings
 
 log = logging.getLogger(__name__)
-_modules = [annotations, dataset, model, onnx_model, model_release]
-_check_modules = [*_modules, stranded_partitions]
 
 
 def location_settings() -> Settings:
@@ -44,17 +51,40 @@ def location_settings() -> Settings:
         return Settings.model_construct()
 
 
+def graph(start: date) -> tuple[list[AssetsDefinition], list[AssetChecksDefinition]]:
+    """Every asset and asset check, the dated ones on daily partitions from ``start``."""
+    days = daily_partitions(start)
+    dataset, dataset_checks = build_dataset(days)
+    assets = [
+        annotations,
+        build_daily_arrivals(days),
+        dataset,
+        build_model(days),
+        build_onnx_model(days),
+        champion,
+        build_model_release(days),
+    ]
+    checks = [
+        *dataset_checks,
+        *load_asset_checks_from_modules([stranded_partitions]),
+        *build_health_checks(),
+    ]
+    return assets, checks
+
+
 def build_definitions() -> Definitions:
     settings = location_settings()
     resource = AzaionSettingsResource()
+    assets, checks = graph(partitions_start(settings))
     return Definitions(
-        assets=[*load_assets_from_modules(_modules), champion],
-        asset_checks=load_asset_checks_from_modules(_check_modules),
+        assets=assets,
+        asset_checks=checks,
         jobs=[ingest_job, build_retraining_job(settings), promote_model, model_release_job],
         sensors=[
             build_annotation_stream_sensor(settings.stream_sensor_interval_seconds),
             build_retraining_sensor(settings.retrain_sensor_interval_seconds),
             build_model_release_sensor(settings.release_sensor_interval_seconds),
+            build_health_sensor(settings.health_sensor_interval_seconds),
         ],
         resources={"settings": resource, "azaion_api": AzaionApiResource(settings=resource)},
     )

@@ -6,26 +6,30 @@ from datetime import UTC, datetime
 from dagster import AssetKey, DynamicPartitionsDefinition
 
 from azaion_assets.definitions import defs as load_defs
-from azaion_assets.defs.partitions import daily_partitions
 
 defs = load_defs()
+DATED = ("daily_arrivals", "dataset", "model", "onnx_model", "model_release")
+daily_partitions = defs.resolve_assets_def("dataset").partitions_def
 
 
 def test_definitions_load_with_the_final_asset_keys_and_lineage():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"annotations", "dataset", "model", "onnx_model", "champion", "model_release"}
+    assert keys == {"annotations", *DATED, "champion"}
     parents = {
         k: {p.to_user_string() for p in graph.get(AssetKey(k)).parent_keys}
-        for k in ("dataset", "model", "onnx_model", "champion", "model_release")
+        for k in (*DATED, "champion")
     }
     assert parents == {
+        "daily_arrivals": {"annotations"},
         "dataset": {"annotations"},
         "model": {"dataset"},
         "onnx_model": {"model"},
-        "champion": {"model", "onnx_model"},
+        "champion": {"onnx_model"},
         "model_release": {"onnx_model", "champion"},
     }
+    champion = graph.get(AssetKey("champion"))
+    assert champion.is_executable and not champion.is_partitioned  # a real, materialised asset
 
 
 def test_annotations_is_a_declared_asset_partitioned_by_stream_batches():
@@ -35,7 +39,7 @@ def test_annotations_is_a_declared_asset_partitioned_by_stream_batches():
     assert node.group_name == "annotations"
     assert isinstance(node.partitions_def, DynamicPartitionsDefinition)
     assert node.partitions_def.name == "annotation_batches"
-    for key in ("dataset", "model", "onnx_model", "model_release"):
+    for key in DATED:
         assert defs.resolve_asset_graph().get(AssetKey(key)).partitions_def == daily_partitions
 
 
@@ -48,14 +52,19 @@ def test_checks_are_defined_and_blocking():
         ("dataset", "dataset_no_video_across_train_and_test"),
         ("onnx_model", "onnx_parity"),
         ("annotations", "every_partition_landed"),
+        ("annotations", "annotations_arriving"),
+        ("champion", "champion_released"),
+        ("model", "training_recent"),
     }
+    alarms = {"every_partition_landed", "annotations_arriving", "champion_released"}
+    alarms.add("training_recent")
     for key in graph.asset_check_keys:  # the data checks gate what is downstream
-        assert graph.get_check_spec(key).blocking == (key.name != "every_partition_landed")
+        assert graph.get_check_spec(key).blocking == (key.name not in alarms)
 
 
 def test_todays_partition_exists():
     today = datetime.now(UTC).date().isoformat()
-    assert today in daily_partitions.get_partition_keys()
+    assert daily_partitions is not None and today in daily_partitions.get_partition_keys()
 
 
 def test_loading_the_code_location_imports_no_heavy_library():
@@ -74,6 +83,14 @@ def test_every_training_run_carries_the_gpu_retry_and_kubernetes_tags():
         "dataset",
         "model",
         "onnx_model",
+        "champion",
+    }
+    checks = {k.name for k in job.asset_layer.asset_graph.asset_check_keys}
+    assert checks == {  # the blocking checks; the health checks are health_sensor's
+        "dataset_splits_non_empty",
+        "dataset_labels_valid",
+        "dataset_no_video_across_train_and_test",
+        "onnx_parity",
     }
     assert job.partitions_def == daily_partitions
     tags = job.tags
@@ -100,7 +117,8 @@ def test_training_run_tags_follow_the_settings(monkeypatch):
 
 def test_the_model_step_takes_the_gpu_pool_and_the_sensors_run_by_default():
     assert defs.resolve_assets_def("model").op.pool == "gpu"
-    for name in ("annotation_stream_sensor", "retraining_sensor", "model_release_sensor"):
+    names = ("annotation_stream_sensor", "retraining_sensor", "model_release_sensor")
+    for name in (*names, "health_sensor"):
         sensor = defs.resolve_sensor_def(name)
         assert sensor.default_status.value == "RUNNING"
     assert defs.resolve_sensor_def("retraining_sensor").job_name == "retraining_job"

@@ -45,11 +45,6 @@ from azaion_assets.cli.code_server_command import wait_serving
 from azaion_assets.cli.main import build_parser
 from azaion_assets.defs.annotations.annotations import annotations
 from azaion_assets.defs.resources import AzaionSettingsResource
-from azaion_assets.defs.training.dataset import (
-    dataset,
-    dataset_labels_valid,
-    dataset_splits_non_empty,
-)
 from azaion_assets.dev import hostservices
 from azaion_assets.dev.localbroker import free_port
 from azaion_assets.dev.synthetic import write_samples
@@ -57,6 +52,11 @@ from azaion_assets.lib.config.deployenv import DEPLOY_VARS
 from azaion_assets.lib.config.envfile import render_env_example
 from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.training.retrain_policy import training_run_tags
+from azaion_assets_tests.dated import (
+    dataset,
+    dataset_labels_valid,
+    dataset_splits_non_empty,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT_INSTANCE = REPO / "dagster.yaml"

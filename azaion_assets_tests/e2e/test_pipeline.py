@@ -19,17 +19,7 @@ from onnx import numpy_helper
 from azaion_assets.cli.main import main
 from azaion_assets.defs.annotations.annotations import annotations
 from azaion_assets.defs.release import onnx_model as onnx_module
-from azaion_assets.defs.release.champion import champion, promote_model
-from azaion_assets.defs.release.model_release import model_release
-from azaion_assets.defs.release.onnx_model import onnx_model
 from azaion_assets.defs.resources import AzaionApiResource, AzaionSettingsResource
-from azaion_assets.defs.training.dataset import (
-    dataset,
-    dataset_labels_valid,
-    dataset_no_video_across_train_and_test,
-    dataset_splits_non_empty,
-)
-from azaion_assets.defs.training.model import model
 from azaion_assets.dev.synthetic import samples, write_samples
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.sources import load_settings
@@ -42,6 +32,16 @@ from azaion_assets.lib.evaluation.modelcard import card_json, read_card
 from azaion_assets.lib.evaluation.parity import check_parity, row_agreement
 from azaion_assets.lib.release.champion_files import held_partition, read_record, sha256
 from azaion_assets_tests.conftest import TINY_PROFILE, clear_config_env, guard_network
+from azaion_assets_tests.dated import (
+    champion,
+    dataset,
+    dataset_labels_valid,
+    dataset_no_video_across_train_and_test,
+    dataset_splits_non_empty,
+    model,
+    model_release,
+    onnx_model,
+)
 
 PARTITION = "2026-11-22"
 NEWER = "2026-11-23"  # a second, newer day: its model challenges the first one
@@ -56,7 +56,7 @@ GRAPH = [
     champion,
 ]
 # annotations comes from the stream (see test_annotations); here data/ is written directly.
-SELECTION = [dataset, model, onnx_model]
+SELECTION = [dataset, model, onnx_model, champion]
 RESOURCES = {"settings": AzaionSettingsResource()}
 RELEASE_RESOURCES = {**RESOURCES, "azaion_api": AzaionApiResource(settings=RESOURCES["settings"])}
 
@@ -180,16 +180,28 @@ def test_model_files_metadata_and_epoch_logs(pipeline):
 def test_the_first_model_becomes_the_champion_with_its_test_score(pipeline):
     meta = pipeline.metadata("onnx_model")
     assert meta["verdict"] == "promote" and meta["champion_before"] == "none"
-    assert meta["promoted"] is True  # promoted with its export
     assert meta["decision"] == "no champion yet: the first model becomes the champion"
     assert meta["test_images"] == pipeline.metadata("dataset")["images_test"]
-    assert 0.0 <= meta["test_mAP50-95"] <= 1.0 and meta["quality_floor"] == 0.0
+    assert 0.0 <= meta["test_mAP50-95"] <= 1.0 and meta["gate"]["quality_floor"] == 0.0
     assert "champion_test_mAP50-95" not in meta  # nothing to compare with: no text in a plot
-    assert meta["scored_on"].startswith("the ONNX files as shipped")
+    assert meta["gate"]["scored_on"].startswith("the ONNX files as shipped")
+    plotted = {
+        k for k, v in meta.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    assert plotted == {"test_mAP50", "test_mAP50-95", "test_images"}  # trends only
     model_meta = pipeline.metadata("model")
     assert model_meta["training_start"] == "fresh" and model_meta["resumed_after_epoch"] == 0
     champion = pipeline.metadata("champion")
     assert champion["partition"] == PARTITION and champion["promotion"] == "automatic"
+    assert champion["reason"] == meta["decision"] and champion["previous_champion"] == "none"
+    assert champion["test_mAP50-95"] == meta["test_mAP50-95"]
+    assert champion["dataset"] == str(pipeline.tree.dataset_dir(PARTITION))
+    tree = pipeline.tree
+    assert champion["pt_path"] == str(tree.champion)
+    assert champion["onnx_path"] == str(tree.champion_onnx)
+    assert champion["pt_sha256"] == sha256(tree.champion) == meta["weights_sha256"]
+    assert champion["onnx_sha256"] == sha256(tree.champion_onnx) == meta["sha256"]
+    assert champion["pt_record"] == champion["onnx_record"] == "matches the file"
     record = read_record(pipeline.tree.champion)
     assert record is not None and record["partition"] == PARTITION
     evaluation = read_evaluation(pipeline.tree.model_dir(PARTITION))
@@ -212,14 +224,15 @@ def test_onnx_export_metadata_and_parity(pipeline):
     meta = pipeline.metadata("onnx_model")
     assert meta["outputs"] == {"output0": [1, 300, 6]}
     assert meta["inputs"] == {"images": [1, 3, 128, 128]}
-    assert meta["imgsz"] == 128 and meta["imgsz_from"] == "EXPORT_ONNX_IMGSZ"
-    assert meta["training_imgsz"] == 96
-    assert meta["size_mismatch"] == "exported at 128, trained at 96"
-    assert meta["size_bytes"] > 1_000_000
+    export = meta["export"]
+    assert export["imgsz"] == 128 and export["imgsz_from"] == "EXPORT_ONNX_IMGSZ"
+    assert export["training_imgsz"] == 96
+    assert export["size_mismatch"] == "exported at 128, trained at 96"
+    assert export["size_bytes"] > 1_000_000
     parity = meta["parity"]
     assert parity["passed"] and parity["images"] == 4 and parity["imgsz"] == 128
     assert parity["max_sorted_score_diff"] <= 0.02
-    assert parity["boxes_reference"] > 0 and parity["compared"] == meta["parity_compared"]
+    assert parity["boxes_reference"] > 0 and parity["compared"] == export["parity_compared"]
     # The record vouches for the installed file and the weights it came from.
     folder = pipeline.tree.model_dir(PARTITION)
     record = read_export_record(folder)
@@ -227,7 +240,7 @@ def test_onnx_export_metadata_and_parity(pipeline):
     assert meta["sha256"] == sha256(folder / "weights" / "best.onnx")
     assert record["weights_sha256"] == sha256(folder / "weights" / "best.pt")
     assert not list((folder / "weights").glob(".export-*"))  # no staging left behind
-    assert meta["onnx_latency_ms"] > 0 and meta["torch_latency_ms"] > 0
+    assert export["onnx_latency_ms"] > 0 and export["torch_latency_ms"] > 0
     assert pipeline.checks() == {
         "dataset_splits_non_empty": True,
         "dataset_labels_valid": True,
@@ -277,14 +290,16 @@ def test_a_worse_challenger_stays_in_its_folder_until_promoted_by_hand(configure
     assert table and all("challenger_ap50_95" in row for row in table.values())
     assert any("champion_ap50_95" in row for row in table.values())  # side by side
     assert tree.champion.read_bytes() == champion_pt  # the champion stays
-    assert meta["promoted"] is False and meta["champion"] == PARTITION
+    newest = configured.instance.get_latest_materialization_event(AssetKey("champion"))
+    assert newest is not None and newest.run_id != result.run_id  # the champion did not change
     assert tree.champion_onnx.read_bytes() == champion_onnx  # the export follows the champion
     challenger = tree.model_dir(NEWER) / "weights" / "best.pt"
     assert challenger.is_file()
 
     config = {"partition": NEWER, "reason": "field test"}
-    promoted = promote_model.execute_in_process(
-        run_config={"ops": {"promote": {"config": config}}},
+    promoted = materialize(
+        [champion],
+        run_config={"ops": {"champion": {"config": config}}},
         instance=configured.instance,
         resources=RESOURCES,
     )
@@ -298,12 +313,17 @@ def test_a_worse_challenger_stays_in_its_folder_until_promoted_by_hand(configure
     assert onnx_record is not None and onnx_record["partition"] == NEWER
     champion_meta = configured.metadata("champion")
     assert champion_meta["partition"] == NEWER and champion_meta["promotion"] == "manual"
+    assert (
+        champion_meta["reason"] == "field test" and champion_meta["previous_champion"] == PARTITION
+    )
+    assert champion_meta["previous_test_mAP50-95"] > champion_meta["test_mAP50-95"]
 
 
 def test_promoting_a_partition_that_was_never_trained_fails_and_changes_nothing(configured):
     before = configured.tree.champion.read_bytes()
-    result = promote_model.execute_in_process(
-        run_config={"ops": {"promote": {"config": {"partition": "2025-01-01"}}}},
+    result = materialize(
+        [champion],
+        run_config={"ops": {"champion": {"config": {"partition": "2025-01-01"}}}},
         instance=configured.instance,
         resources=RESOURCES,
         raise_on_error=False,
@@ -358,13 +378,12 @@ def test_a_launchpad_export_size_and_the_quality_floor(configured, monkeypatch):
     )
     assert result.success
     meta = configured.metadata("onnx_model")
-    assert meta["inputs"] == {"images": [1, 3, 160, 160]} and meta["imgsz"] == 160
-    assert meta["imgsz_from"] == "launchpad"
-    assert meta["size_mismatch"] == "exported at 160, trained at 96"
+    assert meta["inputs"] == {"images": [1, 3, 160, 160]} and meta["export"]["imgsz"] == 160
+    assert meta["export"]["imgsz_from"] == "launchpad"
+    assert meta["export"]["size_mismatch"] == "exported at 160, trained at 96"
     assert meta["parity"]["imgsz"] == 160 and meta["parity"]["passed"]
-    assert meta["verdict"] == "keep as challenger" and meta["quality_floor"] == 0.99
+    assert meta["verdict"] == "keep as challenger" and meta["gate"]["quality_floor"] == 0.99
     assert "below the quality floor 0.99" in meta["decision"]
-    assert meta["promoted"] is False
     assert (tree.champion.read_bytes(), tree.champion_onnx.read_bytes()) == champion_before
 
 
@@ -374,8 +393,9 @@ def test_promotion_refuses_an_onnx_that_is_not_the_one_that_passed_parity(config
     good, champion_before = onnx_path.read_bytes(), tree.champion.read_bytes()
     onnx_path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # one bit: another file
     try:
-        result = promote_model.execute_in_process(
-            run_config={"ops": {"promote": {"config": {"partition": PARTITION}}}},
+        result = materialize(
+            [champion],
+            run_config={"ops": {"champion": {"config": {"partition": PARTITION}}}},
             instance=configured.instance,
             resources=RESOURCES,
             raise_on_error=False,

@@ -26,6 +26,7 @@ from dagster import (
     asset,
 )
 
+from azaion_assets.defs.annotations.arrivals import arrivals_events, today
 from azaion_assets.defs.partitions import annotation_batches
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.config_error import ConfigError
@@ -77,6 +78,7 @@ def annotations(
         idle_timeout=config.stream_read_timeout_seconds,
         log=context.log.info,
     )
+    started_on = today()
     landed: set[str] | None = None  # partitions materialised before: read only if needed
     for result in results:
         s = result.summary
@@ -90,6 +92,8 @@ def annotations(
         context.add_asset_metadata(
             _metadata(result, names, counted), partition_key=result.partition
         )
+    for event in arrivals_events(tree, [started_on, today()]):
+        context.log_event(event)  # the day's totals, current as of this run
     return MaterializeResult()
 
 

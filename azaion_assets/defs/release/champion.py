@@ -1,79 +1,158 @@
-"""``champion``: the model in production, ``models/azaion.pt`` (and its ``azaion.onnx``).
+"""``champion``: the model in production, ``models/azaion.pt`` and its ``azaion.onnx``.
 
-It is not computed by a step of its own: ``model`` judges a challenger against it (see
-``core.champion``), ``onnx_model`` promotes a winner once its export passes parity, and an
-operator can promote any exported partition with the ``promote_model`` job. Either way a
-materialisation of ``champion`` records which partition now serves, with its scores, so the
-asset's page in the UI always answers "which model is live".
+A real asset, downstream of ``onnx_model``, so the graph shows which day's model is live and the
+asset's page answers where its files are, their sha256, which dataset it came from and how it
+scored against the champion before it. It materialises only when the champion changes (or an
+operator asks it to record the files as they are), so its history is the history of promotions.
+
+One step, three ways in, by its config and the run:
+- in a ``retraining_job`` run it applies the day's verdict, which ``onnx_model`` judged on the
+  shipped ONNX files (``champion_gate``); a challenger that lost leaves no materialisation;
+- with ``partition`` set (the launchpad, or the ``promote_model`` job) it promotes that trained,
+  exported day by hand, whatever its score, keeping ``reason`` in the record;
+- otherwise it records the live pair as found (a refresh after a restore by hand, say).
 """
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from dagster import (
+    AssetExecutionContext,
     AssetKey,
-    AssetMaterialization,
-    AssetSpec,
+    AssetSelection,
     Config,
     Failure,
-    OpExecutionContext,
-    job,
-    op,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    define_asset_job,
 )
 
 from azaion_assets.defs.resources import AzaionSettingsResource
-from azaion_assets.lib.evaluation.champion_gate import NotPromotable, read_evaluation
-from azaion_assets.lib.evaluation.champion_gate import promote as promote_pair
-
-CHAMPION = AssetKey("champion")
-
-champion = AssetSpec(
-    CHAMPION,
-    deps=["model", "onnx_model"],
-    group_name="training",
-    kinds={"pytorch"},
-    description=(
-        "models/azaion.pt (+ azaion.onnx): the model in production. Materialised when a model "
-        "is promoted, automatically (score) or by the promote_model job."
-    ),
+from azaion_assets.lib.config.datatree import DataTree
+from azaion_assets.lib.evaluation.champion_gate import (
+    NotPromotable,
+    expected_champion,
+    promote,
+    read_evaluation,
+)
+from azaion_assets.lib.release.champion_files import (
+    UNKNOWN,
+    held_partition,
+    read_record,
+    sha256,
 )
 
-
-def champion_event(partition: str, how: str, detail: dict[str, Any]) -> AssetMaterialization:
-    return AssetMaterialization(
-        CHAMPION,
-        description=f"models/azaion.pt is now the model of {partition} ({how})",
-        metadata={"partition": partition, "promotion": how, **detail},
-    )
+CHAMPION = AssetKey("champion")
+PROMOTE_JOB = "promote_model"
+_PARTITION_TAG = "dagster/partition"
 
 
-class PromoteConfig(Config):
-    """Which trained partition to put in production, and why (kept in the record)."""
+class ChampionConfig(Config):
+    """``partition``: promote this trained, exported day by hand, whatever its score.
+    Empty: apply the retraining run's verdict, or record the live files as they are."""
 
-    partition: str
+    partition: str = ""
     reason: str = ""
 
 
-@op(description="Put a trained, exported partition's model in production, whatever its score")
-def promote(
-    context: OpExecutionContext, config: PromoteConfig, settings: AzaionSettingsResource
-) -> None:
+@asset(
+    deps=["onnx_model"],
+    group_name="release",
+    kinds={"pytorch", "onnx"},
+    output_required=False,
+    description=(
+        "models/azaion.pt and azaion.onnx, the model in production. Materialised when a model "
+        "is promoted: by its score in a retraining run, or by hand (launchpad: partition, "
+        "reason)."
+    ),
+)
+def champion(
+    context: AssetExecutionContext, config: ChampionConfig, settings: AzaionSettingsResource
+) -> Iterator[MaterializeResult]:
     tree = settings.tree()
-    how = "manual"
-    extra = {"promotion": how, "reason": config.reason, "run_id": context.run_id}
+    day = context.run.tags.get(_PARTITION_TAG)
+    if config.partition:
+        how, detail = "manual", config.reason or "(none given)"
+        extra = {"promotion": how, "reason": detail, "run_id": context.run_id}
+        _promote(context, tree, config.partition, extra, force=True)
+    elif day is not None:
+        evaluation = read_evaluation(tree.model_dir(day))
+        if evaluation is None:
+            context.log.info(f"{day} has no verdict: the champion stays as it was")
+            return
+        if not evaluation["promote"]:
+            context.log.info(f"{day} stays a challenger: {evaluation['reason']}")
+            return
+        how, detail = "automatic", evaluation["reason"]
+        extra = {"promotion": how, "verdict": detail}
+        if not _promote(context, tree, day, extra, expected=expected_champion(evaluation)):
+            return
+    else:
+        how, detail = "recorded as found", "the live files, recorded on request"
+        if held_partition(tree.champion) is None:
+            raise Failure(f"no champion yet: {tree.champion} is missing", allow_retries=False)
+    metadata = champion_metadata(tree, how, detail, context.run_id)
+    context.log.info(f"champion: {metadata['partition']} ({how})")
+    yield MaterializeResult(metadata=metadata)
+
+
+def _promote(
+    context: AssetExecutionContext, tree: DataTree, partition: str, extra: dict, **kwargs: Any
+) -> bool:
     try:
-        promote_pair(tree, config.partition, extra, force=True)
+        published = promote(tree, partition, extra, **kwargs)
     except NotPromotable as exc:
         raise Failure(str(exc), allow_retries=False) from None
-    context.log.info(f"{config.partition}: azaion.pt and azaion.onnx published")
-    evaluation = read_evaluation(tree.model_dir(config.partition)) or {}
-    challenger = evaluation.get("challenger") or {}
-    detail = {
-        "reason": config.reason or "(none given)",
-        "test_mAP50-95": challenger.get("map50_95", "not evaluated"),
+    context.log.info(f"{partition}: {published.reason}")  # refused: the champion changed
+    return published.published
+
+
+def champion_metadata(tree: DataTree, how: str, detail: str, run_id: str) -> dict[str, Any]:
+    """Where the live pair is and what it is, read from the files themselves, and how it scored
+    on its own day's test split against the champion it replaced (numbers only, so they plot)."""
+    partition = held_partition(tree.champion) or "none"
+    meta: dict[str, Any] = {
+        "partition": partition,
+        "promotion": how,
+        "reason": detail,
+        "dataset": MetadataValue.path(str(tree.dataset_dir(partition))),
     }
-    context.log_event(champion_event(config.partition, how, detail))
+    for label, path in (("pt", tree.champion), ("onnx", tree.champion_onnx)):
+        meta.update(_file(label, path, partition))
+    evaluation = read_evaluation(tree.model_dir(partition)) if partition != UNKNOWN else None
+    if evaluation is not None:
+        challenger, before = evaluation["challenger"], evaluation.get("champion")
+        meta["test_mAP50-95"] = challenger["map50_95"]
+        meta["test_mAP50"] = challenger["map50"]
+        meta["test_images"] = challenger["images"]
+        meta["previous_champion"] = evaluation.get("champion_partition") or "none"
+        if before is not None:
+            meta["previous_test_mAP50-95"] = before["map50_95"]
+            meta["previous_test_mAP50"] = before["map50"]
+    meta["run_id"] = run_id
+    return meta
 
 
-@job(description="Manual promotion: make a trained partition's model the champion")
-def promote_model() -> None:
-    promote()
+def _file(label: str, path: Path, partition: str) -> dict[str, Any]:
+    if not path.is_file():
+        return {f"{label}_path": MetadataValue.path(str(path)), f"{label}_sha256": "missing"}
+    record = read_record(path) or {}
+    digest = sha256(path)
+    vouched = record.get("sha256") == digest and record.get("partition") == partition
+    return {
+        f"{label}_path": MetadataValue.path(str(path)),
+        f"{label}_sha256": digest,
+        f"{label}_bytes": path.stat().st_size,
+        f"{label}_record": "matches the file" if vouched else "does not match the file",
+    }
+
+
+promote_model = define_asset_job(
+    PROMOTE_JOB,
+    selection=AssetSelection.assets(CHAMPION).without_checks(),
+    tags={"azaion/stage": "promote"},
+    description="Manual promotion: make a trained, exported day's model the champion "
+    "(config: ops.champion.config.partition and reason)",
+)

@@ -37,25 +37,31 @@ def side_by_side(verdict: Verdict) -> MetadataValue:
 
 def gate_metadata(verdict: Verdict) -> dict[str, Any]:
     champion = verdict.champion
+    """Numbers only where a trend across days means something (both models' mAP on the same
+    test split, the split's size): the UI plots every numeric entry, so a missing champion
+    leaves its entries out rather than writing text, and the rules go in one JSON block."""
+    champion = verdict.champion
     scored = (
-        {
-            "champion_test_mAP50-95": champion.map50_95,
-            "champion_test_mAP50": champion.map50,
-            "champion_imgsz": champion.imgsz,
-        }
+        {"champion_test_mAP50-95": champion.map50_95, "champion_test_mAP50": champion.map50}
         if champion is not None
-        else {}  # numbers only: a text here would break the metadata plots
+        else {}
     )
     return {
         "verdict": "promote" if verdict.promote else "keep as challenger",
         "decision": verdict.reason,
-        "scored_on": "the ONNX files as shipped (ONNX Runtime, project preprocessing), test split",
         "test_mAP50": verdict.challenger.map50,
         "test_mAP50-95": verdict.challenger.map50_95,
         "test_images": verdict.challenger.images,
         "champion_before": verdict.champion_partition or "none",
         **scored,
         "ap_by_class": side_by_side(verdict),
-        "promotion_tolerance": verdict.tolerance,
-        "quality_floor": verdict.floor,
+        "gate": MetadataValue.json(
+            {
+                "scored_on": "the ONNX files as shipped (ONNX Runtime, project preprocessing), "
+                "test split",
+                "promotion_tolerance": verdict.tolerance,
+                "quality_floor": verdict.floor,
+                "champion_imgsz": champion.imgsz if champion is not None else None,
+            }
+        ),
     }

@@ -15,7 +15,9 @@ from typing import Any
 
 from dagster import (
     AssetExecutionContext,
+    AssetsDefinition,
     Backoff,
+    DailyPartitionsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -24,9 +26,6 @@ from dagster import (
     define_asset_job,
 )
 
-from azaion_assets.defs.partitions import daily_partitions
-from azaion_assets.defs.release.champion import CHAMPION
-from azaion_assets.defs.release.onnx_model import onnx_model
 from azaion_assets.defs.resources import AzaionApiResource, AzaionSettingsResource
 from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.datatree import DataTree
@@ -56,15 +55,6 @@ FAILURE_TAG = "azaion/release_failure"
 PERMANENT = "permanent"
 
 
-@asset(
-    partitions_def=daily_partitions,
-    deps=[onnx_model, CHAMPION],
-    group_name="release",
-    kinds={"s3"},
-    retry_policy=RetryPolicy(max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL),
-    description="The champion .pt and .onnx, encrypted; small parts on the Azaion API, big "
-    "parts on the CDN, manifest azaion.release.json last",
-)
 def model_release(
     context: AssetExecutionContext,
     settings: AzaionSettingsResource,
@@ -170,9 +160,21 @@ def _metadata(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def build_model_release(days: DailyPartitionsDefinition) -> AssetsDefinition:
+    return asset(
+        partitions_def=days,
+        deps=["onnx_model", "champion"],
+        group_name="release",
+        kinds={"s3"},
+        retry_policy=RetryPolicy(max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL),
+        description="The champion .pt and .onnx, encrypted; small parts on the Azaion API, big "
+        "parts on the CDN, manifest azaion.release.json last",
+    )(model_release)
+
+
 model_release_job = define_asset_job(
     RELEASE_JOB,
-    selection=[model_release],
+    selection=["model_release"],
     tags={"azaion/stage": "release"},
     description="Encrypt the champion pair and ship it: small parts to the API, big to the CDN",
 )

@@ -18,18 +18,18 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetsDefinition,
     Config,
+    DailyPartitionsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
-from azaion_assets.defs.partitions import daily_partitions
-from azaion_assets.defs.release.champion import champion_event
 from azaion_assets.defs.release.gate_metadata import gate_metadata
 from azaion_assets.defs.resources import AzaionSettingsResource
-from azaion_assets.defs.training.model import TRAINING_RECORD, model
+from azaion_assets.defs.training.model import TRAINING_RECORD
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import IMGSZ_STRIDE, Scope
 from azaion_assets.lib.config.settings import Settings
@@ -38,10 +38,7 @@ from azaion_assets.lib.dataset.formed_dataset import read_manifest, split_images
 from azaion_assets.lib.evaluation.champion_gate import (
     Verdict,
     evaluate,
-    expected_champion,
     judge,
-    promote,
-    read_evaluation,
     write_evaluation,
 )
 from azaion_assets.lib.evaluation.export import install_export, staged_export
@@ -59,25 +56,6 @@ class ExportConfig(Config):
     imgsz: int | None = None
 
 
-@asset(
-    partitions_def=daily_partitions,
-    deps=[model],
-    group_name="training",
-    kinds={"onnx"},
-    check_specs=[
-        AssetCheckSpec(
-            PARITY_CHECK,
-            asset="onnx_model",
-            blocking=True,
-            partitions_def=daily_partitions,
-            description="ONNX Runtime agrees with PyTorch on validation images",
-        )
-    ],
-    description=(
-        "End-to-end ONNX export (1x300x6: x1,y1,x2,y2,score,class) of the day's model; the "
-        "champion gate scores this file against the champion's on the test split"
-    ),
-)
 def onnx_model(
     context: AssetExecutionContext, config: ExportConfig, settings: AzaionSettingsResource
 ) -> MaterializeResult:
@@ -125,46 +103,63 @@ def onnx_model(
         passed=parity.passed,
         metadata={k: v for k, v in parity.as_dict().items() if k != "passed"},
     )
-    export_meta = {
+    # One JSON block: these describe the export; plotted per day they would drown the mAP.
+    export = {
         "imgsz": parity.imgsz,  # read back from the exported file
         **{k: v for k, v in sizes.items() if k != "imgsz"},
         "export_s": export_s,
-        "parity": MetadataValue.json(parity.as_dict()),
         "parity_compared": parity.compared,
         "onnx_latency_ms": parity.onnx_ms,
         "torch_latency_ms": parity.torch_ms,
     }
+    export_meta = {"parity": MetadataValue.json(parity.as_dict())}
     if record is None:
         context.log.error(
             "ONNX export disagrees with PyTorch: not installed, the champion stays as it was"
         )
-        held = held_partition(tree.champion)
-        failed = {"installed": False, "promoted": False, "champion": held or "none"}
+        failed = {"export": MetadataValue.json(export), "installed": False}
         return MaterializeResult(metadata={**export_meta, **failed}, check_results=[check])
     onnx_path = Path(record["onnx"])
     verdict = _judge(tree, partition, onnx_path, names, s)
-    write_evaluation(model_dir, verdict)
+    write_evaluation(model_dir, verdict)  # the champion step applies it
     context.log.info(verdict.reason)
-    promoted = _promote(context, tree, partition)
-    held = held_partition(tree.champion)
     return MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(onnx_path)),
             "model_card": MetadataValue.json(card),
             "sha256": record["onnx_sha256"],
             "weights_sha256": record["weights_sha256"],
-            "size_bytes": onnx_path.stat().st_size,
             "inputs": MetadataValue.json(record["input"]),
             "outputs": MetadataValue.json(record["output"]),
+            "export": MetadataValue.json({**export, "size_bytes": onnx_path.stat().st_size}),
             **export_meta,
             **gate_metadata(verdict),
             "installed": True,
-            "promoted": promoted,
-            "champion": held or "none",
-            "champion_path": MetadataValue.path(str(tree.champion_onnx)),
         },
         check_results=[check],
     )
+
+
+def build_onnx_model(days: DailyPartitionsDefinition) -> AssetsDefinition:
+    return asset(
+        partitions_def=days,
+        deps=["model"],
+        group_name="training",
+        kinds={"onnx"},
+        check_specs=[
+            AssetCheckSpec(
+                PARITY_CHECK,
+                asset="onnx_model",
+                blocking=True,
+                partitions_def=days,
+                description="ONNX Runtime agrees with PyTorch on validation images",
+            )
+        ],
+        description=(
+            "End-to-end ONNX export (1x300x6: x1,y1,x2,y2,score,class) of the day's model; the "
+            "champion gate scores this file against the champion's on the test split"
+        ),
+    )(onnx_model)
 
 
 def _export_sizes(config: ExportConfig, s: Settings, model_dir: Path) -> dict:
@@ -221,19 +216,3 @@ def _judge(
         floor=s.retrain_min_test_map50_95,
         champion_error=error,
     )
-
-
-def _promote(context: AssetExecutionContext, tree: DataTree, partition: str) -> bool:
-    """Apply the gate's verdict: the export it scored passed parity and is in place."""
-    evaluation = read_evaluation(tree.model_dir(partition))
-    if evaluation is None or not evaluation["promote"]:
-        context.log.info(f"{partition} is a challenger: the champion stays as it was")
-        return False
-    extra = {"promotion": "automatic", "verdict": evaluation["reason"]}
-    published = promote(tree, partition, extra, expected=expected_champion(evaluation))
-    context.log.info(f"champion: {published.reason}")
-    if published.published:
-        score = evaluation["challenger"]["map50_95"]
-        detail = {"test_mAP50-95": score, "reason": evaluation["reason"]}
-        context.log_event(champion_event(partition, "automatic", detail))
-    return published.published

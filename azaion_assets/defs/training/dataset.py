@@ -14,9 +14,12 @@ from dagster import (
     AllPartitionMapping,
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetDep,
     AssetExecutionContext,
+    AssetsDefinition,
+    DailyPartitionsDefinition,
     DataVersion,
     MaterializeResult,
     MetadataValue,
@@ -27,8 +30,6 @@ from dagster import (
     asset_check,
 )
 
-from azaion_assets.defs.annotations.annotations import annotations
-from azaion_assets.defs.partitions import daily_partitions
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.fields import Scope
 from azaion_assets.lib.dataset.classes import load_classes, slot_names
@@ -101,16 +102,6 @@ def _sample(items: dict[str, str]) -> str:
     return "\n".join(lines + ([f"- … and {more} more"] if more > 0 else [])) or "none"
 
 
-@asset(
-    partitions_def=daily_partitions,
-    deps=[AssetDep(annotations, partition_mapping=AllPartitionMapping())],
-    group_name="training",
-    kinds={"yolo", "dataset"},
-    description=(
-        "datasets/azaion-YYYY-MM-DD/: validated annotations split train/valid/test by "
-        "DATASET_SPLIT (default 70/20/10) by source video; a recorded split never changes"
-    ),
-)
 def dataset(context: AssetExecutionContext, settings: AzaionSettingsResource) -> MaterializeResult:
     config = settings.load(Scope.TRAINING)
     tree = settings.tree()
@@ -138,7 +129,6 @@ def dataset(context: AssetExecutionContext, settings: AzaionSettingsResource) ->
     )
 
 
-@asset_check(asset=dataset, blocking=True, partitions_def=daily_partitions)
 def dataset_splits_non_empty(
     context: AssetCheckExecutionContext, settings: AzaionSettingsResource
 ) -> AssetCheckResult:
@@ -153,7 +143,6 @@ def dataset_splits_non_empty(
     )
 
 
-@asset_check(asset=dataset, blocking=True, partitions_def=daily_partitions)
 def dataset_labels_valid(
     context: AssetCheckExecutionContext, settings: AzaionSettingsResource
 ) -> AssetCheckResult:
@@ -178,7 +167,6 @@ def dataset_labels_valid(
     )
 
 
-@asset_check(asset=dataset, blocking=True, partitions_def=daily_partitions)
 def dataset_no_video_across_train_and_test(
     context: AssetCheckExecutionContext, settings: AzaionSettingsResource
 ) -> AssetCheckResult:
@@ -213,3 +201,28 @@ def dataset_no_video_across_train_and_test(
             **{f"videos_{s}": stats.videos[s] for s in SPLITS},
         },
     )
+
+
+def build_dataset(
+    days: DailyPartitionsDefinition,
+) -> tuple[AssetsDefinition, list[AssetChecksDefinition]]:
+    """The asset and its blocking checks on ``days`` (a setting, so built at location load)."""
+    asset_def = asset(
+        partitions_def=days,
+        deps=[AssetDep("annotations", partition_mapping=AllPartitionMapping())],
+        group_name="training",
+        kinds={"yolo", "dataset"},
+        description=(
+            "datasets/azaion-YYYY-MM-DD/: validated annotations split train/valid/test by "
+            "DATASET_SPLIT (default 70/20/10) by source video; a recorded split never changes"
+        ),
+    )(dataset)
+    checks = [
+        asset_check(asset="dataset", blocking=True, partitions_def=days)(fn)
+        for fn in (
+            dataset_splits_non_empty,
+            dataset_labels_valid,
+            dataset_no_video_across_train_and_test,
+        )
+    ]
+    return asset_def, checks

@@ -11,7 +11,9 @@ import json
 
 from dagster import (
     AssetExecutionContext,
+    AssetsDefinition,
     Config,
+    DailyPartitionsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -21,9 +23,7 @@ from dagster import (
     asset,
 )
 
-from azaion_assets.defs.partitions import daily_partitions
 from azaion_assets.defs.resources import AzaionSettingsResource
-from azaion_assets.defs.training.dataset import dataset
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import IMGSZ_STRIDE, Scope
 from azaion_assets.lib.config.settings import Settings
@@ -56,17 +56,6 @@ class TrainingConfig(Config):
     device: str | None = None
 
 
-@asset(
-    partitions_def=daily_partitions,
-    deps=[dataset],
-    group_name="training",
-    kinds={"pytorch", "yolo"},
-    pool=GPU_POOL,
-    description=(
-        "Ultralytics YOLO trained on the same day's dataset: a challenger, judged on its ONNX "
-        "export by onnx_model; the PyTorch validation figures here are training diagnostics"
-    ),
-)
 def model(
     context: AssetExecutionContext, config: TrainingConfig, settings: AzaionSettingsResource
 ) -> MaterializeResult:
@@ -90,6 +79,20 @@ def model(
     record = {"imgsz": params.imgsz, "imgsz_from": "launchpad" if config.imgsz else "settings"}
     atomic_write_text(result.run_dir / TRAINING_RECORD, json.dumps(record, indent=2))
     return MaterializeResult(metadata=_metadata(result, params, manifest))
+
+
+def build_model(days: DailyPartitionsDefinition) -> AssetsDefinition:
+    return asset(
+        partitions_def=days,
+        deps=["dataset"],
+        group_name="training",
+        kinds={"pytorch", "yolo"},
+        pool=GPU_POOL,
+        description=(
+            "Ultralytics YOLO trained on the same day's dataset: a challenger, judged on its ONNX "
+            "export by onnx_model; the PyTorch validation figures here are training diagnostics"
+        ),
+    )(model)
 
 
 def _params(config: TrainingConfig, s: Settings, tree: DataTree) -> TrainParams:

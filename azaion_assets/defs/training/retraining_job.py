@@ -1,4 +1,4 @@
-"""``retraining_job``: dataset -> model -> onnx_model for one day, as one training run.
+"""``retraining_job``: dataset -> model -> onnx_model -> champion for one day, as one training run.
 
 Everything that launches a training, the retraining sensor and an operator in the UI alike,
 goes through this job, so every training run carries the same run tags (``training_run_tags``):
@@ -13,7 +13,11 @@ from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.training.retrain_policy import training_run_tags
 
 RETRAINING_JOB = "retraining_job"
-TRAINING_ASSETS = AssetSelection.assets("dataset", "model", "onnx_model")
+# The blocking checks (dataset's, the ONNX parity) run with the training; the health checks on
+# model and champion are health_sensor's.
+TRAINING_ASSETS = AssetSelection.assets(
+    "dataset", "model", "onnx_model", "champion"
+).without_checks() | AssetSelection.checks_for_assets("dataset", "onnx_model")
 
 
 def build_retraining_job(settings: Settings):

@@ -16,6 +16,7 @@ values show outside (masked, rendered, missing per scope) is ``settings_views``.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,11 @@ class Settings(BaseSettings):
     azaion_data_dir: str = _field("data", doc="Validated annotations dir name")
     azaion_data_seed_dir: str = _field("data-seed", doc="Unvalidated annotations dir name")
     azaion_data_deleted_dir: str = _field("data_deleted", doc="Deleted annotations dir name")
+
+    daily_partitions_start: date | None = _field(
+        doc="First day of the dated partitions (dataset, model, ...), YYYY-MM-DD; unset: the "
+        "first day this instance ingested or formed a dataset (read at location load)"
+    )
 
     # --- Training and export (seed) ---
     training_model: str = _field(
@@ -192,6 +198,20 @@ class Settings(BaseSettings):
     azaion_api_backoff_seconds: MoreThanZero = _field(
         1.0, doc="First retry delay of an Azaion API request; doubled each retry, at most 30 s"
     )
+    health_stream_quiet_hours: MoreThanZero = _field(
+        6.0,
+        doc="The annotations_arriving check fails when no annotation partition landed for this "
+        "long while the stream holds newer messages",
+    )
+    health_release_overdue_minutes: MoreThanZero = _field(
+        60.0, doc="The champion_released check fails when a champion is unreleased this long"
+    )
+    health_training_stale_days: MoreThanZero = _field(
+        7.0, doc="The training_recent check fails when no model was trained for this long"
+    )
+    health_sensor_interval_seconds: AtLeastOne = _field(
+        300, doc="How often health_sensor evaluates the health checks (read at location load)"
+    )
     export_parity_images: Count = _field(8, doc="Validation images used for the ONNX parity check")
     export_parity_conf: float = _field(0.25, doc="Only boxes above this score are compared")
     export_parity_score_tol: float = _field(0.001, doc="Max score difference ONNX vs PyTorch")
@@ -215,6 +235,13 @@ class Settings(BaseSettings):
         if sum(int(p) for p in parts) != 100:
             raise ValueError("percentages must add up to 100")
         return "/".join(p.strip() for p in parts)
+
+    @field_validator("daily_partitions_start")
+    @classmethod
+    def _not_in_future(cls, value: date | None) -> date | None:
+        if value is not None and value > datetime.now(UTC).date():
+            raise ValueError("is in the future: today's partition would not exist")
+        return value
 
     @field_validator("model_encryption_key")
     @classmethod

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import json
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,6 +215,15 @@ class IngestState:
             (partition, first, last, json.dumps(summary), at),
         )
 
+    def applied_between(self, start: str, end: str) -> list[tuple[str, dict]]:
+        """The partitions first applied in ``[start, end)`` (ISO UTC times), with summaries."""
+        rows = self._db.execute(
+            "SELECT partition, summary FROM partitions WHERE summary IS NOT NULL "
+            "AND applied_at >= ? AND applied_at < ? ORDER BY first",
+            (start, end),
+        )
+        return [(partition, json.loads(summary)) for partition, summary in rows]
+
     def totals(self) -> dict[str, int]:
         """Sums over every applied partition, for summaries."""
         out = {"partitions": 0, "messages": 0, "quarantined": 0, "unknown_names": 0}
@@ -228,3 +238,16 @@ class IngestState:
             resolved += int(data.get("unknown_resolved", 0))
         out["unknown_names"] -= resolved  # counted unknown, then created by a later partition
         return out
+
+
+def first_applied_at(root: Path) -> str | None:
+    """When the data tree at ``root`` first finished a partition (ISO UTC), read without
+    creating anything: the code location asks this while it loads."""
+    path = state_file(root)
+    if not path.is_file():
+        return None
+    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute("SELECT MIN(applied_at) FROM partitions").fetchone()[0]
+    finally:
+        db.close()

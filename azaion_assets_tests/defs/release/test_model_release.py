@@ -16,9 +16,7 @@ from dagster import AssetExecutionContext, DagsterEventType, DagsterInstance, as
 
 from azaion_assets.cli.main import main
 from azaion_assets.defs.release import model_release as model_release_module
-from azaion_assets.defs.release.champion import champion
-from azaion_assets.defs.release.model_release import FAILURE_TAG, PERMANENT, model_release
-from azaion_assets.defs.release.onnx_model import onnx_model
+from azaion_assets.defs.release.model_release import FAILURE_TAG, PERMANENT
 from azaion_assets.defs.resources import AzaionApiResource, AzaionSettingsResource
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.release.cdn import CDN_CONFIG
@@ -26,6 +24,7 @@ from azaion_assets.lib.release.cdn import client as cdn_client
 from azaion_assets.lib.release.champion_files import publish_pair
 from azaion_assets.lib.release.release_manifest import POINTER
 from azaion_assets_tests.conftest import ReleaseServices
+from azaion_assets_tests.dated import champion, model_release, onnx_model
 
 P = "2026-11-20"
 _settings = AzaionSettingsResource()

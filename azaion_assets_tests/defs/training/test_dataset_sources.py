@@ -6,14 +6,14 @@ from dagster import AssetKey, DagsterInstance, materialize
 
 from azaion_assets.defs.annotations.annotations import annotations
 from azaion_assets.defs.resources import AzaionSettingsResource
-from azaion_assets.defs.training.dataset import (
+from azaion_assets.lib.dataset.formed_dataset import read_manifest
+from azaion_assets.lib.dataset.video_split import SPLITS
+from azaion_assets_tests.dated import (
     dataset,
     dataset_labels_valid,
     dataset_no_video_across_train_and_test,
     dataset_splits_non_empty,
 )
-from azaion_assets.lib.dataset.formed_dataset import read_manifest
-from azaion_assets.lib.dataset.video_split import SPLITS
 from azaion_assets_tests.lib.dataset.test_split_record import (
     _by_video,
     _form,

@@ -1,0 +1,124 @@
+"""``daily_arrivals``: what the stream brought each day, for the operator's "what arrived today".
+
+The annotation partitions are offset ranges, sized by the sensor's pace, not by the calendar; this
+sums the ingest summaries of the partitions applied on a day (``day_totals``). Each ingest run
+re-materialises today's partition as it ends, so the page is current within one sensor tick; the
+asset's own step rebuilds any day on request from the same records.
+"""
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from dagster import (
+    AllPartitionMapping,
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    AssetsDefinition,
+    DailyPartitionsDefinition,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    asset,
+)
+
+from azaion_assets.defs.resources import AzaionSettingsResource
+from azaion_assets.lib.config.datatree import DataTree
+from azaion_assets.lib.dataset.classes import load_classes, slot_names
+from azaion_assets.lib.ingest.day_totals import DayTotals, day_totals
+from azaion_assets.lib.ingest.ingest_state import IngestState, state_file
+from azaion_assets.lib.text import plural
+
+DAILY_ARRIVALS = AssetKey("daily_arrivals")
+_LISTED = 30  # partitions named one by one; the rest are counted
+_COUNTS = TableSchema(columns=[TableColumn("what", "string"), TableColumn("count", "int")])
+
+
+def daily_arrivals(context: AssetExecutionContext, settings: AzaionSettingsResource):
+    tree = settings.tree()
+    day = date.fromisoformat(context.partition_key)
+    return MaterializeResult(metadata=arrivals_metadata(tree, day))
+
+
+def build_daily_arrivals(days: DailyPartitionsDefinition) -> AssetsDefinition:
+    return asset(
+        partitions_def=days,
+        deps=[AssetDep("annotations", partition_mapping=AllPartitionMapping())],
+        group_name="annotations",
+        kinds={"rabbitmq"},
+        description=(
+            "What the annotation stream brought each day (UTC): messages, validated "
+            "annotations, events, roles, boxes by class and weather mode, quarantined with "
+            "reasons. Updated by every ingest run; materialise a day to rebuild it."
+        ),
+    )(daily_arrivals)
+
+
+def arrivals_events(tree: DataTree, days: Iterable[date]) -> list[AssetMaterialization]:
+    """Materialisations of ``days`` as the ingest state has them now (an ingest run logs
+    today's, and the day it started on if that was yesterday)."""
+    return [
+        AssetMaterialization(
+            DAILY_ARRIVALS, partition=day.isoformat(), metadata=arrivals_metadata(tree, day)
+        )
+        for day in sorted(set(days))
+    ]
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def arrivals_metadata(tree: DataTree, day: date) -> dict[str, Any]:
+    with IngestState(state_file(tree.root)) as state:
+        totals = day_totals(state, day)
+    names = slot_names(load_classes(tree.classes_file))
+    classes = {names.get(slot, f"Class-{slot}"): n for slot, n in sorted(totals.boxes.items())}
+    return {
+        "summary": MetadataValue.md(_summary(totals)),
+        "messages": totals.messages,
+        "validated": totals.validated,
+        "quarantined": totals.quarantined,
+        "boxes": sum(totals.boxes.values()),
+        "annotation_partitions": len(totals.partitions),
+        "events": _table(totals.events),
+        "roles": _table(totals.roles),
+        "boxes_by_class": _table(classes),
+        "boxes_by_weather_mode": _table(totals.boxes_by_mode()),
+        "quarantine_reasons": _table(totals.quarantine_reasons),
+        "partitions": MetadataValue.md(_partitions(totals.partitions)),
+    }
+
+
+def _table(counts: dict[str, int]) -> MetadataValue:
+    rows = [TableRecord({"what": k, "count": int(v)}) for k, v in counts.items()]
+    return MetadataValue.table(rows, schema=_COUNTS)
+
+
+def _summary(t: DayTotals) -> str:
+    """One paragraph an operator reads at a glance."""
+    if not t.partitions:
+        return f"Nothing arrived on {t.day.isoformat()}."
+    events = ", ".join(f"{n} {event}" for event, n in t.events.most_common()) or "no events"
+    batches = plural(len(t.partitions), "annotation partition")
+    lines = [
+        f"**{plural(t.messages, 'message')}** in {batches} on {t.day.isoformat()}: {events}.",
+        f"**{plural(t.validated, 'validated annotation')}** reached data/ "
+        f"({plural(sum(t.boxes.values()), 'box', 'boxes')}).",
+    ]
+    if t.quarantined:
+        reasons = "; ".join(f"{r} ({n})" for r, n in t.quarantine_reasons.most_common(3))
+        lines.append(f"**{t.quarantined} quarantined**: {reasons}.")
+    else:
+        lines.append("Nothing quarantined.")
+    return "\n\n".join(lines)
+
+
+def _partitions(partitions: list[str]) -> str:
+    shown = [f"- `{p}`" for p in partitions[:_LISTED]]
+    more = len(partitions) - _LISTED
+    return "\n".join(shown + ([f"- … and {more} more"] if more > 0 else [])) or "none"

@@ -1,0 +1,1 @@
+"""Health checks across the stages: freshness alarms an operator sees as failed checks."""
