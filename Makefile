@@ -13,7 +13,7 @@ DEMO_ENV := AZAION_ROOT_DIR=$(VAR)/azaion DAGSTER_HOME=$(VAR)/dagster \
 	TRAINING_BATCH_SIZE=16 TRAINING_WORKERS=0 TRAINING_OPTIMIZER=AdamW TRAINING_LR0=0.002 \
 	EXPORT_ONNX_IMGSZ=128
 
-.PHONY: install system-deps demo dev test test-fast lint bench env-example clean
+.PHONY: install system-deps demo dev test test-fast lint bench env-example settings-doc clean
 
 # Debian packages: python3-venv for the venv, rabbitmq-server (with its stream plugin) for the
 # throwaway brokers that the tests, the demo and the benchmarks start, docker-compose (v1) for
@@ -63,6 +63,7 @@ lint: install
 	$(BIN)/pyright
 	$(BIN)/lint-imports
 	$(BIN)/azaion-assets env-example --check
+	$(BIN)/azaion-assets settings-doc --check
 	$(BIN)/dagster definitions validate -m azaion_assets.definitions
 	$(BIN)/dg check defs
 
@@ -75,6 +76,10 @@ bench: install
 
 env-example: install
 	$(BIN)/azaion-assets env-example
+
+# The configuration reference (docs/configuration.md) and README's list of setting groups.
+settings-doc: install
+	$(BIN)/azaion-assets settings-doc
 
 clean:
 	rm -rf $(VAR) .pytest_cache

@@ -1,4 +1,5 @@
-"""``azaion-assets``: configuration, data tree, synthetic data, the demo, releases, predictions.
+"""``azaion-assets``: configuration and its generated files, data tree, synthetic data, the demo,
+releases, predictions.
 
 Exit codes: 0 success, 1 a failed run, 2 invalid configuration or usage.
 """
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from azaion_assets.cli.code_server_command import add_parser as add_wait_parser
 from azaion_assets.cli.dev_commands import add_parsers as add_dev_parsers
+from azaion_assets.cli.generated_files import add_parsers as add_generated_parsers
 from azaion_assets.cli.predict_command import add_parser as add_predict_parser
 from azaion_assets.cli.release_command import add_parser as add_release_parser
 from azaion_assets.cli.settings_args import (
@@ -22,7 +24,7 @@ from azaion_assets.cli.settings_args import (
 )
 from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.datatree import DataTree
-from azaion_assets.lib.config.envfile import render_config_yaml, render_env_example
+from azaion_assets.lib.config.envfile import render_config_yaml
 from azaion_assets.lib.config.fields import Scope
 from azaion_assets.lib.config.settings import DEFAULT_CONFIG_FILE, DEFAULT_ENV_FILE
 from azaion_assets.lib.config.settings_views import public_dict
@@ -48,19 +50,6 @@ def cmd_config_render(args: argparse.Namespace) -> int:
     out = Path(args.output)
     atomic_write_text(out, render_config_yaml(settings), mode=0o600)
     print(f"wrote {out} (mode 0600)")
-    return 0
-
-
-def cmd_env_example(args: argparse.Namespace) -> int:
-    text = render_env_example()
-    if args.check:
-        current = Path(args.output).read_text("utf-8") if Path(args.output).exists() else ""
-        if current != text:
-            print(f"{args.output} is out of date; run: azaion-assets env-example", file=sys.stderr)
-            return 1
-        return 0
-    atomic_write_text(Path(args.output), text)
-    print(f"wrote {args.output}")
     return 0
 
 
@@ -95,11 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--output", default=str(DEFAULT_CONFIG_FILE))
     render.set_defaults(func=cmd_config_render)
 
-    env = sub.add_parser("env-example", help="write .env.example from the settings schema")
-    env.add_argument("--output", default=".env.example")
-    env.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
-    env.set_defaults(func=cmd_env_example)
-
+    add_generated_parsers(sub)
     sub.add_parser("tree", help="create the data tree").set_defaults(func=cmd_tree)
 
     add_dev_parsers(sub)

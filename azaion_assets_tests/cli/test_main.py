@@ -51,13 +51,6 @@ def test_render_refuses_to_write_an_incomplete_config(tmp_path, capsys):
     assert "RABBITMQ_PASSWORD" in capsys.readouterr().err
 
 
-def test_env_example_check_detects_drift(tmp_path):
-    assert main(["env-example", "--output", str(tmp_path / "e")]) == 0
-    assert main(["env-example", "--check", "--output", str(tmp_path / "e")]) == 0
-    (tmp_path / "e").write_text("STALE=1\n")
-    assert main(["env-example", "--check", "--output", str(tmp_path / "e")]) == 1
-
-
 def test_synthetic_and_tree(root, capsys):
     assert main(["synthetic", "--count", "3", "--seed", "5"]) == 0
     assert len(list((root / "data" / "labels").iterdir())) == 3

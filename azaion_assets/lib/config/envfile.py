@@ -28,7 +28,8 @@ DEPLOY_HEADER = """
 """
 
 
-def _default(value: object) -> str:
+def env_value(value: object) -> str:
+    """A default as a .env line writes it (also the reference's Default column)."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -47,11 +48,11 @@ def render_env_example() -> str:
             notes.append("required for " + ", ".join(extra["scopes"]))
         suffix = f" ({'; '.join(notes)})" if notes else ""
         lines.append(f"# {info.description}{suffix}")
-        lines.append(f"{name.upper()}={_default(info.default)}")
+        lines.append(f"{name.upper()}={env_value(info.default)}")
     lines.append(DEPLOY_HEADER)
     for var in DEPLOY_VARS:
         lines.append(f"# {var.doc}{' (secret)' if var.secret else ''}")
-        lines.append(f"{var.name}={_default(var.default)}")
+        lines.append(f"{var.name}={env_value(var.default)}")
     return "\n".join(lines) + "\n"
 
 

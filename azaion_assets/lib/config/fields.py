@@ -38,6 +38,11 @@ def owner(field: str) -> Scope | None:
     return next((scope for prefixes, scope in _OWNERS if name.startswith(prefixes)), None)
 
 
+def prefixes(scope: Scope) -> tuple[str, ...]:
+    """The variable prefixes ``scope`` owns (``RABBITMQ_``, ...), as the reference lists them."""
+    return tuple(p.upper() for ps, s in _OWNERS if s is scope for p in ps)
+
+
 def _stride_multiple(value: int) -> int:
     if value % IMGSZ_STRIDE:
         lower = value // IMGSZ_STRIDE * IMGSZ_STRIDE

@@ -1,7 +1,8 @@
 """What the schema and loaded settings show: values by variable, secrets, scoped gaps.
 
 Values masked for logs and metadata (``public_dict``) or revealed for the 0600 ``config.yaml``
-(``render_dict``), which variables are secret, and what a scope misses. All read the field
+(``render_dict``), which variables are secret, which scope owns each (``by_scope``), and what a
+scope misses. All read the field
 metadata that ``fields.setting`` writes; the schema itself stays in ``settings``.
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from azaion_assets.lib.config.fields import Scope
+from azaion_assets.lib.config.fields import Scope, owner
 from azaion_assets.lib.config.settings import Settings
 
 
@@ -50,6 +51,15 @@ def missing_for(absent: set[str], scopes: set[Scope] | None = None) -> list[str]
                 f"{name.upper()}: missing (required for {', '.join(sorted(field_scopes))})"
             )
     return problems
+
+
+def by_scope() -> dict[Scope | None, list[str]]:
+    """Field names by the scope whose runs use them (None: the data tree, common to every
+    scope), in schema order: the groups that ``config check --scope`` judges together."""
+    groups: dict[Scope | None, list[str]] = {}
+    for name in Settings.model_fields:
+        groups.setdefault(owner(name), []).append(name)
+    return groups
 
 
 def secret_fields() -> list[str]:
