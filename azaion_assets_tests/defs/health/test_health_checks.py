@@ -7,9 +7,12 @@ import time
 
 import pytest
 from dagster import (
+    AssetCheckEvaluation,
     AssetKey,
     AssetMaterialization,
     DagsterInstance,
+    SensorResult,
+    SkipReason,
     build_sensor_context,
 )
 
@@ -27,6 +30,16 @@ from azaion_assets.lib.stream.events import Role
 from azaion_assets.lib.stream.offsets import OffsetRange
 
 HOUR, DAY = 3600.0, 86400.0
+
+
+def _tick(sensor, instance: DagsterInstance, cursor: str | None = None):
+    """The verdicts a tick recorded and its cursor; ``{}`` for a skip."""
+    result = sensor(build_sensor_context(instance=instance, cursor=cursor))
+    if isinstance(result, SkipReason):
+        return {}, cursor
+    assert isinstance(result, SensorResult) and result.cursor is not None
+    events = [e for e in result.asset_events if isinstance(e, AssetCheckEvaluation)]
+    return {e.check_name: e.passed for e in events}, result.cursor
 
 
 def _land(instance: DagsterInstance, key: str, partition: str | None = None, meta=None) -> None:
@@ -93,26 +106,18 @@ def test_no_training_for_days_fails(instance, settings):
 def test_the_sensor_records_a_verdict_only_when_it_changes(instance, settings, monkeypatch):
     monkeypatch.setattr(health_checks, "_stream_target", lambda s: None)  # no broker here
     sensor = build_health_sensor(60)
-    first = sensor(build_sensor_context(instance=instance))
-    names = {e.check_name: e.passed for e in first.asset_events}
-    assert names == {  # every verdict on the first tick; nothing ever landed
+    first, cursor = _tick(sensor, instance)
+    assert first == {  # every verdict on the first tick; nothing ever landed
         "annotations_arriving": False,
         "champion_released": True,
         "training_recent": True,
     }
-    cursor = first.cursor
-    assert json.loads(cursor)["training_recent"]["passed"] is True
-    again = sensor(build_sensor_context(instance=instance, cursor=cursor))
-    assert not getattr(again, "asset_events", None)  # a skip: nothing changed
+    assert cursor is not None and json.loads(cursor)["training_recent"]["passed"] is True
+    assert _tick(sensor, instance, cursor)[0] == {}  # a skip: nothing changed
     _land(instance, "annotations", "000000000000-000000000001")
-    landed = sensor(build_sensor_context(instance=instance, cursor=cursor))
-    assert {e.check_name: e.passed for e in landed.asset_events} == {"annotations_arriving": True}
-    cursor = landed.cursor
+    landed, cursor = _tick(sensor, instance, cursor)
+    assert landed == {"annotations_arriving": True}
     real_time = time.time
     monkeypatch.setattr(health_checks.time, "time", lambda: real_time() + 5 * DAY)
-    from azaion_assets.defs.health import health_sensor
-
-    monkeypatch.setattr(health_sensor.time, "time", lambda: real_time() + 5 * DAY)
-    changed = sensor(build_sensor_context(instance=instance, cursor=cursor))
-    verdicts = {e.check_name: e.passed for e in changed.asset_events}
-    assert verdicts == {"annotations_arriving": False, "training_recent": False}
+    changed, _ = _tick(sensor, instance, cursor)
+    assert changed == {"annotations_arriving": False, "training_recent": False}
