@@ -38,6 +38,8 @@ CONFIG_PREFIXES = (  # every settings variable starts with one of these
     "RELEASE_",
     "MODEL_",
     "K8S_",
+    "DAILY_",
+    "HEALTH_",
 )
 
 # Tests that start a broker, a daemon or a code server, or train or export a model, are slow and
