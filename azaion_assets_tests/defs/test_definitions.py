@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -77,7 +78,7 @@ def test_loading_the_code_location_imports_no_heavy_library():
     assert out.stdout.strip() == "[]"
 
 
-def test_every_training_run_carries_the_gpu_retry_and_kubernetes_tags():
+def test_every_training_run_carries_the_gpu_and_retry_tags_and_no_kubernetes_tag():
     job = defs.resolve_job_def("retraining_job")
     assert {n.to_user_string() for n in job.asset_layer.selected_asset_keys} == {
         "dataset",
@@ -97,15 +98,14 @@ def test_every_training_run_carries_the_gpu_retry_and_kubernetes_tags():
     assert tags["azaion/stage"] == "train" and tags["azaion/gpu"] == "auto"
     assert tags["dagster/max_retries"] == "2" and tags["dagster/retry_strategy"] == "FROM_FAILURE"
     assert tags["dagster/max_runtime"] == str(72 * 3600)
-    k8s = json.loads(tags["dagster-k8s/config"])
-    assert k8s["container_config"]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
-    assert k8s["pod_spec_config"]["node_selector"] == {"nvidia.com/gpu.present": "true"}
-    assert k8s["pod_spec_config"]["termination_grace_period_seconds"] == 120
+    # Host processes and Docker (K8S_RUN_LAUNCHER unset): no pod config on every run's page.
+    assert not [tag for tag in tags if tag.startswith("dagster-k8s")]
 
 
 def test_training_run_tags_follow_the_settings(monkeypatch):
     monkeypatch.setenv("TRAINING_DEVICE", "1")
     monkeypatch.setenv("TRAINING_MAX_RETRIES", "5")
+    monkeypatch.setenv("K8S_RUN_LAUNCHER", "true")
     monkeypatch.setenv("K8S_GPU_LIMIT", "2")
     monkeypatch.setenv("K8S_GPU_NODE_SELECTOR", "pool=a100,zone=b")
     tags = load_defs().resolve_job_def("retraining_job").tags
@@ -113,6 +113,13 @@ def test_training_run_tags_follow_the_settings(monkeypatch):
     k8s = json.loads(tags["dagster-k8s/config"])
     assert k8s["container_config"]["resources"]["limits"] == {"nvidia.com/gpu": "2"}
     assert k8s["pod_spec_config"]["node_selector"] == {"pool": "a100", "zone": "b"}
+    assert k8s["pod_spec_config"]["termination_grace_period_seconds"] == 120
+
+
+def test_an_invalid_launcher_setting_loads_the_location_without_the_kubernetes_tag(monkeypatch):
+    monkeypatch.setenv("K8S_RUN_LAUNCHER", "kubernetes")  # not a boolean: the default, false
+    tags = load_defs().resolve_job_def("retraining_job").tags
+    assert "dagster-k8s/config" not in tags and tags["azaion/stage"] == "train"
 
 
 def test_the_model_step_takes_the_gpu_pool_and_the_sensors_run_by_default():
@@ -122,8 +129,21 @@ def test_the_model_step_takes_the_gpu_pool_and_the_sensors_run_by_default():
         sensor = defs.resolve_sensor_def(name)
         assert sensor.default_status.value == "RUNNING"
     assert defs.resolve_sensor_def("retraining_sensor").job_name == "retraining_job"
+    # Ingest runs belong to the named job, never to "__anonymous_asset_job_<sensor>".
+    assert defs.resolve_sensor_def("annotation_stream_sensor").job_name == "ingest_job"
     assert defs.resolve_sensor_def("model_release_sensor").job_name == "model_release_job"
     assert defs.resolve_job_def("promote_model") is not None
+
+
+def test_sensor_descriptions_are_plain_words_for_the_operator():
+    """The UI shows the description: no markup, no function or job names, one or two
+    sentences that say what the sensor does and when it requests a run."""
+    for name in ("annotation_stream_sensor", "retraining_sensor", "model_release_sensor"):
+        description = defs.resolve_sensor_def(name).description or ""
+        assert 40 < len(description) < 260, (name, description)
+        assert "`" not in description and "\n" not in description, (name, description)
+        assert not re.search(r"\b[a-z]+_[a-z_]+\b", description), (name, description)
+        assert description.count(". ") <= 1 and description.endswith("."), (name, description)
 
 
 def test_the_release_job_ships_only_the_release_with_its_retry_policy():

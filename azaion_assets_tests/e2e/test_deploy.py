@@ -372,9 +372,19 @@ def _run_pod(kubeconfig: Path, tags: dict[str, str]):
     return job.spec.template.spec
 
 
+def _code_server_settings() -> Settings:
+    """The settings of the chart's code server: its ``env`` entries, which win over the .env
+    secret (``envFrom``), on top of .env.example's defaults."""
+    (deployment,) = _yaml(HELM_VALUES)["dagster-user-deployments"]["deployments"]
+    return Settings(**{item["name"]: item["value"] for item in deployment["env"]})
+
+
 def test_training_runs_get_a_gpu_and_a_gpu_node_other_runs_neither(kubeconfig: Path):
-    # The tags every training run carries, as the code builds them from the default settings.
-    training = _run_pod(kubeconfig, training_run_tags(Settings()))
+    # The tags every training run carries, as the chart's code server builds them.
+    settings = _code_server_settings()
+    assert settings.k8s_run_launcher, "set K8S_RUN_LAUNCHER=true for the code server"
+    assert "dagster-k8s/config" not in training_run_tags(Settings())  # host and Docker
+    training = _run_pod(kubeconfig, training_run_tags(settings))
     (container,) = training.containers
     assert container.resources.limits == {"nvidia.com/gpu": "1"}
     assert training.node_selector == {"nvidia.com/gpu.present": "true"}

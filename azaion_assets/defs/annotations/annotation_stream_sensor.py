@@ -9,9 +9,11 @@ key names the partitions it covers: a request that was already made is never mad
 It also requests again, one run each, the partitions whose runs ended without landing them
 (``stranded_partitions``), and keeps the ``every_partition_landed`` check up to date.
 
-The cursor is the next offset to cover. If the broker cannot be reached, the tick skips with the
-reason and the cursor stays. Retention that truncates the stream below the cursor is noticed by
-the run that reads the range, which reports the gap and moves on.
+The cursor is JSON with named fields: the next offset to cover (``next_offset``), the tail the
+last tick saw (``tail_seen``) and the partitions given up on (``given_up``). If the broker cannot
+be reached, the tick skips with the reason and the cursor stays. Retention that truncates the
+stream below the cursor is noticed by the run that reads the range, which reports the gap and
+moves on.
 """
 
 import asyncio
@@ -38,6 +40,10 @@ from azaion_assets.lib.stream.offsets import plan_ranges
 from azaion_assets.lib.stream.stream_connection import StreamError, StreamTarget
 
 SENSOR_NAME = "annotation_stream_sensor"
+DESCRIPTION = (
+    "Watches the RabbitMQ annotation stream and starts an ingest run whenever new annotations "
+    "arrive. It also re-runs the batches whose ingest run ended without storing them."
+)
 
 
 def read_cursor(cursor: str | None, start: int) -> int:
@@ -59,7 +65,7 @@ def _recovery(context: SensorEvaluationContext) -> tuple[list[RunRequest], list,
     if stranded.given_up != _given_up(context.cursor):
         events.append(landed_evaluation(stranded.given_up))
         if stranded.given_up:
-            context.log.error(f"given up on {len(stranded.given_up)} partitions")
+            context.log.error(f"partitions given up on: {len(stranded.given_up)}")
     return requests, events, stranded.given_up
 
 
@@ -72,7 +78,7 @@ def build_annotation_stream_sensor(interval_seconds: int) -> SensorDefinition:
         # (a 5 s interval became 10 s one tick in three). A second of slack keeps the cadence.
         minimum_interval_seconds=max(1, interval_seconds - 1),
         default_status=DefaultSensorStatus.RUNNING,
-        description=__doc__,
+        description=DESCRIPTION,
     )
     def annotation_stream_sensor(
         context: SensorEvaluationContext, settings: AzaionSettingsResource
@@ -81,7 +87,7 @@ def build_annotation_stream_sensor(interval_seconds: int) -> SensorDefinition:
             config = settings.load(Scope.STREAM)
             target = StreamTarget.from_settings(config)
         except ConfigError as exc:
-            return SkipReason(f"configuration: {exc}")
+            return SkipReason(f"settings to fix: {exc.summary()}")
         next_offset = read_cursor(context.cursor, config.stream_start_offset)
         retries, events, given_up = _recovery(context)
         try:
@@ -92,19 +98,19 @@ def build_annotation_stream_sensor(interval_seconds: int) -> SensorDefinition:
                 head = asyncio.run(probe_head(target))
                 next_offset = max(next_offset, head if head is not None else 0)
         except StreamError as exc:
-            skip = f"broker unreachable, cursor kept at {next_offset}: {exc}"
+            skip = f"stream unreachable: {exc}; cursor stays at {next_offset}"
             return _only(context, [], events, given_up, skip)  # a run now could only fail
         if tail is None:
             skip = f"stream {target.stream} is empty or does not exist yet"
             return _only(context, retries, events, given_up, skip)
         if tail + 1 < next_offset:
             skip = (
-                f"the stream's tail {tail} is behind the cursor {next_offset}: was the stream "
-                "recreated? Reset this sensor's cursor to read it from the start"
+                f"stream tail {tail} is behind cursor {next_offset}: stream recreated? "
+                "reset this sensor's cursor"
             )
             return _only(context, retries, events, given_up, skip)
         if tail < next_offset:
-            skip = f"no new offsets (tail {tail}, next {next_offset})"
+            skip = f"no new offsets: stream tail {tail}, next offset {next_offset}"
             return _only(context, retries, events, given_up, skip)
         ranges = plan_ranges(
             next_offset, tail, config.stream_batch_messages, config.stream_sensor_max_partitions
@@ -113,7 +119,7 @@ def build_annotation_stream_sensor(interval_seconds: int) -> SensorDefinition:
         known = set(context.instance.get_dynamic_partitions(ANNOTATION_BATCHES))
         new_keys = [k for k in keys if k not in known]
         context.log.info(
-            f"tail {tail}: {len(keys)} partitions {keys[0]} .. {keys[-1]}"
+            f"tail {tail}: partitions {keys[0]} .. {keys[-1]} ({len(keys)})"
             + (f"; backlog continues from {ranges[-1].last + 1}" if ranges[-1].last < tail else "")
         )
         run_key = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"

@@ -10,10 +10,16 @@ has no release, so an outage heals without an operator. A failure that a retry c
 refused login, a missing bucket: ``model_release`` tags the run) and a cancelled release are
 left to an operator, and the ticks say so. When release is not configured (API
 credentials or the model key missing), ticks say which variables are missing.
+
+The cursor names the champion event a release was last requested for, as JSON
+(``champion_event_storage_id``, and its partition for the reader); an older cursor, the bare
+storage id, still reads.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
 
 from dagster import (
@@ -41,14 +47,33 @@ RELEASE = AssetKey("model_release")
 _ENDED = (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
 
 
+DESCRIPTION = (
+    "Ships each newly promoted champion model to the edge devices (Azaion API and CDN). A "
+    "release that failed is requested again after RELEASE_RETRY_MINUTES, while that model is "
+    "still the champion."
+)
+
+
+def read_cursor(cursor: str | None) -> int | None:
+    """The storage id of the champion event a release was last requested for, if any."""
+    if not cursor:
+        return None
+    if cursor.isdigit():  # a cursor written before the fields were named
+        return int(cursor)
+    return int(json.loads(cursor)["champion_event_storage_id"])
+
+
+def make_cursor(storage_id: int, partition: str) -> str:
+    return json.dumps({"champion_event_storage_id": storage_id, "champion_partition": partition})
+
+
 def build_model_release_sensor(interval_seconds: int) -> SensorDefinition:
     @sensor(
         name=SENSOR,
         job_name=RELEASE_JOB,
         minimum_interval_seconds=interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Requests model_release_job for the champion's partition after each "
-        "promotion, and again after a failed release; skipped ticks say why not",
+        description=DESCRIPTION,
     )
     def model_release_sensor(context: SensorEvaluationContext):
         return evaluate(context)
@@ -65,20 +90,23 @@ def evaluate(context: SensorEvaluationContext) -> RunRequest | SkipReason:
     materialization = newest.asset_materialization
     entry = materialization.metadata.get("partition") if materialization else None
     if entry is None:
-        return SkipReason("the newest champion record names no partition; nothing to release")
+        return SkipReason("newest champion event names no partition: nothing to release")
     partition = str(entry.value)
     try:
         settings = load_settings(scopes=[Scope.RELEASE])
     except ConfigError as exc:
-        return SkipReason(f"configuration problem: {exc}")
+        return SkipReason(f"settings to fix: {exc.summary()}")
     if missing := settings.missing({Scope.RELEASE}):
-        return SkipReason(f"champion {partition} is not released yet: {'; '.join(missing)}")
-    requested = int(context.cursor) if context.cursor else None
-    if requested != newest.storage_id:  # a promotion not yet acted on
-        context.update_cursor(str(newest.storage_id))
+        names = ", ".join(problem.split(":")[0] for problem in missing)
+        return SkipReason(f"champion {partition} not released: set {names}")
+    cursor = make_cursor(newest.storage_id, partition)
+    if read_cursor(context.cursor) != newest.storage_id:  # a promotion not yet acted on
+        context.update_cursor(cursor)
         return RunRequest(
             run_key=f"release-{partition}-{newest.storage_id}", partition_key=partition
         )
+    if context.cursor != cursor:  # an older bare cursor: named from now on
+        context.update_cursor(cursor)
     return _retry(instance, partition, newest.storage_id, settings.release_retry_minutes)
 
 
@@ -96,29 +124,22 @@ def _retry(
         RunsFilter(job_name=RELEASE_JOB, tags={"dagster/partition": partition}), limit=1
     )
     if not runs or runs[0].dagster_run.status not in _ENDED:
-        return SkipReason(f"the release of champion {partition} is requested or under way")
+        return SkipReason(f"release of champion {partition} is requested or running")
     last = runs[0]
-    run_id = last.dagster_run.run_id
-    by_hand = f"materialise model_release for {partition} to release it"
+    run = f"release run {last.dagster_run.run_id[:8]} of champion {partition}"
     if last.dagster_run.status == DagsterRunStatus.CANCELED:
-        return SkipReason(
-            f"the release of champion {partition} was cancelled (run {run_id[:8]}); {by_hand}"
-        )
+        return SkipReason(f"{run} was cancelled: materialise model_release to release it")
     if last.dagster_run.tags.get(FAILURE_TAG) == PERMANENT:
         return SkipReason(
-            f"the release of champion {partition} failed in a way a retry cannot fix (run "
-            f"{run_id[:8]}: its log says why); once that is fixed, {by_hand}"
+            f"{run} failed for good: fix what its log says, then materialise model_release"
         )
     ended = last.end_time or last.update_timestamp.timestamp()
     due = ended + retry_minutes * 60
     if time.time() < due:
-        wait = (due - time.time()) / 60
-        return SkipReason(
-            f"the release of champion {partition} failed (run {run_id[:8]}); "
-            f"requesting it again in {wait:.0f} min"
-        )
+        wait = math.ceil((due - time.time()) / 60)
+        return SkipReason(f"{run} failed: requested again in {wait} min (RELEASE_RETRY_MINUTES)")
     return RunRequest(
-        run_key=f"release-{partition}-{promoted_at}-after-{run_id[:8]}",
+        run_key=f"release-{partition}-{promoted_at}-after-{last.dagster_run.run_id[:8]}",
         partition_key=partition,
-        tags={"azaion/release_retry_of": run_id},
+        tags={"azaion/release_retry_of": last.dagster_run.run_id},
     )

@@ -3,16 +3,16 @@
 Everything that launches a training, the retraining sensor and an operator in the UI alike,
 goes through this job, so every training run carries the same run tags (``training_run_tags``):
 the GPU tag the run queue limits to one run per GPU, run retries that resume from the last
-checkpoint, and the Kubernetes pod config. The tags come from settings, so the job is built when
-the code location loads.
+checkpoint, and, where runs are Kubernetes Jobs (``K8S_RUN_LAUNCHER``), the pod config. The tags
+come from settings, so the job is built when the code location loads.
 """
 
 from dagster import AssetSelection, define_asset_job
 
 from azaion_assets.lib.config.settings import Settings
-from azaion_assets.lib.training.retrain_policy import training_run_tags
+from azaion_assets.lib.training.retrain_policy import RETRAINING_JOB, training_run_tags
 
-RETRAINING_JOB = "retraining_job"
+__all__ = ["RETRAINING_JOB", "TRAINING_ASSETS", "build_retraining_job"]
 # The blocking checks (dataset's, the ONNX parity) run with the training; the health checks on
 # model and champion are health_sensor's.
 TRAINING_ASSETS = AssetSelection.assets(
@@ -26,7 +26,7 @@ def build_retraining_job(settings: Settings):
         selection=TRAINING_ASSETS,
         tags=training_run_tags(settings),
         description=(
-            "Form the day's dataset, train a model on it and export it to ONNX; "
-            "one training per GPU (run tag azaion/gpu)"
+            "Form the day's dataset, train a model on it, export it to ONNX and promote it if "
+            "it beats the champion; one training per GPU (run tag azaion/gpu)"
         ),
     )

@@ -3,9 +3,10 @@ has landed.
 
 Each tick gathers facts from the Dagster instance only (runs, and the materialisations of
 ``annotations`` and ``dataset`` with their metadata), never from the data tree, so it is cheap and
-works on a daemon that does not mount the data. The policy itself is ``core.retraining.decide``;
+works on a daemon that does not mount the data. The policy itself is ``retrain_policy.decide``;
 when it says no, the tick is skipped with its reason, which is what the UI shows under the
-sensor's ticks: why retraining has not started yet.
+sensor's ticks: why retraining has not started yet. The sensor keeps no cursor: every tick
+reads the facts afresh.
 """
 
 from datetime import UTC, datetime
@@ -61,7 +62,7 @@ def active_training(instance: DagsterInstance) -> str | None:
     pool = instance.event_log_storage.get_concurrency_info(GPU_POOL)
     holders = sorted(pool.active_run_ids | pool.pending_run_ids)
     if holders:
-        return f"the {GPU_POOL} pool is held or awaited by run {holders[0][:8]}"
+        return f"run {holders[0][:8]} holds or awaits the {GPU_POOL} pool"
     return None
 
 
@@ -133,23 +134,26 @@ def gather_facts(instance: DagsterInstance, today: str) -> Facts:
     )
 
 
+DESCRIPTION = (
+    "Starts a retraining (dataset, model, ONNX export) once enough new validated annotations "
+    "have arrived since the last dataset (RETRAIN_MIN_NEW_VALIDATED). At most once a day, "
+    "never while another training runs."
+)
+
+
 def build_retraining_sensor(interval_seconds: int) -> SensorDefinition:
     @sensor(
         name=SENSOR,
         job_name=RETRAINING_JOB,
         minimum_interval_seconds=interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
-        description=(
-            "Requests retraining_job for today once RETRAIN_MIN_NEW_VALIDATED validated "
-            "annotations are new since the last dataset; at most one dataset a day, never while "
-            "a training is queued or running. Skipped ticks say why not yet."
-        ),
+        description=DESCRIPTION,
     )
     def retraining_sensor(context: SensorEvaluationContext):
         try:
             threshold = load_settings(scopes=[Scope.TRAINING]).retrain_min_new_validated
         except ConfigError as exc:
-            return SkipReason(f"configuration problem: {exc}")
+            return SkipReason(f"settings to fix: {exc.summary()}")
         today = datetime.now(UTC).strftime("%Y-%m-%d")
         facts = gather_facts(context.instance, today)
         decision = decide(facts, threshold)

@@ -30,6 +30,10 @@ class ConfigError(Exception):
         self.invalid = invalid
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
+    def summary(self) -> str:
+        """Every problem on one line, for a sensor's skip reason (the UI shows one line)."""
+        return "; ".join(self.problems)
+
 
 def describe_invalid(exc: ValidationError) -> dict[str, list[str]]:
     """Pydantic's errors as problems per field (``VARIABLE: rule``), never echoing the value."""

@@ -156,10 +156,19 @@ class Settings(BaseSettings):
         doc="A training run still going after this long is cancelled (it checkpoints) and "
         "retried, which resumes it; also frees the GPU from a run whose worker died unseen",
     )
-    k8s_gpu_limit: Count = _field(1, doc="nvidia.com/gpu per training pod (Kubernetes launcher)")
+    k8s_run_launcher: bool = _field(
+        False,
+        doc="true where the instance launches runs as Kubernetes Jobs (K8sRunLauncher, "
+        "deploy/k8s): only then do training runs carry the dagster-k8s/config tag that asks "
+        "for K8S_GPU_LIMIT and K8S_GPU_NODE_SELECTOR (read at location load)",
+    )
+    k8s_gpu_limit: Count = _field(
+        1, doc="nvidia.com/gpu per training pod (with K8S_RUN_LAUNCHER=true)"
+    )
     k8s_gpu_node_selector: str = _field(
         "nvidia.com/gpu.present=true",
-        doc="Node selector of training pods: comma-separated key=value pairs (Kubernetes)",
+        doc="Node selector of training pods: comma-separated key=value pairs "
+        "(with K8S_RUN_LAUNCHER=true)",
     )
     model_encryption_key: SecretStr | None = _field(
         doc="Key string that encrypts released models (AES-256 key = its SHA-256); at least 16 "

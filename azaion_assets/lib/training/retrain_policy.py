@@ -5,9 +5,10 @@ arrived since the last dataset) into a request or a reason not to, worded for th
 reads it in the sensor's tick history. The facts are gathered by ``retraining_sensor``.
 
 ``training_run_tags`` are the run tags every training run carries, whoever launches it:
-``azaion/gpu`` is what the run queue limits to one run per value (one training per GPU), and
-``dagster-k8s/config`` is read by the Kubernetes run launcher (it reads run tags, not op tags)
-to give the pod its GPU and node; other launchers ignore it.
+``azaion/gpu`` is what the run queue limits to one run per value (one training per GPU), and,
+with ``K8S_RUN_LAUNCHER=true`` only, ``dagster-k8s/config``, which the Kubernetes run launcher
+reads (from run tags, not op tags) to give the pod its GPU and node. Other launchers would ignore
+it, but it would still sit on every run in the UI, a long JSON that means nothing there.
 """
 
 from __future__ import annotations
@@ -23,10 +24,27 @@ GPU_TAG = "azaion/gpu"
 TRAIN_STAGE = "train"
 TRIGGER_TAG = "azaion/trigger"
 STOP_GRACE_SECONDS = 120
+K8S_CONFIG_TAG = "dagster-k8s/config"
+RETRAINING_JOB = "retraining_job"
 
 
 def training_run_tags(settings: Settings) -> dict[str, str]:
-    k8s = {
+    tags = {
+        STAGE_TAG: TRAIN_STAGE,
+        GPU_TAG: settings.training_device,
+        "dagster/max_retries": str(settings.training_max_retries),
+        # Run monitoring cancels a run past this; its retry resumes from the checkpoint.
+        "dagster/max_runtime": str(int(settings.training_max_runtime_hours * 3600)),
+        # Only the failed step re-runs, and the model step resumes from its checkpoint.
+        "dagster/retry_strategy": "FROM_FAILURE",
+    }
+    if settings.k8s_run_launcher:
+        tags[K8S_CONFIG_TAG] = json.dumps(_k8s_config(settings), sort_keys=True)
+    return tags
+
+
+def _k8s_config(settings: Settings) -> dict:
+    return {
         "container_config": {
             "resources": {"limits": {"nvidia.com/gpu": str(settings.k8s_gpu_limit)}}
         },
@@ -37,16 +55,11 @@ def training_run_tags(settings: Settings) -> dict[str, str]:
             "termination_grace_period_seconds": STOP_GRACE_SECONDS,
         },
     }
-    return {
-        STAGE_TAG: TRAIN_STAGE,
-        GPU_TAG: settings.training_device,
-        "dagster/max_retries": str(settings.training_max_retries),
-        # Run monitoring cancels a run past this; its retry resumes from the checkpoint.
-        "dagster/max_runtime": str(int(settings.training_max_runtime_hours * 3600)),
-        # Only the failed step re-runs, and the model step resumes from its checkpoint.
-        "dagster/retry_strategy": "FROM_FAILURE",
-        "dagster-k8s/config": json.dumps(k8s, sort_keys=True),
-    }
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 partition``, ``2 partitions``: the count and its noun, as the operator reads it."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 @dataclass(frozen=True)
@@ -67,25 +80,32 @@ class Decision:
 
 
 def decide(facts: Facts, min_new_validated: int) -> Decision:
-    since = f"since dataset {facts.last_dataset}" if facts.last_dataset else "with no dataset yet"
-    progress = (
-        f"{facts.new_validated} new validated annotations in {facts.new_partitions} "
-        f"annotation partitions {since} (threshold {min_new_validated})"
-    )
+    """Request or not, and why in one short line (the UI cuts long ones): the figure first."""
+    new = plural(facts.new_validated, "new validated annotation")
     if facts.active_training is not None:
-        return Decision(False, f"a training is in progress ({facts.active_training}); {progress}")
+        return Decision(False, f"training in progress: {facts.active_training}; {new} waiting")
     if facts.dataset_today is not None:
         return Decision(
             False,
-            f"today's dataset {facts.today} was already {facts.dataset_today}; at most one per "
-            f"day (an operator can still launch retraining_job); {progress}",
+            f"dataset {facts.today} already {facts.dataset_today}: one a day; "
+            f"launch {RETRAINING_JOB} to force another",
         )
     if facts.requested_today is not None:
         return Decision(
             False,
-            f"today's automatic retraining was already requested ({facts.requested_today}); "
-            f"re-execute it or launch retraining_job from the UI; {progress}",
+            f"today's retraining {facts.requested_today}: one a day; "
+            f"re-execute it or launch {RETRAINING_JOB}",
         )
+    partitions = plural(facts.new_partitions, "partition")
+    where = (
+        f"{partitions} since dataset {facts.last_dataset}"
+        if facts.last_dataset
+        else f"{partitions}, no dataset yet"
+    )
     if facts.new_validated < min_new_validated:
-        return Decision(False, f"not enough new data: {progress}")
-    return Decision(True, f"retraining {facts.today}: {progress}")
+        wanted = plural(min_new_validated, "new validated annotation")
+        return Decision(
+            False,
+            f"{facts.new_validated} of {wanted}: below RETRAIN_MIN_NEW_VALIDATED ({where})",
+        )
+    return Decision(True, f"{new} in {where} (threshold {min_new_validated}): retraining")

@@ -56,8 +56,15 @@ def test_new_offsets_become_partitions_and_one_run_for_them(stream_env, instance
     assert len(ranges) == 3 and all(len(r) <= 10 for r in ranges)
     assert request.run_key == f"{keys[0]}..{keys[-1]}"  # never requested twice
     assert request.tags["azaion/stage"] == "ingest"  # one ingest run at a time
+    assert request.job_name == INGEST_JOB  # a named job, not the sensor's anonymous one
     assert instance.get_dynamic_partitions(ANNOTATION_BATCHES) == keys
     assert read_cursor(result.cursor, 0) == tail + 1
+    # The cursor explains itself in the UI: named fields, not a bare number.
+    assert json.loads(result.cursor or "") == {
+        "next_offset": tail + 1,
+        "tail_seen": tail,
+        "given_up": [],
+    }
 
 
 def test_no_new_offsets_skips_and_new_ones_continue_from_the_cursor(stream_env, instance):
@@ -65,7 +72,8 @@ def test_no_new_offsets_skips_and_new_ones_continue_from_the_cursor(stream_env, 
     first = _tick(instance)
     assert isinstance(first, SensorResult)
     idle = _tick(instance, first.cursor)
-    assert isinstance(idle, SkipReason) and "no new offsets" in (idle.skip_message or "")
+    assert isinstance(idle, SkipReason)
+    assert idle.skip_message == f"no new offsets: stream tail {tail}, next offset {tail + 1}"
     new_tail = _publish(stream_env, 3, seed=1)
     more = _tick(instance, first.cursor)
     assert isinstance(more, SensorResult)
@@ -98,10 +106,10 @@ def test_an_unreachable_broker_skips_with_the_reason_and_keeps_the_cursor(
     cursor = json.dumps({"next_offset": 42})
     result = _tick(instance, cursor)
     assert isinstance(result, SkipReason)
-    assert "broker unreachable" in (result.skip_message or "") and "42" in (
-        result.skip_message or ""
-    )
-    assert stream_env.password not in (result.skip_message or "")
+    message = result.skip_message or ""
+    assert message.startswith("stream unreachable: cannot reach ")
+    assert message.endswith("; cursor stays at 42") and len(message) <= 150
+    assert stream_env.password not in message
 
 
 def test_a_wrong_password_skips_every_tick_without_leaking_sockets(
@@ -128,7 +136,9 @@ def test_a_wrong_password_skips_every_tick_without_leaking_sockets(
 def test_a_missing_password_skips_naming_the_variable(stream_env, instance, monkeypatch):
     monkeypatch.delenv("RABBITMQ_PASSWORD")
     result = _tick(instance)
-    assert isinstance(result, SkipReason) and "RABBITMQ_PASSWORD" in (result.skip_message or "")
+    assert isinstance(result, SkipReason)
+    assert (result.skip_message or "").startswith("settings to fix: RABBITMQ_PASSWORD")
+    assert "\n" not in (result.skip_message or "")  # one line: the UI shows one
 
 
 def test_an_empty_stream_skips(stream_env, instance):
@@ -146,7 +156,11 @@ def test_a_fresh_sensor_starts_at_the_head_of_a_truncated_stream(truncated_strea
 def test_a_cursor_beyond_the_tail_says_the_stream_was_recreated(stream_env, instance):
     tail = _publish(stream_env, 3)
     result = _tick(instance, json.dumps({"next_offset": tail + 500}))
-    assert isinstance(result, SkipReason) and "recreated" in (result.skip_message or "")
+    assert isinstance(result, SkipReason)
+    assert result.skip_message == (
+        f"stream tail {tail} is behind cursor {tail + 500}: stream recreated? "
+        "reset this sensor's cursor"
+    )
 
 
 # --- partitions left behind ------------------------------------------------------------------

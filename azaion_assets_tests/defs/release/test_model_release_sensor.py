@@ -3,6 +3,8 @@
 that failed for good is requested again after ``RELEASE_RETRY_MINUTES``, unless a retry cannot
 help (a permanent failure, tagged by the asset) or an operator cancelled it."""
 
+import json
+
 import pytest
 from dagster import (
     AssetMaterialization,
@@ -57,9 +59,9 @@ def test_a_promotion_is_requested_once(instance, release_env):
     assert request.partition_key == "2026-11-20" and cursor is not None
     assert request.run_key and "2026-11-20" in request.run_key
     again, _ = tick(instance, cursor)
-    assert "requested or under way" in skip(again)
+    assert skip(again) == "release of champion 2026-11-20 is requested or running"
     release_run(instance, "2026-11-20", DagsterRunStatus.STARTED)
-    assert "requested or under way" in skip(tick(instance, cursor)[0])
+    assert "requested or running" in skip(tick(instance, cursor)[0])
     instance.report_runless_asset_event(
         AssetMaterialization("model_release", partition="2026-11-20")
     )
@@ -80,7 +82,10 @@ def test_a_failed_release_is_requested_again_after_the_retry_delay(
     _, cursor = tick(instance)
     failed = release_run(instance, "2026-11-20", DagsterRunStatus.FAILURE)
     waiting = skip(tick(instance, cursor)[0])
-    assert f"failed (run {failed[:8]}); requesting it again in 30 min" in waiting
+    assert waiting == (
+        f"release run {failed[:8]} of champion 2026-11-20 failed: requested again in 30 min "
+        "(RELEASE_RETRY_MINUTES)"
+    )
     monkeypatch.setenv("RELEASE_RETRY_MINUTES", "0.0001")
     retry, cursor_after = tick(instance, cursor)
     assert isinstance(retry, RunRequest) and retry.partition_key == "2026-11-20"
@@ -91,8 +96,8 @@ def test_a_failed_release_is_requested_again_after_the_retry_delay(
 @pytest.mark.parametrize(
     ("status", "tags", "said"),
     [
-        (DagsterRunStatus.CANCELED, {}, "was cancelled"),
-        (DagsterRunStatus.FAILURE, {FAILURE_TAG: PERMANENT}, "a retry cannot fix"),
+        (DagsterRunStatus.CANCELED, {}, "was cancelled: "),
+        (DagsterRunStatus.FAILURE, {FAILURE_TAG: PERMANENT}, "failed for good: fix what its log"),
     ],
     ids=["cancelled", "permanent-failure"],
 )
@@ -104,8 +109,9 @@ def test_a_cancelled_or_permanently_failed_release_is_left_to_an_operator(
     ended = release_run(instance, "2026-11-20", status, tags)
     monkeypatch.setenv("RELEASE_RETRY_MINUTES", "0.0001")  # a plain failure would be due now
     message = skip(tick(instance, cursor)[0])
-    assert said in message and ended[:8] in message
-    assert "materialise model_release for 2026-11-20" in message
+    assert message.startswith(f"release run {ended[:8]} of champion 2026-11-20 {said}")
+    assert "materialise model_release" in message
+    assert len(message) <= 120
     promote(instance, "2026-11-20")  # promoted again: a new request, whatever happened before
     again, _ = tick(instance, cursor)
     assert isinstance(again, RunRequest) and again.partition_key == "2026-11-20"
@@ -114,12 +120,43 @@ def test_a_cancelled_or_permanently_failed_release_is_left_to_an_operator(
 def test_without_release_settings_it_names_them_and_waits(instance, monkeypatch):
     promote(instance, "2026-11-20")
     skipped, cursor = tick(instance)
-    message = skip(skipped)
-    assert cursor is None and "champion 2026-11-20 is not released yet" in message
-    for name in ("AZAION_API_EMAIL", "AZAION_API_PASSWORD", "MODEL_ENCRYPTION_KEY"):
-        assert name in message
+    assert cursor is None and skip(skipped) == (
+        "champion 2026-11-20 not released: set AZAION_API_EMAIL, AZAION_API_PASSWORD, "
+        "MODEL_ENCRYPTION_KEY"
+    )
     monkeypatch.setenv("AZAION_API_EMAIL", "e@x")
     monkeypatch.setenv("AZAION_API_PASSWORD", "pw")
     monkeypatch.setenv("MODEL_ENCRYPTION_KEY", "k" * 16)
     request, cursor = tick(instance, cursor)
     assert isinstance(request, RunRequest) and request.partition_key == "2026-11-20"
+
+
+def test_the_cursor_names_the_champion_event_it_requested_a_release_for(instance, release_env):
+    promote(instance, "2026-11-20")
+    request, cursor = tick(instance)
+    assert isinstance(request, RunRequest) and cursor is not None
+    (record,) = instance.fetch_materializations(CHAMPION, limit=1).records
+    assert json.loads(cursor) == {
+        "champion_event_storage_id": record.storage_id,
+        "champion_partition": "2026-11-20",
+    }
+
+
+def test_an_older_bare_cursor_still_reads_and_is_named_from_then_on(instance, release_env):
+    promote(instance, "2026-11-20")
+    (record,) = instance.fetch_materializations(CHAMPION, limit=1).records
+    bare = str(record.storage_id)  # what the sensor stored before its fields were named
+    result, cursor = tick(instance, bare)
+    assert "requested or running" in skip(result)  # the same promotion: not requested again
+    assert cursor is not None and json.loads(cursor)["champion_event_storage_id"] == int(bare)
+    promote(instance, "2026-11-21")
+    request, _ = tick(instance, bare)
+    assert isinstance(request, RunRequest) and request.partition_key == "2026-11-21"
+
+
+def test_an_invalid_release_setting_is_a_one_line_skip_that_names_it(
+    instance, release_env, monkeypatch
+):
+    promote(instance, "2026-11-20")
+    monkeypatch.setenv("RELEASE_RETRY_MINUTES", "0")
+    assert skip(tick(instance)[0]) == "settings to fix: RELEASE_RETRY_MINUTES: must be more than 0"

@@ -89,14 +89,15 @@ def _dataset(instance, day: str) -> None:
 
 def test_without_new_data_the_tick_says_so(instance):
     assert _skip_reason(instance) == (
-        "not enough new data: 0 new validated annotations in 0 annotation partitions with no "
-        "dataset yet (threshold 100)"
+        "0 of 100 new validated annotations: below RETRAIN_MIN_NEW_VALIDATED "
+        "(0 partitions, no dataset yet)"
     )
 
 
 def test_enough_new_validated_data_requests_todays_retraining(instance):
     _annotations(instance, "000000000000-000000000999", 60)
-    assert "60 new validated annotations in 1 annotation partitions" in _skip_reason(instance)
+    assert _skip_reason(instance).startswith("60 of 100 new validated annotations: below ")
+    assert "(1 partition, no dataset yet)" in _skip_reason(instance)
     _annotations(instance, "000000001000-000000001999", 0, reused=True)
     _annotations(instance, "000000002000-000000002999", 45)
     request = _tick(instance)
@@ -110,9 +111,9 @@ def test_only_data_since_the_newest_dataset_counts(instance):
     _annotations(instance, "000000000000-000000000999", 500)
     _dataset(instance, "2026-01-01")
     _annotations(instance, "000000001000-000000001999", 30)
-    reason = _skip_reason(instance)
-    assert "30 new validated annotations in 1 annotation partitions since dataset 2026-01-01" in (
-        reason
+    assert _skip_reason(instance) == (
+        "30 of 100 new validated annotations: below RETRAIN_MIN_NEW_VALIDATED "
+        "(1 partition since dataset 2026-01-01)"
     )
 
 
@@ -120,8 +121,8 @@ def test_at_most_one_dataset_a_day(instance):
     _dataset(instance, TODAY)
     _annotations(instance, "000000000000-000000000999", 500)
     reason = _skip_reason(instance)
-    assert reason.startswith(f"today's dataset {TODAY} was already formed at ")
-    assert "500 new validated" in reason
+    assert reason.startswith(f"dataset {TODAY} already formed at ")
+    assert reason.endswith("one a day; launch retraining_job to force another")
 
 
 def test_no_request_while_a_training_is_queued_or_running(instance):
@@ -129,8 +130,10 @@ def test_no_request_while_a_training_is_queued_or_running(instance):
     for status in (DagsterRunStatus.QUEUED, DagsterRunStatus.STARTED):
         run = _run(instance, {"azaion/stage": "train"}, status)
         reason = _skip_reason(instance)
-        assert reason.startswith(f"a training is in progress (run {run.run_id[:8]} is ")
-        assert status.value in reason
+        assert reason == (
+            f"training in progress: run {run.run_id[:8]} is {status.value}; "
+            "500 new validated annotations waiting"
+        )
         instance.report_run_failed(run)
     # Finished training runs do not block; an ingest run never did.
     _run(instance, {"azaion/stage": "ingest"}, DagsterRunStatus.STARTED)
@@ -144,7 +147,7 @@ def test_a_training_outside_the_job_is_seen_through_the_gpu_pool(instance):
     claim = storage.claim_concurrency_slot("gpu", "adhocrun-0001", "model")
     assert claim.is_claimed
     reason = _skip_reason(instance)
-    assert reason.startswith("a training is in progress (the gpu pool is held or awaited by run ")
+    assert reason.startswith("training in progress: run adhocrun holds or awaits the gpu pool")
     storage.free_concurrency_slot_for_step("adhocrun-0001", "model")
     assert isinstance(_tick(instance), RunRequest)
 
@@ -152,13 +155,14 @@ def test_a_training_outside_the_job_is_seen_through_the_gpu_pool(instance):
 def test_a_failed_automatic_run_is_not_requested_again_the_same_day(instance):
     _annotations(instance, "000000000000-000000000999", 500)
     tags = {"azaion/trigger": "retraining_sensor", "dagster/partition": TODAY}
-    _run(instance, tags, DagsterRunStatus.FAILURE)
-    reason = _skip_reason(instance)
-    assert "today's automatic retraining was already requested" in reason
-    assert "ended FAILURE" in reason
+    run = _run(instance, tags, DagsterRunStatus.FAILURE)
+    assert _skip_reason(instance) == (
+        f"today's retraining run {run.run_id[:8]} ended FAILURE: one a day; "
+        "re-execute it or launch retraining_job"
+    )
 
 
 def test_a_configuration_problem_is_a_skip_that_names_it(instance, monkeypatch):
     monkeypatch.setenv("RETRAIN_MIN_NEW_VALIDATED", "0")
     reason = _skip_reason(instance)
-    assert reason.startswith("configuration problem") and "RETRAIN_MIN_NEW_VALIDATED" in reason
+    assert reason == "settings to fix: RETRAIN_MIN_NEW_VALIDATED: must be at least 1"
