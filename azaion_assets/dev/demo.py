@@ -7,8 +7,8 @@
    and the queued ingest runs carry them into ``data/``.
 4. ``retraining_sensor`` sees that enough validated annotations arrived and requests
    ``retraining_job`` (dataset -> model -> onnx_model -> champion) for today, which the
-   daemon's queue launches as a training run. For another day, or when today's dataset was already formed (a
-   second demo the same day), the demo launches the job itself, as an operator would.
+   daemon's queue launches as a training run. For another day, or when today's dataset was
+   already formed (a second demo the same day), the demo launches the job itself.
 5. ``model_release_sensor`` sees the new champion and requests ``model_release_job``: the pair
    is encrypted and split between a local Azaion API stand-in and a local S3 server, and the demo
    fetches it back as an edge device would and checks it is byte-identical. Never the configured
