@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from azaion_assets.lib.config.fields import node_selector
 from azaion_assets.lib.config.settings import Settings
+from azaion_assets.lib.text import plural
 
 STAGE_TAG = "azaion/stage"
 GPU_TAG = "azaion/gpu"
@@ -69,8 +70,9 @@ class Decision:
 def decide(facts: Facts, min_new_validated: int) -> Decision:
     since = f"since dataset {facts.last_dataset}" if facts.last_dataset else "with no dataset yet"
     progress = (
-        f"{facts.new_validated} new validated annotations in {facts.new_partitions} "
-        f"annotation partitions {since} (threshold {min_new_validated})"
+        f"{plural(facts.new_validated, 'new validated annotation')} in "
+        f"{plural(facts.new_partitions, 'annotation partition')} {since} "
+        f"(threshold {min_new_validated})"
     )
     if facts.active_training is not None:
         return Decision(False, f"a training is in progress ({facts.active_training}); {progress}")

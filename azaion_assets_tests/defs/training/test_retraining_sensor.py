@@ -96,7 +96,7 @@ def test_without_new_data_the_tick_says_so(instance):
 
 def test_enough_new_validated_data_requests_todays_retraining(instance):
     _annotations(instance, "000000000000-000000000999", 60)
-    assert "60 new validated annotations in 1 annotation partitions" in _skip_reason(instance)
+    assert "60 new validated annotations in 1 annotation partition " in _skip_reason(instance)
     _annotations(instance, "000000001000-000000001999", 0, reused=True)
     _annotations(instance, "000000002000-000000002999", 45)
     request = _tick(instance)
@@ -111,7 +111,7 @@ def test_only_data_since_the_newest_dataset_counts(instance):
     _dataset(instance, "2026-01-01")
     _annotations(instance, "000000001000-000000001999", 30)
     reason = _skip_reason(instance)
-    assert "30 new validated annotations in 1 annotation partitions since dataset 2026-01-01" in (
+    assert "30 new validated annotations in 1 annotation partition since dataset 2026-01-01" in (
         reason
     )
 
