@@ -161,7 +161,10 @@ def test_model_files_metadata_and_epoch_logs(pipeline):
         meta["hyperparameters"]["imgsz"] == 96
         and meta["hyperparameters"]["model"] == "yolo26n.yaml"
     )
-    assert set(meta["versions"]) >= {"torch", "ultralytics", "python"}
+    # A CPU run: no AMP (TRAINING_AMP is true by default) and no CUDA versions.
+    assert meta["amp"] == "not used on cpu (AMP is for CUDA)"
+    assert meta["hyperparameters"]["amp"] is False
+    assert set(meta["versions"]) == {"torch", "ultralytics", "python"}
     assert meta["dataset_partition"] == PARTITION
     training = json.loads((tree.model_dir(PARTITION) / "training.json").read_text())
     assert training == {"imgsz": 96, "imgsz_from": "settings"}  # what onnx_model reads

@@ -32,15 +32,35 @@ from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.fields import Scope
 from azaion_assets.lib.dataset.classes import load_classes, slot_names
+from azaion_assets.lib.ingest.day_totals import validated_count
 from azaion_assets.lib.ingest.partition_run import IngestResult, ingest_partitions
+from azaion_assets.lib.ingest.summary import BULK_ROLE
 from azaion_assets.lib.stream.offsets import OffsetRange
 from azaion_assets.lib.stream.stream_connection import StreamTarget
+from azaion_assets.lib.text import plural
 
 INGEST_TAGS = {"azaion/stage": "ingest"}
 # Validated annotations this partition brought into data/ (new or edited content by a validator,
 # or moved from data-seed/ by a bulk Validate); retraining_sensor sums it.
 VALIDATED = "validated"
 _COUNT_SCHEMA = TableSchema(columns=[TableColumn("what", "string"), TableColumn("count", "int")])
+# Both tables count the messages that decoded; the quarantined ones are in "quarantined" only.
+_EVENTS_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("what", "string", description="status; quarantined messages are not here"),
+        TableColumn("count", "int"),
+    ]
+)
+_ROLES_SCHEMA = TableSchema(
+    columns=[
+        TableColumn(
+            "what",
+            "string",
+            description=f"the author's role; bulk Validated/Deleted send none: {BULK_ROLE}",
+        ),
+        TableColumn("count", "int"),
+    ]
+)
 
 
 @asset(
@@ -54,7 +74,9 @@ _COUNT_SCHEMA = TableSchema(columns=[TableColumn("what", "string"), TableColumn(
     ),
     description=(
         "Annotation events from the RabbitMQ stream, applied to the data tree (data/, "
-        "data-seed/, data_deleted/). Each partition is an offset range of the stream."
+        "data-seed/, data_deleted/). Each partition is an offset range of the stream. Its events "
+        "and roles tables count the messages that decoded (quarantined ones only under "
+        f"quarantined); bulk Validated/Deleted messages send no role: {BULK_ROLE}."
     ),
 )
 def annotations(
@@ -83,7 +105,7 @@ def annotations(
     for result in results:
         s = result.summary
         context.log.info(
-            f"{result.partition}: {s['messages']} messages, {s['applied']} applied, "
+            f"{result.partition}: {plural(s['messages'], 'message')}, {s['applied']} applied, "
             f"{s['already_applied']} already applied, {s['quarantined']} quarantined"
         )
         if result.reused and landed is None:
@@ -97,13 +119,9 @@ def annotations(
     return MaterializeResult()
 
 
-def validated_count(summary: dict) -> int:
-    return int(summary["written"].get("data", 0)) + int(summary["moved"].get("to data", 0))
-
-
-def _table(counts: dict[str, int]) -> MetadataValue:
+def _table(counts: dict[str, int], schema: TableSchema = _COUNT_SCHEMA) -> MetadataValue:
     rows = [TableRecord({"what": k, "count": int(v)}) for k, v in counts.items()]
-    return MetadataValue.table(rows, schema=_COUNT_SCHEMA)
+    return MetadataValue.table(rows, schema=schema)
 
 
 def _metadata(result: IngestResult, names: dict[int, str], counted: bool) -> dict:
@@ -119,8 +137,8 @@ def _metadata(result: IngestResult, names: dict[int, str], counted: bool) -> dic
         "last_offset": s["last_offset"],
         "messages": s["messages"],
         "bytes": s["bytes"],
-        "events": _table(s["events"]),
-        "roles": _table(s["roles"]),
+        "events": _table(s["events"], _EVENTS_SCHEMA),
+        "roles": _table(s["roles"], _ROLES_SCHEMA),
         "boxes_by_class": _table(classes),
         "applied": s["applied"],
         VALIDATED: validated_count(s) if counted else 0,

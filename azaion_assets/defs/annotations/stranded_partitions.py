@@ -28,6 +28,7 @@ from dagster import (
 from azaion_assets.defs.annotations.annotations import INGEST_TAGS, annotations
 from azaion_assets.defs.annotations.ingest_job import run_partitions
 from azaion_assets.defs.partitions import ANNOTATION_BATCHES
+from azaion_assets.lib.text import plural
 
 MAX_REQUESTS = 3  # runs one partition gets before it is given up on (the first included)
 WINDOW = timedelta(days=7)  # how far back failed runs count
@@ -101,8 +102,9 @@ def _describe(given_up: Sequence[str]) -> str:
     if not given_up:
         return "every requested partition has landed or is in flight"
     return (
-        f"{len(given_up)} partitions failed {MAX_REQUESTS} runs and are given up on; fix the "
-        "cause (see their runs) and materialise them again from this asset's partitions"
+        f"given up on {plural(len(given_up), 'partition')} after "
+        f"{plural(MAX_REQUESTS, 'failed run')} each; fix the cause (see the runs), then "
+        "materialise each one again from this asset's partitions"
     )
 
 

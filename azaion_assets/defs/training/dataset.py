@@ -39,6 +39,7 @@ from azaion_assets.lib.dataset.labels import LabelError, parse_label
 from azaion_assets.lib.dataset.split_record import tally_dataset
 from azaion_assets.lib.dataset.split_stats import SourceStats
 from azaion_assets.lib.dataset.video_split import SPLITS
+from azaion_assets.lib.text import plural
 
 _SAMPLE = 20  # corrupted names listed in the run log and metadata
 
@@ -181,11 +182,11 @@ def dataset_no_video_across_train_and_test(
     if passed:
         description = "no video has frames in both train and test"
         if stats.grandfathered:
-            description += f" but {stats.grandfathered} grandfathered frames"
+            description += f" but {plural(stats.grandfathered, 'grandfathered frame')}"
     else:
         description = (
-            f"{len(straddling)} videos in both train and test, "
-            f"{len(unlike)} annotations not in their recorded split"
+            f"{plural(len(straddling), 'video')} in both train and test, "
+            f"{plural(len(unlike), 'annotation')} not in their recorded split"
         )
     return AssetCheckResult(
         passed=passed,

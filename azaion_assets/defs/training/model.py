@@ -141,6 +141,8 @@ def _metadata(result: TrainResult, params: TrainParams, manifest: dict) -> dict:
         "resumed_after_epoch": result.resumed_from_epoch or 0,
         "wall_time_s": result.wall_seconds,
         "device": result.device,
+        # What the device used: AMP and the CUDA versions only where they applied (CUDA).
+        "amp": result.amp_note(),
         "seed": params.seed,
         "hyperparameters": MetadataValue.json(result.hyperparameters()),
         "versions": MetadataValue.json(result.versions),

@@ -26,6 +26,7 @@ from azaion_assets.lib.evaluation.modelcard import card_json, read_card
 from azaion_assets.lib.evaluation.onnx_eval import Score, score_onnx
 from azaion_assets.lib.fsio.atomic import atomic_write_text
 from azaion_assets.lib.release.champion_files import NO_CHAMPION, Published, publish_pair
+from azaion_assets.lib.text import plural
 
 EVALUATION = "evaluation.json"
 TEST_SPLIT = "test"
@@ -83,7 +84,7 @@ def judge(
     margin = round(challenger.map50_95 - champion.map50_95, 6)
     figures = (
         f"mAP50-95 {challenger.map50_95:.4f} vs champion ({champion_partition}) "
-        f"{champion.map50_95:.4f} on the same {challenger.images} test images"
+        f"{champion.map50_95:.4f} on the same {plural(challenger.images, 'test image')}"
     )
     if margin >= -tolerance:
         return verdict(True, f"promoted: {figures} (tolerance {tolerance})")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from azaion_assets.lib.evaluation.preprocess import onnx_input_size, prepare
+from azaion_assets.lib.text import plural
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -148,8 +149,8 @@ def check_parity(
     compared = (
         f"boxes scoring at least {conf} ({above} in PyTorch)"
         if by_threshold
-        else f"top {top_k} rows of each image (only {above} boxes scored at least {conf}, "
-        f"fewer than {min_boxes})"
+        else f"top {plural(top_k, 'row')} of each image (only {plural(above, 'box', 'boxes')} "
+        f"scored at least {conf}, fewer than {min_boxes})"
     )
     totals = {"ref": 0, "matched": 0, "unmatched": 0}
     worst_diff = worst_sorted = 0.0

@@ -28,9 +28,11 @@ from typing import Any
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.ingest.apply_events import GROUP_SIZE, Ingest, ensure_places, state_path
 from azaion_assets.lib.ingest.ingest_state import IngestState
+from azaion_assets.lib.ingest.summary import upgraded
 from azaion_assets.lib.stream.offsets import OffsetRange
 from azaion_assets.lib.stream.range_reader import Item, StreamReader
 from azaion_assets.lib.stream.stream_connection import StreamTarget
+from azaion_assets.lib.text import plural
 
 _BATCH = 32  # messages per hand-off from the reader to the applier
 _QUEUE = 4  # batches in flight: 128 messages, about 13 MB at 100 KB each
@@ -128,6 +130,7 @@ def ingest_partitions(
             if stored is None:
                 todo.append((span, partition))
                 continue
+            stored = upgraded(stored)
             log(f"{partition} was applied before; nothing to read")
             gap = OffsetRange(**stored["gap"]) if stored.get("gap") else None
             yield IngestResult(partition, span, stored, gap, True, time.monotonic() - started)
@@ -159,7 +162,7 @@ def _read_and_apply(
             with current.ingest.locked():
                 swept = current.ingest.sweep_stale_temps()  # while the reader starts
             if swept:
-                log(f"removed {swept} temp files left by an interrupted run")
+                log(f"removed {plural(swept, 'temp file')} left by an interrupted run")
             for index, items in _route(reader.batches(), [r for r, _ in todo]):
                 while position < index:  # the partitions before have all their messages
                     yield (current or start(position)).finish(reader.gap, swept)

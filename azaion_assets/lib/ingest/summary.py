@@ -13,18 +13,25 @@ from typing import Any
 from azaion_assets.lib.stream.events import AnnotationEvent, Decoded, Rejected
 
 SAMPLE = 20  # how many unknown names or notes to keep verbatim in the summary
+# A bulk Validated or Deleted message names no role, only an email (docs/message-contract.md).
+BULK_ROLE = "(bulk, role not sent)"
 
 
 @dataclass
 class IngestSummary:
-    """What one partition held and what applying it did; becomes the run's metadata."""
+    """What one partition held and what applying it did; becomes the run's metadata.
+
+    ``events`` and ``roles`` count the decoded messages only, so both total ``messages`` less
+    ``quarantined``: a quarantined message has no trustworthy status or author. A bulk message
+    carries no role, so it counts under ``BULK_ROLE`` rather than under a role it did not name.
+    """
 
     messages: int = 0
     bytes: int = 0
     first_offset: int | None = None
     last_offset: int | None = None
-    events: Counter[str] = field(default_factory=Counter)  # Created, Edited, ..., Rejected
-    roles: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)  # Created, Edited, Validated, Deleted
+    roles: Counter[str] = field(default_factory=Counter)  # the author's role, or BULK_ROLE
     boxes: Counter[int] = field(default_factory=Counter)  # class slot -> boxes
     applied: int = 0  # (event, name) pairs applied now
     already_applied: int = 0  # skipped: committed by an earlier run
@@ -68,12 +75,23 @@ class IngestSummary:
         self.notes.update(decoded.notes)
         event = decoded.event
         if isinstance(event, Rejected):
-            self.events["Rejected"] += 1
             self.quarantined += 1
             self.quarantine_reasons[event.reason.split(":")[0][:80]] += 1
-        elif isinstance(event, AnnotationEvent):
-            self.events[event.status.name.title()] += 1
+            return
+        self.events[event.status.name.title()] += 1
+        if isinstance(event, AnnotationEvent):
             self.roles[event.created_role.name.title()] += 1
             self.boxes.update(d.cls for d in event.detections)
         else:
-            self.events[event.status.name.title()] += 1
+            self.roles[BULK_ROLE] += 1
+
+
+def upgraded(stored: dict[str, Any]) -> dict[str, Any]:
+    """A summary stored by an earlier version, as ``to_json`` writes it now: a reused partition
+    must not bring back a "Rejected" status or bulk messages missing from ``roles``."""
+    events = {k: v for k, v in stored.get("events", {}).items() if k != "Rejected"}
+    roles = dict(stored.get("roles", {}))
+    bulk = events.get("Validated", 0) + events.get("Deleted", 0)
+    if bulk and BULK_ROLE not in roles:
+        roles[BULK_ROLE] = bulk
+    return {**stored, "events": events, "roles": dict(sorted(roles.items()))}

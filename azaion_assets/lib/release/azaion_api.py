@@ -27,6 +27,7 @@ import requests
 
 from azaion_assets.lib.release.crypto import DecryptionError, decrypt
 from azaion_assets.lib.release.hardware import hardware_key
+from azaion_assets.lib.text import plural
 
 if TYPE_CHECKING:
     from azaion_assets.lib.config.settings import Settings
@@ -205,7 +206,8 @@ class AzaionApi:
         self, what: str, problem: str, attempt: int, status: int | None, wait: float | None
     ) -> int:
         if attempt >= self._retries:
-            raise ApiError(f"{what}: {problem}, after {attempt + 1} attempts", status, True)
+            tried = plural(attempt + 1, "attempt")
+            raise ApiError(f"{what}: {problem}, after {tried}", status, True)
         delay = min(BACKOFF_CAP_SECONDS, max(self._backoff * 2**attempt, wait or 0.0))
         log.warning("%s: %s; retrying in %.1f s", what, problem, delay)
         self._sleep(delay)

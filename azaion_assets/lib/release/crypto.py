@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from azaion_assets.lib.text import plural
+
 Scheme = Literal["aes-256-cbc", "aes-256-gcm"]
 SCHEMES: tuple[str, ...] = get_args(Scheme)
 IV_BYTES = 16
@@ -69,7 +71,7 @@ def decrypt(blob: bytes, key_string: str, scheme: Scheme) -> bytes:
     if scheme == "aes-256-cbc":
         body = len(blob) - IV_BYTES
         if body <= 0 or body % 16:
-            raise DecryptionError(f"not an {scheme} ciphertext: {len(blob)} bytes")
+            raise DecryptionError(f"not an {scheme} ciphertext: {plural(len(blob), 'byte')}")
         view = memoryview(blob)
         decryptor = Cipher(algorithms.AES(key), modes.CBC(bytes(view[:IV_BYTES]))).decryptor()
         padded = decryptor.update(view[IV_BYTES:]) + decryptor.finalize()
@@ -85,7 +87,7 @@ def decrypt(blob: bytes, key_string: str, scheme: Scheme) -> bytes:
             ) from None
     if scheme == "aes-256-gcm":
         if len(blob) < NONCE_BYTES + TAG_BYTES:
-            raise DecryptionError(f"not an {scheme} ciphertext: {len(blob)} bytes")
+            raise DecryptionError(f"not an {scheme} ciphertext: {plural(len(blob), 'byte')}")
         view = memoryview(blob)
         try:
             return AESGCM(key).decrypt(bytes(view[:NONCE_BYTES]), view[NONCE_BYTES:], None)

@@ -39,6 +39,7 @@ from azaion_assets.lib.stream.stream_connection import (
     close_consumer,
     open_consumer,
 )
+from azaion_assets.lib.text import plural
 
 # Set by the stream reader on a message whose AMQP 1.0 frame itself could not be decoded. Here,
 # not in ``contract``, so that this module imports no more than the standard library (the
@@ -243,7 +244,7 @@ async def publish(
                 await asyncio.wait_for(progress.wait(), confirm_timeout)
             except TimeoutError:
                 raise StreamError(
-                    f"{target.where()}: {sent - settled[0]} messages unconfirmed "
+                    f"{target.where()}: {plural(sent - settled[0], 'message')} unconfirmed "
                     f"after {confirm_timeout:.0f}s"
                 ) from None
 
@@ -279,7 +280,7 @@ async def publish(
         await settle(0)
     if refused:
         raise StreamError(
-            f"{target.where()}: the broker refused {len(refused)} of {sent} messages "
+            f"{target.where()}: the broker refused {len(refused)} of {plural(sent, 'message')} "
             f"(response code {refused[0]})"
         )
     return sent

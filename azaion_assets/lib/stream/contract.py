@@ -43,6 +43,7 @@ from azaion_assets.lib.stream.message_fields import (
     parse_detections,
     parse_enum,
 )
+from azaion_assets.lib.text import plural
 
 DEFAULT_MAX_MESSAGE_BYTES = 32 << 20
 
@@ -78,7 +79,7 @@ def _decode(body: bytes, props: dict[str, Any], max_bytes: int, notes: list[str]
     if AMQP_ERROR_PROPERTY in props:
         raise Reject(f"undecodable AMQP 1.0 message: {props[AMQP_ERROR_PROPERTY]}")
     if len(body) > max_bytes:
-        raise Reject(f"payload of {len(body)} bytes exceeds the {max_bytes}-byte limit")
+        raise Reject(f"payload of {plural(len(body), 'byte')} exceeds the {max_bytes}-byte limit")
     status = _status(props, notes)
     try:
         fields = msgpack.unpackb(bytes(body), raw=False, timestamp=3, strict_map_key=False)
@@ -118,10 +119,12 @@ ANNOTATION_FIELDS = 11
 def _annotation(status: Status, fields: list[Any], notes: list[str]) -> AnnotationEvent:
     if len(fields) < ANNOTATION_FIELDS:
         raise Reject(
-            f"annotation array has {len(fields)} fields, expected {ANNOTATION_FIELDS}", status
+            f"annotation array has {plural(len(fields), 'field')}, expected {ANNOTATION_FIELDS}",
+            status,
         )
     if len(fields) > ANNOTATION_FIELDS:
-        notes.append(f"{len(fields) - ANNOTATION_FIELDS} extra trailing fields ignored")
+        extra = plural(len(fields) - ANNOTATION_FIELDS, "extra trailing field")
+        notes.append(f"{extra} ignored")
     name = named(check_name, fields[1], status)
     try:
         created, media, ticks, ext, dets, image, role, email, source, body_status = (

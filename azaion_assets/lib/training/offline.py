@@ -14,6 +14,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from azaion_assets.lib.training.train_params import amp_applies
+
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 _ONLINE_SETTINGS = ("sync", "clearml", "comet", "dvc", "mlflow", "raytune", "wandb", "tensorboard")
 
@@ -83,7 +85,7 @@ def disable_online_checks(amp: bool) -> None:
 
     def _configured_amp(model, *_args, **_kwargs) -> bool:
         # As upstream: AMP only on accelerators. On a CPU, autocast would mean slow bfloat16.
-        device = next(model.parameters()).device
-        return bool(amp) and device.type not in {"cpu", "mps"}
+        # The same rule as the result's report, so the metadata says what the trainer did.
+        return amp_applies(bool(amp), next(model.parameters()).device.type)
 
     trainer.check_amp = _configured_amp  # type: ignore[assignment]

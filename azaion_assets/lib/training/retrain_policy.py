@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from azaion_assets.lib.config.fields import node_selector
 from azaion_assets.lib.config.settings import Settings
+from azaion_assets.lib.text import plural
 
 STAGE_TAG = "azaion/stage"
 GPU_TAG = "azaion/gpu"
@@ -55,11 +56,6 @@ def _k8s_config(settings: Settings) -> dict:
             "termination_grace_period_seconds": STOP_GRACE_SECONDS,
         },
     }
-
-
-def plural(count: int, noun: str) -> str:
-    """``1 partition``, ``2 partitions``: the count and its noun, as the operator reads it."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,21 @@ from azaion_assets.lib.training.checkpoints import (
     write_resume_record,
 )
 from azaion_assets.lib.training.start_plan import Start, plan_start, training_identity
-from azaion_assets.lib.training.train_params import EpochStats, TrainParams, TrainResult
+from azaion_assets.lib.training.train_params import (
+    EpochStats,
+    TrainParams,
+    TrainResult,
+    amp_applies,
+    device_versions,
+)
 
 
 def _floats(values: dict[str, Any]) -> dict[str, float]:
     return {k: round(float(v), 5) for k, v in values.items()}
 
 
-def library_versions() -> dict[str, str]:
+def library_versions(device: str) -> dict[str, str]:
+    """The versions a training ran with; CUDA, cuDNN and the GPU only where ``device`` is CUDA."""
     import torch
     import ultralytics
 
@@ -40,7 +47,12 @@ def library_versions() -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "ultralytics": ultralytics.__version__,
-        "cuda": str(torch.version.cuda),  # type: ignore[attr-defined]
+        **device_versions(
+            device,
+            torch.version.cuda,  # type: ignore[attr-defined]
+            torch.backends.cudnn.version(),
+            torch.cuda.get_device_name,
+        ),
     }
 
 
@@ -111,7 +123,12 @@ def _train_locked(
     wall = time.monotonic() - started
     if start.mode != "trained":
         replace_dir(staging, run_dir)
-    return _result(run_dir, results, params, epochs, wall, start, _device(trainer, params))
+    device = _device(trainer, params)
+    # The trainer knows whether it used AMP; one finished earlier (no trainer now) or set up in
+    # another process (DDP) is judged by the rule the trainer's AMP check applies.
+    used = getattr(trainer, "amp", None)
+    amp = amp_applies(params.amp, device) if used is None else bool(used)
+    return _result(run_dir, results, params, epochs, wall, start, device, amp)
 
 
 def _prepare(
@@ -224,6 +241,7 @@ def _result(
     wall: float,
     start: Start,
     device: str,
+    amp: bool,
 ) -> TrainResult:
     box = results.box
     names = results.names
@@ -249,7 +267,8 @@ def _result(
         wall_seconds=round(wall, 2),
         device=device,
         params=params,
-        versions=library_versions(),
+        amp=amp,
+        versions=library_versions(device),
         start=start.mode,
         start_reason=start.reason,
         resumed_from_epoch=start.checkpoint.epoch + 1 if start.checkpoint else None,

@@ -44,6 +44,11 @@ def test_a_better_or_equal_challenger_is_promoted_and_a_worse_one_kept():
     )
 
 
+def test_one_test_image_is_said_in_the_singular():
+    one = judge(Score(0.61, 0.40, 1), Score(0.70, 0.45, 1), "2026-01-01", tolerance=0.0)
+    assert "on the same 1 test image (tolerance 0.0)" in one.reason
+
+
 def test_the_tolerance_admits_a_slightly_worse_challenger_only():
     champion = Score(0.62, 0.405, 50)
     assert judge(NEW, champion, "2026-01-01", tolerance=0.005).promote

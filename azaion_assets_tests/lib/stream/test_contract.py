@@ -106,6 +106,15 @@ def test_liberal_where_the_platform_is_ambiguous_and_says_so(jpeg):
         assert seen in joined
 
 
+@pytest.mark.parametrize(
+    ("extra", "note"),
+    [(1, "1 extra trailing field ignored"), (2, "2 extra trailing fields ignored")],
+)
+def test_extra_trailing_fields_are_ignored_and_counted(jpeg, extra, note):
+    decoded = _decode([*_fields(jpeg), *[None] * extra])
+    assert isinstance(decoded.event, AnnotationEvent) and decoded.notes == [note]
+
+
 def test_the_real_image_format_wins_over_the_extension(jpeg):
     decoded = _decode(_fields(jpeg, ext=".png"))
     assert isinstance(decoded.event, AnnotationEvent) and decoded.event.image_extension == ".jpg"

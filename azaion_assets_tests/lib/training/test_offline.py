@@ -48,6 +48,29 @@ def test_amp_check_never_downloads_and_stays_off_on_cpu(runtime_dir, no_network)
     assert no_network == []
 
 
+class _OnCuda:
+    """Stands for a model on a GPU: the check reads only its first parameter's device type."""
+
+    class _Param:
+        class device:
+            type = "cuda"
+
+    def parameters(self):
+        return iter([self._Param()])
+
+
+@pytest.mark.parametrize("amp", [True, False])
+def test_amp_check_follows_the_setting_on_cuda(runtime_dir, amp):
+    """The check applies the rule the result reports by (``amp_applies``), so they agree."""
+    prepare_ultralytics(runtime_dir)
+    from ultralytics.engine import trainer
+
+    from azaion_assets.lib.training.offline import disable_online_checks
+
+    disable_online_checks(amp=amp)
+    assert trainer.check_amp(_OnCuda()) is amp  # pyright: ignore[reportPrivateImportUsage]
+
+
 def test_the_network_guard_blocks_leaving_the_machine_but_not_loopback(no_network):
     """The guard the offline tests rely on: a real local server is reachable, the world is not."""
     import socket

@@ -1,3 +1,4 @@
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -9,11 +10,13 @@ import pytest
 
 from azaion_assets.dev.synthetic import write_samples
 from azaion_assets.lib.dataset.classes import load_classes, slot_names
+from azaion_assets.lib.dataset.formed_dataset import DATA_YAML
 from azaion_assets.lib.dataset.forming import form_dataset
 from azaion_assets.lib.training.checkpoints import find_resumable, load_checkpoint
 from azaion_assets.lib.training.offline import prepare_ultralytics
 from azaion_assets.lib.training.train_params import EpochStats
-from azaion_assets.lib.training.trainer import partition_lock
+from azaion_assets.lib.training.trainer import partition_lock, train
+from azaion_assets_tests.train_child import TINY_PARAMS
 
 
 def test_epoch_line_names_epoch_losses_and_map():
@@ -99,6 +102,19 @@ def test_a_killed_training_resumes_from_its_last_checkpoint(tiny_dataset, runtim
     assert lines[-1].startswith("done resume") and resumed >= 2  # never from scratch
     assert next(line for line in lines if line.startswith("epoch")) == f"epoch {resumed + 1}"
     assert (run_dir / "weights" / "best.pt").is_file()
+
+
+@pytest.mark.slow
+def test_a_cpu_run_reports_neither_amp_nor_cuda(tiny_dataset):
+    """TRAINING_AMP defaults to true, but Ultralytics uses AMP on CUDA only: a CPU run's result
+    must say it did not, and carry no CUDA, cuDNN or GPU entry."""
+    dataset, run_dir = tiny_dataset
+    params = dataclasses.replace(TINY_PARAMS, epochs=1, amp=True, device="cpu")
+    result = train(dataset / DATA_YAML, run_dir, params, data_version="v1")
+    assert result.device == "cpu" and result.amp is False
+    assert result.hyperparameters()["amp"] is False
+    assert result.amp_note() == "not used on cpu (AMP is for CUDA)"
+    assert set(result.versions) == {"python", "torch", "ultralytics"}
 
 
 def test_a_second_attempt_at_a_partition_waits_for_the_first_to_stop(tmp_path):
