@@ -154,9 +154,12 @@ def test_model_files_metadata_and_epoch_logs(pipeline):
     meta = pipeline.metadata("model")
     for key in ("mAP50", "mAP50-95", "precision", "recall"):  # PyTorch: diagnostics only
         assert 0.0 <= meta[f"diagnostic_val_{key}"] <= 1.0
-    assert 0.0 < meta["wall_time_s"] <= 3600
+    run = meta["training_run"]
+    assert 0.0 < run["wall_time_s"] <= 3600
     assert "verdict" not in meta and "test_mAP50-95" not in meta  # the gate is onnx_model's
-    assert meta["epochs"] == 2 and meta["device"] == "cpu" and meta["seed"] == 0
+    assert run["epochs"] == 2 and meta["device"] == "cpu" and run["seed"] == 0
+    plotted = {k for k, v in meta.items() if type(v) in (int, float)}
+    assert plotted == {f"diagnostic_val_{m}" for m in ("mAP50", "mAP50-95", "precision", "recall")}
     assert (
         meta["hyperparameters"]["imgsz"] == 96
         and meta["hyperparameters"]["model"] == "yolo26n.yaml"
@@ -193,7 +196,8 @@ def test_the_first_model_becomes_the_champion_with_its_test_score(pipeline):
     }
     assert plotted == {"test_mAP50", "test_mAP50-95", "test_images"}  # trends only
     model_meta = pipeline.metadata("model")
-    assert model_meta["training_start"] == "fresh" and model_meta["resumed_after_epoch"] == 0
+    assert model_meta["training_start"] == "fresh"
+    assert model_meta["training_run"]["resumed_after_epoch"] == 0
     champion = pipeline.metadata("champion")
     assert champion["partition"] == PARTITION and champion["promotion"] == "automatic"
     assert champion["reason"] == meta["decision"] and champion["previous_champion"] == "none"

@@ -135,15 +135,21 @@ def _metadata(result: TrainResult, params: TrainParams, manifest: dict) -> dict:
         "diagnostic_val_precision": result.precision,
         "diagnostic_val_recall": result.recall,
         "diagnostic_val_ap_by_class": MetadataValue.table(records, schema=_AP_SCHEMA),
-        "epochs": result.epochs_completed,
         "training_start": result.start,
         "training_start_reason": result.start_reason,
-        "resumed_after_epoch": result.resumed_from_epoch or 0,
-        "wall_time_s": result.wall_seconds,
         "device": result.device,
         # What the device used: AMP and the CUDA versions only where they applied (CUDA).
         "amp": result.amp_note(),
-        "seed": params.seed,
+        # Numbers an operator reads but would not plot across days: one JSON entry, so the
+        # plots show the validation figures alone.
+        "training_run": MetadataValue.json(
+            {
+                "epochs": result.epochs_completed,
+                "resumed_after_epoch": result.resumed_from_epoch or 0,
+                "wall_time_s": result.wall_seconds,
+                "seed": params.seed,
+            }
+        ),
         "hyperparameters": MetadataValue.json(result.hyperparameters()),
         "versions": MetadataValue.json(result.versions),
         "dataset_partition": manifest["partition"],

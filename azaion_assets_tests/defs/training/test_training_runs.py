@@ -202,7 +202,8 @@ def test_a_training_whose_process_died_is_retried_and_resumes(server: Server):
     assert server.wait_finished(retry_id) == DagsterRunStatus.SUCCESS
     meta = server.model_metadata(partition)
     assert meta["training_start"] == "resume", meta["training_start_reason"]
-    assert meta["resumed_after_epoch"] >= 1 and meta["epochs"] == EPOCHS
+    run = meta["training_run"]
+    assert run["resumed_after_epoch"] >= 1 and run["epochs"] == EPOCHS
 
 
 def test_a_cancelled_training_stops_at_a_batch_and_the_next_run_resumes(
@@ -225,7 +226,7 @@ def test_a_cancelled_training_stops_at_a_batch_and_the_next_run_resumes(
     assert server.wait_finished(again) == DagsterRunStatus.SUCCESS
     meta = server.model_metadata(partition)
     assert meta["training_start"] == "resume"
-    assert meta["resumed_after_epoch"] == checkpoint.epoch + 1
+    assert meta["training_run"]["resumed_after_epoch"] == checkpoint.epoch + 1
 
 
 def test_the_champion_reaches_the_edge_through_the_release_sensor(server: Server, tmp_path):
