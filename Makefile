@@ -13,7 +13,8 @@ DEMO_ENV := AZAION_ROOT_DIR=$(VAR)/azaion DAGSTER_HOME=$(VAR)/dagster \
 	TRAINING_BATCH_SIZE=16 TRAINING_WORKERS=0 TRAINING_OPTIMIZER=AdamW TRAINING_LR0=0.002 \
 	EXPORT_ONNX_IMGSZ=128
 
-.PHONY: install system-deps demo dev test test-fast lint bench env-example settings-doc clean
+.PHONY: install system-deps demo dev test test-fast lint bench env-example settings-doc \
+	screenshots clean
 
 # Debian packages: python3-venv for the venv, rabbitmq-server (with its stream plugin) for the
 # throwaway brokers that the tests, the demo and the benchmarks start, docker-compose (v1) for
@@ -76,6 +77,10 @@ bench: install
 
 env-example: install
 	$(BIN)/azaion-assets env-example
+
+# The operator's pages in docs/screenshots/ (docs/operator-ui.md), from the browser test.
+screenshots: install
+	AZAION_SCREENSHOTS=docs/screenshots $(BIN)/pytest azaion_assets_tests/e2e/test_ui.py
 
 # The configuration reference (docs/configuration.md) and README's list of setting groups.
 settings-doc: install

@@ -1,0 +1,226 @@
+"""What an operator sees in the Dagster UI, in a real browser, on a materialised instance.
+
+Once per module: synthetic annotations are published to a stream of the test broker,
+``ingest_job`` carries them into the data tree (which also records today's ``daily_arrivals``),
+and ``retraining_job`` trains, exports and promotes today's model, both as the code location
+defines them, in-process on a SQLite instance. ``dagster-webserver`` then serves that instance
+and headless Chromium reads its pages: the asset graph, the champion, today's arrivals, the
+sensors and the training run. Each test reads one page's text.
+
+``AZAION_SCREENSHOTS=docs/screenshots`` also saves each page as a PNG (docs/operator-ui.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+from selenium import webdriver
+
+from azaion_assets.defs.annotations.ingest_job import INGEST_JOB
+from azaion_assets.defs.location import build_definitions
+from azaion_assets.defs.partitions import ANNOTATION_BATCHES
+from azaion_assets.defs.training.retraining_job import RETRAINING_JOB
+from azaion_assets.dev.demo import demo_messages
+from azaion_assets.lib.config.datatree import DataTree
+from azaion_assets.lib.config.sources import load_settings
+from azaion_assets.lib.evaluation.champion_gate import read_evaluation
+from azaion_assets.lib.stream.client import probe_tail, publish
+from azaion_assets.lib.stream.offsets import OffsetRange
+from azaion_assets.lib.stream.stream_connection import StreamTarget
+from azaion_assets_tests.browser import chromium, open_page, screenshot, wait_for_text, webserver
+from azaion_assets_tests.conftest import TINY_PROFILE, clear_config_env
+
+ASSETS = (
+    "annotations",
+    "daily_arrivals",
+    "dataset",
+    "model",
+    "onnx_model",
+    "champion",
+    "model_release",
+)
+SENSORS = (
+    "annotation_stream_sensor",
+    "retraining_sensor",
+    "model_release_sensor",
+    "health_sensor",
+)
+TRAINING_STEPS = ("dataset", "model", "onnx_model", "champion")
+# Telemetry off, as in the project's dagster.yaml, and no newsletter dialog (Dagster shows one
+# on a first visit from localhost, over whatever page is open).
+INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+
+
+@dataclass(frozen=True)
+class Published:
+    messages: int
+    validated: int
+    quarantined: int
+
+
+@dataclass
+class Operator:
+    """The browser on the webserver, and what the instance was given."""
+
+    url: str
+    driver: webdriver.Chrome
+    tree: DataTree
+    today: str
+    published: Published
+    training_run: str
+    sensor_descriptions: dict[str, str]
+
+    def open(self, path: str, *texts: str) -> str:
+        return open_page(self.driver, self.url + path, *texts)
+
+
+def _ingest(instance: DagsterInstance, defs, target: StreamTarget) -> Published:
+    batch, validated = demo_messages(24, seed=0)  # 12 videos: train, valid and test all get some
+    asyncio.run(publish(target, batch))
+    tail = asyncio.run(probe_tail(target))
+    assert tail is not None and tail == len(batch) - 1
+    key = OffsetRange(0, tail).key
+    instance.add_dynamic_partitions(ANNOTATION_BATCHES, [key])
+    result = defs.resolve_job_def(INGEST_JOB).execute_in_process(
+        instance=instance, partition_key=key
+    )
+    assert result.success
+    return Published(messages=len(batch), validated=validated, quarantined=1)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    tmp_path_factory: pytest.TempPathFactory, runtime_dir: Path, broker: StreamTarget
+) -> Iterator[Operator]:
+    base = tmp_path_factory.mktemp("ui")
+    home = base / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(INSTANCE_YAML)
+    target = dataclasses.replace(broker, stream=f"ui-{uuid.uuid4().hex[:12]}")
+    with pytest.MonkeyPatch.context() as mp:
+        clear_config_env(mp)
+        settings = {
+            **TINY_PROFILE,
+            **target.as_env(),
+            "AZAION_ROOT_DIR": str(base / "azaion"),
+            "AZAION_RUNTIME_DIR": str(runtime_dir),
+        }
+        for key, value in settings.items():
+            mp.setenv(key, value)
+        env = dict(os.environ)
+        today = datetime.now(UTC).date().isoformat()
+        defs = build_definitions()
+        with DagsterInstance.from_config(str(home)) as instance:
+            published = _ingest(instance, defs, target)
+            training = defs.resolve_job_def(RETRAINING_JOB).execute_in_process(
+                instance=instance, partition_key=today
+            )
+            assert training.success
+        tree = DataTree.from_settings(load_settings())
+    descriptions = {s.name: s.description or "" for s in defs.sensors or ()}
+    with webserver(home, env, base) as server, chromium() as driver:
+        yield Operator(
+            server.url,
+            driver,
+            tree,
+            today,
+            published,
+            training.run_id,
+            descriptions,
+        )
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _shown(value: object) -> str:
+    """A number as the UI prints it (JavaScript's: 0.0 is "0")."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_the_asset_graph_shows_every_asset(operator: Operator):
+    groups = ",".join(f"global@global:{g}" for g in ("annotations", "training", "release"))
+    names = (f"\n{name}\n" for name in ASSETS)  # whole lines: "model" is in "onnx_model" too
+    operator.open(f"/asset-groups?expanded={groups}", "Global asset lineage", *names)
+    screenshot(operator.driver, "asset-graph")
+
+
+def test_the_champion_page_shows_the_promoted_files_and_their_sha256(operator: Operator):
+    # The events view lists the latest materialisation's metadata as key, then value.
+    text = operator.open(
+        "/assets/champion?view=events", f"Materialized in run {operator.training_run[:8]}"
+    )
+    assert text.count("Materialized in run") == 1  # one promotion so far
+    tree = operator.tree
+    evaluation = read_evaluation(tree.model_dir(operator.today))
+    assert evaluation is not None
+    rows = {
+        "partition": operator.today,
+        "promotion": "automatic",
+        "pt_path": tree.champion,
+        "pt_sha256": _file_sha256(tree.champion),
+        "pt_record": "matches the file",
+        "onnx_path": tree.champion_onnx,
+        "onnx_sha256": _file_sha256(tree.champion_onnx),
+        "onnx_record": "matches the file",
+        "test_mAP50-95": _shown(evaluation["challenger"]["map50_95"]),
+    }
+    wait_for_text(operator.driver, *(f"\n{key}\n{value}\n" for key, value in rows.items()))
+    screenshot(operator.driver, "champion")
+
+
+def test_todays_arrivals_show_the_counts_and_the_summary(operator: Operator):
+    day, sent = operator.today, operator.published
+    operator.open(
+        f"/assets/daily_arrivals?view=partitions&partition={day}",
+        f"\nmessages\n{sent.messages}\n",
+        f"\nvalidated\n{sent.validated}\n",
+        f"\nquarantined\n{sent.quarantined}\n",
+        f"{sent.messages} messages in 1 annotation partition on {day}",
+        f"{sent.validated} validated annotations reached data/",
+        f"{sent.quarantined} quarantined: undecodable msgpack",
+        "ingest_job",
+    )
+    screenshot(operator.driver, "daily-arrivals")
+
+
+def test_the_sensors_are_listed_and_each_page_says_what_it_does(operator: Operator):
+    operator.open("/automation", *(f"\n{name}\n" for name in SENSORS))
+    screenshot(operator.driver, "sensors")
+    assert set(operator.sensor_descriptions) == set(SENSORS)
+    for name in SENSORS:
+        description = operator.sensor_descriptions[name]
+        assert description
+        text = operator.open(f"/locations/azaion_assets/sensors/{name}", name, "Description")
+        assert _words(description) in _words(text), f"{name}'s page lacks its description"
+        if name == "retraining_sensor":
+            assert "Target\nretraining_job" in text
+            screenshot(operator.driver, "sensor-retraining")
+
+
+def test_the_training_run_shows_its_steps_and_epochs(operator: Operator):
+    run = f"/runs/{operator.training_run}"
+    finished = [f'Finished execution of step "{step}"' for step in TRAINING_STEPS]
+    operator.open(f"{run}?logs=type:STEP_SUCCESS", "\nSuccess\nRun of\nretraining_job", *finished)
+    epochs = int(TINY_PROFILE["TRAINING_EPOCHS"])
+    lines = [f"epoch {n}/{epochs} " for n in range(1, epochs + 1)]
+    text = operator.open(f"{run}?logs=epoch", *lines, "box_loss", "mAP50")
+    assert f"epoch {epochs + 1}/" not in text
+    screenshot(operator.driver, "training-run")
