@@ -75,7 +75,7 @@ def champion(
     day = context.run.tags.get(_PARTITION_TAG)
     if config.partition:
         how, detail = "manual", config.reason or "(none given)"
-        extra = {"promotion": how, "reason": detail, "run_id": context.run_id}
+        extra = {"promotion": how, "reason": detail, "run_id": context.run.run_id}
         _promote(context, tree, config.partition, extra, force=True)
     elif day is not None:
         evaluation = read_evaluation(tree.model_dir(day))
@@ -93,7 +93,7 @@ def champion(
         how, detail = "recorded as found", "the live files, recorded on request"
         if held_partition(tree.champion) is None:
             raise Failure(f"no champion yet: {tree.champion} is missing", allow_retries=False)
-    metadata = champion_metadata(tree, how, detail, context.run_id)
+    metadata = champion_metadata(tree, how, detail, context.run.run_id)
     context.log.info(f"champion: {metadata['partition']} ({how})")
     yield MaterializeResult(metadata=metadata)
 

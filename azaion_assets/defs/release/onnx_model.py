@@ -144,7 +144,7 @@ def build_onnx_model(days: DailyPartitionsDefinition) -> AssetsDefinition:
     return asset(
         partitions_def=days,
         deps=["model"],
-        group_name="training",
+        group_name="release",
         kinds={"onnx"},
         check_specs=[
             AssetCheckSpec(
