@@ -5,10 +5,12 @@ Each tick gathers facts from the Dagster instance only (runs, and the materialis
 ``annotations`` and ``dataset`` with their metadata), never from the data tree, so it is cheap and
 works on a daemon that does not mount the data. The policy itself is ``retrain_policy.decide``;
 when it says no, the tick is skipped with its reason, which is what the UI shows under the
-sensor's ticks: why retraining has not started yet. The sensor keeps no cursor: every tick
-reads the facts afresh.
+sensor's ticks: why retraining has not started yet. Every tick reads the facts afresh; the cursor
+holds only the last decision and when it was made, because the sensor's page shows the cursor
+as it is, while a skip reason shows only in its tick's dialog.
 """
 
+import json
 from datetime import UTC, datetime
 
 from dagster import (
@@ -154,9 +156,14 @@ def build_retraining_sensor(interval_seconds: int) -> SensorDefinition:
             threshold = load_settings(scopes=[Scope.TRAINING]).retrain_min_new_validated
         except ConfigError as exc:
             return SkipReason(f"settings to fix: {exc.summary()}")
-        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        now = datetime.now(UTC)
+        today = now.strftime("%Y-%m-%d")
         facts = gather_facts(context.instance, today)
         decision = decide(facts, threshold)
+        # The cursor holds no state here: it is the last decision, which the sensor's page shows
+        # as it is (a skip reason only shows in each tick's dialog).
+        last = {"last_decision": decision.reason, "at": now.isoformat(timespec="seconds")}
+        context.update_cursor(json.dumps(last))
         if not decision.request:
             return SkipReason(decision.reason)
         context.log.info(decision.reason)

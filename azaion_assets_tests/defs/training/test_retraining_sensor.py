@@ -4,6 +4,7 @@ The instance's event log holds what the sensor reads in production: annotation a
 materialisations (recorded here as runless events with the same metadata) and training runs.
 """
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -166,3 +167,15 @@ def test_a_configuration_problem_is_a_skip_that_names_it(instance, monkeypatch):
     monkeypatch.setenv("RETRAIN_MIN_NEW_VALIDATED", "0")
     reason = _skip_reason(instance)
     assert reason == "settings to fix: RETRAIN_MIN_NEW_VALIDATED: must be at least 1"
+
+
+def test_the_cursor_shows_the_last_decision_and_when(instance):
+    context = build_sensor_context(instance=instance)
+    skipped = SENSOR(context)
+    assert isinstance(skipped, SkipReason)
+    shown = json.loads(context.cursor or "{}")
+    assert shown["last_decision"] == skipped.skip_message and shown["at"].startswith("20")
+    _annotations(instance, "000000000000-000000000999", 150)
+    context = build_sensor_context(instance=instance, cursor=context.cursor)
+    assert isinstance(SENSOR(context), RunRequest)
+    assert json.loads(context.cursor or "{}")["last_decision"].startswith("150 new validated")
