@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import os
 import time
 import uuid
@@ -79,6 +80,12 @@ class Published:
     quarantined: int
 
 
+@dataclass(frozen=True)
+class Tick:
+    skip_reason: str  # empty: no skip
+    cursor: str
+
+
 @dataclass
 class Operator:
     """The browser on the webserver, and what the instance was given."""
@@ -90,7 +97,7 @@ class Operator:
     published: Published
     training_run: str
     sensor_descriptions: dict[str, str]
-    skip_reasons: dict[str, str]  # each sensor's first tick, as the daemon recorded it
+    ticks: dict[str, Tick]  # each sensor's first tick, as the daemon recorded it
 
     def open(self, path: str, *texts: str) -> str:
         return open_page(self.driver, self.url + path, *texts)
@@ -163,15 +170,16 @@ def operator(
         )
 
 
-def _first_ticks(instance: DagsterInstance, log: Path, timeout: float = 180) -> dict[str, str]:
-    """Wait until the daemon has ticked every sensor; their skip reasons (empty: no skip)."""
+def _first_ticks(instance: DagsterInstance, log: Path, timeout: float = 180) -> dict[str, Tick]:
+    """Wait until the daemon has ticked every sensor; each one's first tick."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ticks = {}
         for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
             found = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
             if found:
-                ticks[state.instigator_name] = found[0].skip_reason or ""
+                tick = found[0]
+                ticks[state.instigator_name] = Tick(tick.skip_reason or "", tick.cursor or "")
         if set(ticks) >= set(SENSORS):
             return ticks
         time.sleep(1)
@@ -227,6 +235,16 @@ def test_the_champion_page_shows_the_promoted_files_and_their_sha256(operator: O
     screenshot(operator.driver, "champion")
 
 
+def test_the_health_checks_show_their_verdicts_on_the_asset_pages(operator: Operator):
+    verdicts = json.loads(operator.ticks["health_sensor"].cursor)
+    assert set(verdicts) == {"annotations_arriving", "champion_released", "training_recent"}
+    for check, asset in (("champion_released", "champion"), ("training_recent", "model")):
+        why = verdicts[check]["why"]
+        assert verdicts[check]["passed"], why  # just trained and promoted: all fresh
+        operator.open(f"/assets/{asset}?view=checks", check, why)
+    screenshot(operator.driver, "model-checks")
+
+
 def test_todays_arrivals_show_the_counts_and_the_summary(operator: Operator):
     day, sent = operator.today, operator.published
     operator.open(
@@ -254,7 +272,7 @@ def test_the_sensors_are_listed_and_each_page_says_what_it_does(operator: Operat
         if name == "retraining_sensor":
             # Why the last retraining did not start, on the page itself (its cursor), not only
             # in the dialog of its tick.
-            reason = operator.skip_reasons[name]
+            reason = operator.ticks[name].skip_reason
             assert reason.startswith("dataset ") and "already formed" in reason, reason
             wait_for_text(operator.driver, "Target\nretraining_job", "last_decision", reason)
             screenshot(operator.driver, "sensor-retraining")
