@@ -30,7 +30,12 @@ from azaion_assets.lib.evaluation.champion_gate import evaluate, read_evaluation
 from azaion_assets.lib.evaluation.export import read_export_record
 from azaion_assets.lib.evaluation.modelcard import card_json, read_card
 from azaion_assets.lib.evaluation.parity import check_parity, row_agreement
-from azaion_assets.lib.release.champion_files import held_partition, read_record, sha256
+from azaion_assets.lib.release.champion_files import (
+    held_partition,
+    read_record,
+    record_path,
+    sha256,
+)
 from azaion_assets_tests.conftest import TINY_PROFILE, clear_config_env, guard_network
 from azaion_assets_tests.dated import (
     champion,
@@ -208,7 +213,7 @@ def test_the_first_model_becomes_the_champion_with_its_test_score(pipeline):
     assert champion["onnx_path"] == str(tree.champion_onnx)
     assert champion["pt_sha256"] == sha256(tree.champion) == meta["weights_sha256"]
     assert champion["onnx_sha256"] == sha256(tree.champion_onnx) == meta["sha256"]
-    assert champion["pt_record"] == champion["onnx_record"] == "matches the file"
+    assert champion["pt_record"] == champion["onnx_record"] == f"matches the file ({PARTITION})"
     record = read_record(pipeline.tree.champion)
     assert record is not None and record["partition"] == PARTITION
     evaluation = read_evaluation(pipeline.tree.model_dir(PARTITION))
@@ -324,6 +329,31 @@ def test_a_worse_challenger_stays_in_its_folder_until_promoted_by_hand(configure
         champion_meta["reason"] == "field test" and champion_meta["previous_champion"] == PARTITION
     )
     assert champion_meta["previous_test_mAP50-95"] > champion_meta["test_mAP50-95"]
+
+
+def test_the_champion_records_the_live_pair_as_found_and_flags_a_record_that_does_not_vouch(
+    configured,
+):
+    tree = configured.tree
+    held = held_partition(tree.champion)
+    assert materialize([champion], instance=configured.instance, resources=RESOURCES).success
+    meta = configured.metadata("champion")
+    assert meta["promotion"] == "recorded as found" and meta["partition"] == held
+    assert meta["pt_record"] == f"matches the file ({held})"
+    assert "test_mAP50-95" in meta
+    record = record_path(tree.champion)
+    saved = record.read_bytes()
+    try:
+        record.write_text(json.dumps({**json.loads(saved), "sha256": "0" * 64}))
+        assert materialize([champion], instance=configured.instance, resources=RESOURCES).success
+        meta = configured.metadata("champion")
+        assert meta["partition"] == "unknown" and meta["dataset"] == "unknown"
+        assert meta["pt_record"] == "does not match the file"
+        assert meta["onnx_record"] == f"matches the file ({held})"
+        assert meta["pt_sha256"] == sha256(tree.champion)  # the file's own, whatever the record
+        assert "test_mAP50-95" not in meta  # no score without knowing whose model it is
+    finally:
+        record.write_bytes(saved)
 
 
 def test_promoting_a_partition_that_was_never_trained_fails_and_changes_nothing(configured):

@@ -225,10 +225,10 @@ def test_the_champion_page_shows_the_promoted_files_and_their_sha256(operator: O
         "promotion": "automatic",
         "pt_path": tree.champion,
         "pt_sha256": _file_sha256(tree.champion),
-        "pt_record": "matches the file",
+        "pt_record": f"matches the file ({operator.today})",
         "onnx_path": tree.champion_onnx,
         "onnx_sha256": _file_sha256(tree.champion_onnx),
-        "onnx_record": "matches the file",
+        "onnx_record": f"matches the file ({operator.today})",
         "test_mAP50-95": _shown(evaluation["challenger"]["map50_95"]),
     }
     wait_for_text(operator.driver, *(f"\n{key}\n{value}\n" for key, value in rows.items()))

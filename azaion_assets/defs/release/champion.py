@@ -113,15 +113,16 @@ def champion_metadata(tree: DataTree, how: str, detail: str, run_id: str) -> dic
     """Where the live pair is and what it is, read from the files themselves, and how it scored
     on its own day's test split against the champion it replaced (numbers only, so they plot)."""
     partition = held_partition(tree.champion) or "none"
+    known = partition not in (UNKNOWN, "none")  # a file without a believable record says so
     meta: dict[str, Any] = {
         "partition": partition,
         "promotion": how,
         "reason": detail,
-        "dataset": MetadataValue.path(str(tree.dataset_dir(partition))),
+        "dataset": MetadataValue.path(str(tree.dataset_dir(partition))) if known else "unknown",
     }
     for label, path in (("pt", tree.champion), ("onnx", tree.champion_onnx)):
-        meta.update(_file(label, path, partition))
-    evaluation = read_evaluation(tree.model_dir(partition)) if partition != UNKNOWN else None
+        meta.update(_file(label, path))
+    evaluation = read_evaluation(tree.model_dir(partition)) if known else None
     if evaluation is not None:
         challenger, before = evaluation["challenger"], evaluation.get("champion")
         meta["test_mAP50-95"] = challenger["map50_95"]
@@ -135,17 +136,23 @@ def champion_metadata(tree: DataTree, how: str, detail: str, run_id: str) -> dic
     return meta
 
 
-def _file(label: str, path: Path, partition: str) -> dict[str, Any]:
+def _file(label: str, path: Path) -> dict[str, Any]:
+    """The file as it is; its sidecar record is believed only if it names these bytes, and then
+    says which day's they are (both files of the pair should name the same)."""
     if not path.is_file():
         return {f"{label}_path": MetadataValue.path(str(path)), f"{label}_sha256": "missing"}
     record = read_record(path) or {}
     digest = sha256(path)
-    vouched = record.get("sha256") == digest and record.get("partition") == partition
+    vouched = record.get("sha256") == digest
     return {
         f"{label}_path": MetadataValue.path(str(path)),
         f"{label}_sha256": digest,
         f"{label}_bytes": path.stat().st_size,
-        f"{label}_record": "matches the file" if vouched else "does not match the file",
+        f"{label}_record": (
+            f"matches the file ({record.get('partition')})"
+            if vouched
+            else "does not match the file"
+        ),
     }
 
 
