@@ -39,17 +39,6 @@ class DayTotals:
     boxes: Counter[int] = field(default_factory=Counter)  # class slot -> boxes
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
 
-    def add(self, partition: str, summary: dict) -> None:
-        self.partitions.append(partition)
-        self.messages += int(summary.get("messages", 0))
-        self.bytes += int(summary.get("bytes", 0))
-        self.quarantined += int(summary.get("quarantined", 0))
-        self.validated += validated_count(summary)
-        self.events.update(summary.get("events", {}))
-        self.roles.update(summary.get("roles", {}))
-        self.boxes.update({int(k): int(v) for k, v in summary.get("boxes", {}).items()})
-        self.quarantine_reasons.update(summary.get("quarantine_reasons", {}))
-
     def boxes_by_mode(self) -> dict[str, int]:
         out: Counter[str] = Counter()
         for slot, count in self.boxes.items():
@@ -69,7 +58,24 @@ def day_bounds(day: date) -> tuple[str, str]:
 
 
 def day_totals(state: IngestState, day: date) -> DayTotals:
-    totals = DayTotals(day)
-    for partition, summary in state.applied_between(*day_bounds(day)):
-        totals.add(partition, summary)
-    return totals
+    """The day's totals, summed by the state's database (as ``validated_count`` counts)."""
+    bounds = day_bounds(day)
+
+    def total(path: str) -> int:
+        return state.total_between(*bounds, path)
+
+    def counts(name: str) -> Counter[str]:
+        return Counter(state.counts_between(*bounds, name))
+
+    return DayTotals(
+        day,
+        partitions=state.applied_between(*bounds),
+        messages=total("$.messages"),
+        bytes=total("$.bytes"),
+        validated=total("$.written.data") + total('$.moved."to data"'),
+        quarantined=total("$.quarantined"),
+        events=counts("events"),
+        roles=counts("roles"),
+        boxes=Counter({int(slot): n for slot, n in counts("boxes").items()}),
+        quarantine_reasons=counts("quarantine_reasons"),
+    )

@@ -112,7 +112,9 @@ CREATE TABLE IF NOT EXISTS partitions (
     summary     TEXT,          -- JSON, once the partition has been applied completely
     applied_at  TEXT
 );
+CREATE INDEX IF NOT EXISTS partitions_applied_at ON partitions (applied_at);
 """
+_APPLIED = "summary IS NOT NULL AND applied_at >= ? AND applied_at < ?"
 _ORIGIN_COLUMNS = {"media": "TEXT", "ticks": "INTEGER", "role": "INTEGER", "created": "TEXT"}
 
 
@@ -215,14 +217,34 @@ class IngestState:
             (partition, first, last, json.dumps(summary), at),
         )
 
-    def applied_between(self, start: str, end: str) -> list[tuple[str, dict]]:
-        """The partitions first applied in ``[start, end)`` (ISO UTC times), with summaries."""
+    def applied_between(self, start: str, end: str) -> list[str]:
+        """The partitions first applied in ``[start, end)`` (ISO UTC times), in stream order."""
         rows = self._db.execute(
-            "SELECT partition, summary FROM partitions WHERE summary IS NOT NULL "
-            "AND applied_at >= ? AND applied_at < ? ORDER BY first",
-            (start, end),
+            f"SELECT partition FROM partitions WHERE {_APPLIED} ORDER BY first", (start, end)
         )
-        return [(partition, json.loads(summary)) for partition, summary in rows]
+        return [row[0] for row in rows]
+
+    def total_between(self, start: str, end: str, path: str) -> int:
+        """The number at JSON ``path`` in the summaries of those partitions, summed.
+
+        The day's totals are asked for after every ingest run, so they are summed in SQLite, on
+        the ``applied_at`` index: about half the time of parsing each summary in Python
+        (``bench/day_totals.py``), whatever the history.
+        """
+        (total,) = self._db.execute(
+            f"SELECT TOTAL(json_extract(summary, ?)) FROM partitions WHERE {_APPLIED}",
+            (path, start, end),
+        ).fetchone()
+        return int(total)
+
+    def counts_between(self, start: str, end: str, field: str) -> dict[str, int]:
+        """One count map of the summaries (``events``, ``roles``, ...), summed by key."""
+        rows = self._db.execute(
+            "SELECT j.key, SUM(j.value) FROM partitions, json_each(partitions.summary, ?) AS j "
+            f"WHERE {_APPLIED} GROUP BY j.key",
+            (f"$.{field}", start, end),
+        )
+        return {str(key): int(total) for key, total in rows}
 
     def totals(self) -> dict[str, int]:
         """Sums over every applied partition, for summaries."""
