@@ -166,8 +166,8 @@ def _print_summary(tree: DataTree, partition: str) -> None:
     print(f"onnx          {tree.champion_onnx}")
     print(f"instance      {os.environ['DAGSTER_HOME']}")
     print(
-        "UI            make dev   (dagster dev on http://127.0.0.1:3000; "
-        f"open Assets > onnx_model, partition {partition})"
+        "UI            make dev   (dagster dev on http://127.0.0.1:3000: Catalog > champion, "
+        f"daily_arrivals {partition}; Automation > retraining_sensor; docs/operator-ui.md)"
     )
 
 

@@ -138,7 +138,8 @@ def test_the_model_step_takes_the_gpu_pool_and_the_sensors_run_by_default():
 def test_sensor_descriptions_are_plain_words_for_the_operator():
     """The UI shows the description: no markup, no function or job names, one or two
     sentences that say what the sensor does and when it requests a run."""
-    for name in ("annotation_stream_sensor", "retraining_sensor", "model_release_sensor"):
+    names = ("annotation_stream_sensor", "retraining_sensor", "model_release_sensor")
+    for name in (*names, "health_sensor"):
         description = defs.resolve_sensor_def(name).description or ""
         assert 40 < len(description) < 260, (name, description)
         assert "`" not in description and "\n" not in description, (name, description)

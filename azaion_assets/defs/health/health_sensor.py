@@ -31,7 +31,7 @@ def build_health_sensor(interval_seconds: int) -> SensorDefinition:
         minimum_interval_seconds=interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description="Checks that annotations keep landing, that each champion is released and "
-        "that models keep being trained; a failed check shows on the asset's page",
+        "that models keep being trained. A failed check shows on the asset's page.",
     )
     def health_sensor(context: SensorEvaluationContext):
         return evaluate(context)

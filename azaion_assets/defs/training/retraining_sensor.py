@@ -137,9 +137,9 @@ def gather_facts(instance: DagsterInstance, today: str) -> Facts:
 
 
 DESCRIPTION = (
-    "Starts a retraining (dataset, model, ONNX export) once enough new validated annotations "
-    "have arrived since the last dataset (RETRAIN_MIN_NEW_VALIDATED). At most once a day, "
-    "never while another training runs."
+    "Starts a retraining (dataset, model, ONNX export, champion) once enough new validated "
+    "annotations have arrived since the last dataset (RETRAIN_MIN_NEW_VALIDATED), at most once a "
+    "day and never beside another training. Its cursor shows the last decision."
 )
 
 
