@@ -43,7 +43,7 @@ def partitions_start(settings: Settings) -> date:
             if folder.is_dir()
             for p in folder.iterdir()
         ]
-        if first := first_applied_at(settings.azaion_root_dir):
+        if first := first_applied_at(tree.root):
             days.append(datetime.fromisoformat(first).astimezone(UTC).date())
     except (OSError, ValueError, sqlite3.Error):
         return today

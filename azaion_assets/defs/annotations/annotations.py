@@ -24,12 +24,11 @@ from dagster import (
     MetadataValue,
     RetryPolicy,
     TableColumn,
-    TableRecord,
     TableSchema,
     asset,
 )
 
-from azaion_assets.defs.annotations.arrivals import arrivals_events, today
+from azaion_assets.defs.annotations.arrivals import arrivals_events, count_table, today
 from azaion_assets.defs.partitions import annotation_batches
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.config_error import ConfigError
@@ -46,7 +45,6 @@ INGEST_TAGS = {"azaion/stage": "ingest"}
 # Validated annotations this partition brought into data/ (new or edited content by a validator,
 # or moved from data-seed/ by a bulk Validate); retraining_sensor sums it.
 VALIDATED = "validated"
-_COUNT_SCHEMA = TableSchema(columns=[TableColumn("what", "string"), TableColumn("count", "int")])
 # Both tables count the messages that decoded; the quarantined ones are in "quarantined" only.
 _EVENTS_SCHEMA = TableSchema(
     columns=[
@@ -120,12 +118,7 @@ def annotations(
     yield MaterializeResult()
     # After this run's partitions, so the day's totals are newer than what they sum (and the
     # UI does not call them unsynced).
-    yield from arrivals_events(tree, [started_on, today()])
-
-
-def _table(counts: dict[str, int], schema: TableSchema = _COUNT_SCHEMA) -> MetadataValue:
-    rows = [TableRecord({"what": k, "count": int(v)}) for k, v in counts.items()]
-    return MetadataValue.table(rows, schema=schema)
+    yield from arrivals_events(tree, names, [started_on, today()])
 
 
 def _metadata(result: IngestResult, names: dict[int, str], counted: bool) -> dict:
@@ -141,9 +134,9 @@ def _metadata(result: IngestResult, names: dict[int, str], counted: bool) -> dic
         "last_offset": s["last_offset"],
         "messages": s["messages"],
         "bytes": s["bytes"],
-        "events": _table(s["events"], _EVENTS_SCHEMA),
-        "roles": _table(s["roles"], _ROLES_SCHEMA),
-        "boxes_by_class": _table(classes),
+        "events": count_table(s["events"], _EVENTS_SCHEMA),
+        "roles": count_table(s["roles"], _ROLES_SCHEMA),
+        "boxes_by_class": count_table(classes),
         "applied": s["applied"],
         VALIDATED: validated_count(s) if counted else 0,
         "already_applied": s["already_applied"],

@@ -29,19 +29,27 @@ from dagster import (
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.dataset.classes import load_classes, slot_names
+from azaion_assets.lib.ingest.apply_events import state_path
 from azaion_assets.lib.ingest.day_totals import DayTotals, day_totals
-from azaion_assets.lib.ingest.ingest_state import IngestState, state_file
+from azaion_assets.lib.ingest.ingest_state import IngestState
 from azaion_assets.lib.text import plural
 
 DAILY_ARRIVALS = AssetKey("daily_arrivals")
 _LISTED = 30  # partitions named one by one; the rest are counted
-_COUNTS = TableSchema(columns=[TableColumn("what", "string"), TableColumn("count", "int")])
+COUNT_SCHEMA = TableSchema(columns=[TableColumn("what", "string"), TableColumn("count", "int")])
+
+
+def count_table(counts: dict[str, int], schema: TableSchema = COUNT_SCHEMA) -> MetadataValue:
+    """A what/count table, as both annotation assets show their counts."""
+    rows = [TableRecord({"what": k, "count": int(v)}) for k, v in counts.items()]
+    return MetadataValue.table(rows, schema=schema)
 
 
 def daily_arrivals(context: AssetExecutionContext, settings: AzaionSettingsResource):
     tree = settings.tree()
     day = date.fromisoformat(context.partition_key)
-    return MaterializeResult(metadata=arrivals_metadata(tree, day))
+    names = slot_names(load_classes(tree.classes_file))
+    return MaterializeResult(metadata=days_metadata(tree, names, [day])[day])
 
 
 def build_daily_arrivals(days: DailyPartitionsDefinition) -> AssetsDefinition:
@@ -58,14 +66,22 @@ def build_daily_arrivals(days: DailyPartitionsDefinition) -> AssetsDefinition:
     )(daily_arrivals)
 
 
-def arrivals_events(tree: DataTree, days: Iterable[date]) -> list[AssetMaterialization]:
-    """Materialisations of ``days`` as the ingest state has them now (an ingest run logs
-    today's, and the day it started on if that was yesterday)."""
+def days_metadata(
+    tree: DataTree, names: dict[int, str], days: Iterable[date]
+) -> dict[date, dict[str, Any]]:
+    """Each day's metadata as the ingest state has it now, the state opened once."""
+    with IngestState(state_path(tree)) as state:
+        return {day: arrivals_metadata(day_totals(state, day), names) for day in sorted(set(days))}
+
+
+def arrivals_events(
+    tree: DataTree, names: dict[int, str], days: Iterable[date]
+) -> list[AssetMaterialization]:
+    """Materialisations of ``days`` (an ingest run logs today's, and the day it started on if
+    that was yesterday)."""
     return [
-        AssetMaterialization(
-            DAILY_ARRIVALS, partition=day.isoformat(), metadata=arrivals_metadata(tree, day)
-        )
-        for day in sorted(set(days))
+        AssetMaterialization(DAILY_ARRIVALS, partition=day.isoformat(), metadata=metadata)
+        for day, metadata in days_metadata(tree, names, days).items()
     ]
 
 
@@ -73,10 +89,7 @@ def today() -> date:
     return datetime.now(UTC).date()
 
 
-def arrivals_metadata(tree: DataTree, day: date) -> dict[str, Any]:
-    with IngestState(state_file(tree.root)) as state:
-        totals = day_totals(state, day)
-    names = slot_names(load_classes(tree.classes_file))
+def arrivals_metadata(totals: DayTotals, names: dict[int, str]) -> dict[str, Any]:
     classes = {names.get(slot, f"Class-{slot}"): n for slot, n in sorted(totals.boxes.items())}
     return {
         "summary": MetadataValue.md(_summary(totals)),
@@ -85,18 +98,13 @@ def arrivals_metadata(tree: DataTree, day: date) -> dict[str, Any]:
         "quarantined": totals.quarantined,
         "boxes": sum(totals.boxes.values()),
         "annotation_partitions": len(totals.partitions),
-        "events": _table(totals.events),
-        "roles": _table(totals.roles),
-        "boxes_by_class": _table(classes),
-        "boxes_by_weather_mode": _table(totals.boxes_by_mode()),
-        "quarantine_reasons": _table(totals.quarantine_reasons),
+        "events": count_table(totals.events),
+        "roles": count_table(totals.roles),
+        "boxes_by_class": count_table(classes),
+        "boxes_by_weather_mode": count_table(totals.boxes_by_mode()),
+        "quarantine_reasons": count_table(totals.quarantine_reasons),
         "partitions": MetadataValue.md(_partitions(totals.partitions)),
     }
-
-
-def _table(counts: dict[str, int]) -> MetadataValue:
-    rows = [TableRecord({"what": k, "count": int(v)}) for k, v in counts.items()]
-    return MetadataValue.table(rows, schema=_COUNTS)
 
 
 def _summary(t: DayTotals) -> str:

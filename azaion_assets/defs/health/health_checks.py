@@ -19,12 +19,13 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetKey,
-    AssetRecordsFilter,
     DagsterInstance,
     EventLogRecord,
     asset_check,
 )
 
+from azaion_assets.defs.release.champion import CHAMPION, promoted_partition
+from azaion_assets.defs.release.model_release_sensor import released_after
 from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.fields import Scope
 from azaion_assets.lib.config.settings import Settings
@@ -34,9 +35,7 @@ from azaion_assets.lib.stream.offsets import OffsetRange
 from azaion_assets.lib.stream.stream_connection import StreamError, StreamTarget
 from azaion_assets.lib.text import plural
 
-ANNOTATIONS, MODEL, CHAMPION, RELEASE = (
-    AssetKey(k) for k in ("annotations", "model", "champion", "model_release")
-)
+ANNOTATIONS, MODEL = AssetKey("annotations"), AssetKey("model")
 
 
 @dataclass(frozen=True)
@@ -86,16 +85,8 @@ def champion_health(instance: DagsterInstance, s: Settings, now: float) -> Healt
     age, record = _age(instance, CHAMPION, now)
     if record is None:
         return Health(True, "no champion yet")
-    materialization = record.asset_materialization
-    entry = materialization.metadata.get("partition") if materialization else None
-    partition = str(entry.value) if entry is not None else "?"
-    released = instance.fetch_materializations(
-        AssetRecordsFilter(
-            RELEASE, asset_partitions=[partition], after_storage_id=record.storage_id
-        ),
-        limit=1,
-    ).records
-    if released:
+    partition = promoted_partition(record) or "?"
+    if released_after(instance, partition, record.storage_id):
         return Health(True, f"champion {partition} is released")
     overdue = s.health_release_overdue_minutes * 60
     if age is not None and age < overdue:

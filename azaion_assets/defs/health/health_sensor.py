@@ -43,7 +43,7 @@ def evaluate(context: SensorEvaluationContext) -> SensorResult | SkipReason:
     try:
         settings = load_settings(scopes=())
     except ConfigError as exc:
-        return SkipReason(f"configuration: {exc}")
+        return SkipReason(f"settings to fix: {exc.summary()}")
     before = json.loads(context.cursor) if context.cursor else {}
     now, events = {}, []
     for key, judge in CHECKS.items():

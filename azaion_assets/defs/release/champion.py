@@ -22,6 +22,7 @@ from dagster import (
     AssetKey,
     AssetSelection,
     Config,
+    EventLogRecord,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -37,12 +38,7 @@ from azaion_assets.lib.evaluation.champion_gate import (
     promote,
     read_evaluation,
 )
-from azaion_assets.lib.release.champion_files import (
-    UNKNOWN,
-    held_partition,
-    read_record,
-    sha256,
-)
+from azaion_assets.lib.release.champion_files import UNKNOWN, Held, held_file
 
 CHAMPION = AssetKey("champion")
 PROMOTE_JOB = "promote_model"
@@ -91,11 +87,18 @@ def champion(
             return
     else:
         how, detail = "recorded as found", "the live files, recorded on request"
-        if held_partition(tree.champion) is None:
+        if not tree.champion.is_file():
             raise Failure(f"no champion yet: {tree.champion} is missing", allow_retries=False)
     metadata = champion_metadata(tree, how, detail, context.run.run_id)
     context.log.info(f"champion: {metadata['partition']} ({how})")
     yield MaterializeResult(metadata=metadata)
+
+
+def promoted_partition(record: EventLogRecord) -> str | None:
+    """The partition a materialisation of ``champion`` names (None: an event naming none)."""
+    materialization = record.asset_materialization
+    entry = materialization.metadata.get("partition") if materialization else None
+    return str(entry.value) if entry is not None else None
 
 
 def _promote(
@@ -105,14 +108,17 @@ def _promote(
         published = promote(tree, partition, extra, **kwargs)
     except NotPromotable as exc:
         raise Failure(str(exc), allow_retries=False) from None
-    context.log.info(f"{partition}: {published.reason}")  # refused: the champion changed
+    context.log.info(f"{partition}: {published.reason}")  # or why not: the champion changed
     return published.published
 
 
 def champion_metadata(tree: DataTree, how: str, detail: str, run_id: str) -> dict[str, Any]:
-    """Where the live pair is and what it is, read from the files themselves, and how it scored
-    on its own day's test split against the champion it replaced (numbers only, so they plot)."""
-    partition = held_partition(tree.champion) or "none"
+    """Where the live pair is and what it is, read from the files themselves (each hashed
+    once), and how it scored on its own day's test split against the champion it replaced
+    (numbers only, so they plot)."""
+    files = {"pt": tree.champion, "onnx": tree.champion_onnx}
+    held = {label: held_file(path) for label, path in files.items()}
+    partition = held["pt"].partition if held["pt"] is not None else "none"
     known = partition not in (UNKNOWN, "none")  # a file without a believable record says so
     meta: dict[str, Any] = {
         "partition": partition,
@@ -120,8 +126,8 @@ def champion_metadata(tree: DataTree, how: str, detail: str, run_id: str) -> dic
         "reason": detail,
         "dataset": MetadataValue.path(str(tree.dataset_dir(partition))) if known else "unknown",
     }
-    for label, path in (("pt", tree.champion), ("onnx", tree.champion_onnx)):
-        meta.update(_file(label, path))
+    for label, path in files.items():
+        meta.update(_file(label, path, held[label]))
     evaluation = read_evaluation(tree.model_dir(partition)) if known else None
     if evaluation is not None:
         challenger, before = evaluation["challenger"], evaluation.get("champion")
@@ -136,22 +142,18 @@ def champion_metadata(tree: DataTree, how: str, detail: str, run_id: str) -> dic
     return meta
 
 
-def _file(label: str, path: Path) -> dict[str, Any]:
+def _file(label: str, path: Path, held: Held | None) -> dict[str, Any]:
     """The file as it is; its sidecar record is believed only if it names these bytes, and then
     says which day's they are (both files of the pair should name the same)."""
-    if not path.is_file():
+    if held is None:
         return {f"{label}_path": MetadataValue.path(str(path)), f"{label}_sha256": "missing"}
-    record = read_record(path) or {}
-    digest = sha256(path)
-    vouched = record.get("sha256") == digest
+    vouched = held.partition != UNKNOWN
     return {
         f"{label}_path": MetadataValue.path(str(path)),
-        f"{label}_sha256": digest,
+        f"{label}_sha256": held.sha256,
         f"{label}_bytes": path.stat().st_size,
         f"{label}_record": (
-            f"matches the file ({record.get('partition')})"
-            if vouched
-            else "does not match the file"
+            f"matches the file ({held.partition})" if vouched else "does not match the file"
         ),
     }
 

@@ -36,7 +36,6 @@ def side_by_side(verdict: Verdict) -> MetadataValue:
 
 
 def gate_metadata(verdict: Verdict) -> dict[str, Any]:
-    champion = verdict.champion
     """Numbers only where a trend across days means something (both models' mAP on the same
     test split, the split's size): the UI plots every numeric entry, so a missing champion
     leaves its entries out rather than writing text, and the rules go in one JSON block."""

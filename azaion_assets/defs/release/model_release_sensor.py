@@ -36,7 +36,7 @@ from dagster import (
     sensor,
 )
 
-from azaion_assets.defs.release.champion import CHAMPION
+from azaion_assets.defs.release.champion import CHAMPION, promoted_partition
 from azaion_assets.defs.release.model_release import FAILURE_TAG, PERMANENT, RELEASE_JOB
 from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.fields import Scope
@@ -87,11 +87,9 @@ def evaluate(context: SensorEvaluationContext) -> RunRequest | SkipReason:
     if not records:
         return SkipReason("no champion yet")
     newest = records[0]
-    materialization = newest.asset_materialization
-    entry = materialization.metadata.get("partition") if materialization else None
-    if entry is None:
+    partition = promoted_partition(newest)
+    if partition is None:
         return SkipReason("newest champion event names no partition: nothing to release")
-    partition = str(entry.value)
     try:
         settings = load_settings(scopes=[Scope.RELEASE])
     except ConfigError as exc:
@@ -110,15 +108,21 @@ def evaluate(context: SensorEvaluationContext) -> RunRequest | SkipReason:
     return _retry(instance, partition, newest.storage_id, settings.release_retry_minutes)
 
 
+def released_after(instance: DagsterInstance, partition: str, promoted_at: int) -> bool:
+    """Whether ``partition`` has a release materialised after its promotion event."""
+    return bool(
+        instance.fetch_materializations(
+            AssetRecordsFilter(RELEASE, asset_partitions=[partition], after_storage_id=promoted_at),
+            limit=1,
+        ).records
+    )
+
+
 def _retry(
     instance: DagsterInstance, partition: str, promoted_at: int, retry_minutes: float
 ) -> RunRequest | SkipReason:
     """After the request for this promotion: done, under way, or failed and due again."""
-    released = instance.fetch_materializations(
-        AssetRecordsFilter(RELEASE, asset_partitions=[partition], after_storage_id=promoted_at),
-        limit=1,
-    ).records
-    if released:
+    if released_after(instance, partition, promoted_at):
         return SkipReason(f"champion {partition} is released")
     runs = instance.get_run_records(
         RunsFilter(job_name=RELEASE_JOB, tags={"dagster/partition": partition}), limit=1

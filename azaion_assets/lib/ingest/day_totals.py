@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from azaion_assets.lib.dataset.classes import MODE_OFFSETS
+from azaion_assets.lib.dataset.classes import MAX_BASE_ID, MODE_OFFSETS
 from azaion_assets.lib.ingest.ingest_state import IngestState
 
 _MODES = sorted(MODE_OFFSETS.items(), key=lambda item: item[1])
@@ -20,7 +20,7 @@ _MODES = sorted(MODE_OFFSETS.items(), key=lambda item: item[1])
 def weather_mode(slot: int) -> str:
     """The weather mode of a training slot (``Id``, ``Id + 20``, ``Id + 40``); slots past the
     modes are ``other``."""
-    mode = slot // 20
+    mode = slot // MAX_BASE_ID  # the modes sit MAX_BASE_ID slots apart
     return _MODES[mode][0] if mode < len(_MODES) else "other"
 
 

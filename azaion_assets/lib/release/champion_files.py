@@ -53,15 +53,30 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def held_partition(target: Path) -> str | None:
-    """The partition ``target`` holds: None if there is no file, ``UNKNOWN`` if its record is
-    missing or belongs to other bytes (an older deployment's file, or a torn publish)."""
+@dataclass(frozen=True)
+class Held:
+    """A published file as it is: its sha256, and the partition its record vouches for."""
+
+    partition: str  # ``UNKNOWN``: the record is missing or belongs to other bytes
+    sha256: str
+
+
+def held_file(target: Path) -> Held | None:
+    """``target`` hashed once, with what its record says of those bytes; None if no file."""
     if not target.is_file():
         return None
     record = read_record(target)
-    if record is None or record.get("sha256") != sha256(target):
-        return UNKNOWN
-    return str(record["partition"])
+    digest = sha256(target)
+    if record is None or record.get("sha256") != digest:
+        return Held(UNKNOWN, digest)
+    return Held(str(record["partition"]), digest)
+
+
+def held_partition(target: Path) -> str | None:
+    """The partition ``target`` holds: None if there is no file, ``UNKNOWN`` if its record is
+    missing or belongs to other bytes (an older deployment's file, or a torn publish)."""
+    held = held_file(target)
+    return held.partition if held is not None else None
 
 
 def _refusal(held: str | None, partition: str, expected: str | None) -> str | None:
