@@ -40,6 +40,7 @@ CONFIG_PREFIXES = (  # every settings variable starts with one of these
     "K8S_",
     "DAILY_",
     "HEALTH_",
+    "MONITOR_",
 )
 
 # Tests that start a broker, a daemon or a code server, or train or export a model, are slow and

@@ -35,10 +35,14 @@ class TinyDetector:
     slot_names: dict[int, str]
 
 
-def tiny_detector(tmp_path_factory: pytest.TempPathFactory, runtime_dir: Path) -> TinyDetector:
-    base = tmp_path_factory.getbasetemp() / "tiny-detector"
+def tiny_detector(
+    tmp_path_factory: pytest.TempPathFactory, runtime_dir: Path, images: int = 48
+) -> TinyDetector:
+    """``images``: how many synthetic (summer) images it learns from, seed 5; 100 make a
+    detector good enough to lose measurably on other scenes (the champion monitor's tests)."""
+    base = tmp_path_factory.getbasetemp() / f"tiny-detector-{images}"
     if not (base / "done.json").is_file():
-        _build(base, runtime_dir)
+        _build(base, runtime_dir, images)
     done = json.loads((base / "done.json").read_text())
     return TinyDetector(
         pt=Path(done["pt"]),
@@ -49,7 +53,7 @@ def tiny_detector(tmp_path_factory: pytest.TempPathFactory, runtime_dir: Path) -
     )
 
 
-def _build(base: Path, runtime_dir: Path) -> None:
+def _build(base: Path, runtime_dir: Path, count: int) -> None:
     from azaion_assets.lib.config.datatree import DataTree
     from azaion_assets.lib.config.settings import Settings
     from azaion_assets.lib.dataset.classes import load_classes, slot_names
@@ -65,7 +69,7 @@ def _build(base: Path, runtime_dir: Path) -> None:
     from ultralytics import YOLO
 
     tree = DataTree.from_settings(Settings(azaion_root_dir=base / "azaion")).ensure()
-    write_samples(tree.data, 48, seed=5)
+    write_samples(tree.data, count, seed=5)
     names = slot_names(load_classes(tree.classes_file))
     report = form_dataset(tree, PARTITION, (70, 20, 10), names)
     # Straight to Ultralytics (core.training cannot skip warmup and validation): without them

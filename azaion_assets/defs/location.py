@@ -23,6 +23,8 @@ from azaion_assets.defs.annotations.arrivals import build_daily_arrivals
 from azaion_assets.defs.annotations.ingest_job import ingest_job
 from azaion_assets.defs.health.health_checks import build_health_checks
 from azaion_assets.defs.health.health_sensor import build_health_sensor
+from azaion_assets.defs.monitor.champion_monitor import champion_monitor, champion_monitor_job
+from azaion_assets.defs.monitor.champion_monitor_sensor import build_champion_monitor_sensor
 from azaion_assets.defs.partitions import daily_partitions, partitions_start
 from azaion_assets.defs.release.champion import champion, promote_model
 from azaion_assets.defs.release.model_release import build_model_release, model_release_job
@@ -62,6 +64,7 @@ def graph(start: date) -> tuple[list[AssetsDefinition], list[AssetChecksDefiniti
         build_model(days),
         build_onnx_model(days),
         champion,
+        champion_monitor,
         build_model_release(days),
     ]
     checks = [
@@ -79,12 +82,19 @@ def build_definitions() -> Definitions:
     return Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[ingest_job, build_retraining_job(settings), promote_model, model_release_job],
+        jobs=[
+            ingest_job,
+            build_retraining_job(settings),
+            promote_model,
+            model_release_job,
+            champion_monitor_job,
+        ],
         sensors=[
             build_annotation_stream_sensor(settings.stream_sensor_interval_seconds),
             build_retraining_sensor(settings.retrain_sensor_interval_seconds),
             build_model_release_sensor(settings.release_sensor_interval_seconds),
             build_health_sensor(settings.health_sensor_interval_seconds),
+            build_champion_monitor_sensor(settings.monitor_sensor_interval_seconds),
         ],
         resources={"settings": resource, "azaion_api": AzaionApiResource(settings=resource)},
     )

@@ -13,6 +13,9 @@
    is encrypted and split between a local Azaion API stand-in and a local S3 server, and the demo
    fetches it back as an edge device would and checks it is byte-identical. Never the configured
    API: the demo's toy model must not reach the edge fleet.
+6. A second batch arrives, frames of new videos shot in winter (the champion only saw summer):
+   ``champion_monitor_sensor`` has ``champion_monitor`` score the champion on them, and the demo
+   prints its figures beside the champion's test score, and what ``retraining_sensor`` decided.
 
 The broker and the release stand-ins are ``demo_services``; starting the daemon, launching a job
 and waiting on the instance are ``instance_runs``, which the tests and benchmarks share.
@@ -30,7 +33,10 @@ from azaion_assets.dev.demo_services import broker_for, release_services_for, ve
 from azaion_assets.dev.instance_runs import (
     daemon,
     dataset_formed,
+    last_decision,
+    latest_metadata,
     launch_retraining,
+    monitor_run,
     prime_instance,
     run_status,
     sensor_run,
@@ -79,6 +85,8 @@ def run_demo(settings: Settings, count: int, seed: int, partition: str) -> int:
         env.setdefault("RELEASE_SENSOR_INTERVAL_SECONDS", "5")
         env.setdefault("STREAM_BATCH_MESSAGES", str(max(10, count // 3)))
         env.setdefault("RETRAIN_SENSOR_INTERVAL_SECONDS", "5")
+        env.setdefault("MONITOR_SENSOR_INTERVAL_SECONDS", "5")
+        env.setdefault("MONITOR_MIN_NEW_VALIDATED", str(_second_batch(count)))
         tail, validated = publish_demo_set(target, count, seed)
         # Retrain once everything this demo published has landed.
         env.setdefault("RETRAIN_MIN_NEW_VALIDATED", str(validated))
@@ -107,7 +115,10 @@ def run_demo(settings: Settings, count: int, seed: int, partition: str) -> int:
             if not _is_champion(settings, partition):
                 print(f"{partition} was not promoted, so there is no new release")
                 return 0
-            return _release(settings, env, partition)
+            released = _release(settings, env, partition)
+            if released != 0:
+                return released
+            return _monitor(target, count, seed)
 
 
 def _is_champion(settings: Settings, partition: str) -> bool:
@@ -139,4 +150,36 @@ def _release(settings: Settings, env: dict[str, str], partition: str) -> int:
         print(f"edge fetch  {entry['name']}: byte-identical to models/{entry['name']}: {same}")
         if not same:
             return 1
+    return 0
+
+
+def _second_batch(count: int) -> int:
+    return max(8, count // 2)
+
+
+def _monitor(target: StreamTarget, count: int, seed: int) -> int:
+    """Publish winter frames of new videos, then show the champion's score on them."""
+    from azaion_assets.defs.monitor.champion_monitor_sensor import SENSOR as MONITOR_SENSOR
+
+    validator = messages.Author(Role.VALIDATOR, "validator@azaion.local")
+    size = _second_batch(count)
+    batch = list(messages.synthetic(size, validator, seed + 7, "winter", 4, scene="winter"))
+    asyncio.run(publish(target, batch))
+    tail = asyncio.run(probe_tail(target))
+    assert tail is not None
+    print(f"second batch: {size} winter frames of 4 new videos published; tail offset {tail}")
+    wait_for_ingest(tail, timeout=600)
+    print("waiting for champion_monitor_sensor to score the champion on them ...")
+    run_id = wait_for("champion_monitor_sensor's request", lambda: monitor_run(MONITOR_SENSOR), 300)
+    status = wait_for(f"run {run_id}", lambda: run_status(run_id), 600, every=3)
+    print(f"champion_monitor run {run_id}: {status}")
+    if status != "SUCCESS":
+        return 1
+    figures = latest_metadata("champion_monitor")
+    print(
+        f"champion {figures['champion']} on new data: mAP50-95 {figures['new_data_mAP50-95']} "
+        f"over {figures['new_images']} images of {figures['new_videos']} videos; on its own "
+        f"test split: {figures['champion_test_mAP50-95']}"
+    )
+    print(f"retraining_sensor: {last_decision('retraining_sensor')}")
     return 0

@@ -141,3 +141,44 @@ def run_status(run_id: str) -> str | None:
         run = instance.get_run_by_id(run_id)
         status = run.status.value if run else "missing"
         return status if status in FINISHED else None
+
+
+def monitor_run(sensor: str) -> str | None:
+    """The newest run the champion monitor's sensor requested, if any."""
+    from dagster import DagsterInstance, RunsFilter
+
+    with DagsterInstance.get() as instance:
+        runs = instance.get_runs(RunsFilter(tags={"dagster/sensor_name": sensor}), limit=1)
+        return runs[0].run_id if runs else None
+
+
+def latest_metadata(asset: str) -> dict:
+    """The metadata of the asset's latest materialisation, as plain values."""
+    from dagster import AssetKey, DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        event = instance.get_latest_materialization_event(AssetKey(asset))
+        found = event.asset_materialization if event else None
+        return {k: getattr(v, "value", v) for k, v in (found.metadata if found else {}).items()}
+
+
+def last_decision(sensor: str) -> str:
+    """What a sensor last decided: its newest tick's skip reason, or the run it requested."""
+    from dagster import DagsterInstance
+    from dagster._core.scheduler.instigation import InstigatorType
+
+    with DagsterInstance.get() as instance:
+        states = [
+            s
+            for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+            if s.name == sensor
+        ]
+        if not states:
+            return "no tick yet"
+        ticks = instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id, limit=1)
+        if not ticks:
+            return "no tick yet"
+        tick = ticks[0]
+        if tick.skip_reason:
+            return tick.skip_reason
+        return f"{tick.status.value}: runs {', '.join(tick.run_ids) or 'none'}"

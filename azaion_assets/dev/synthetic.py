@@ -38,11 +38,16 @@ class Sample:
     boxes: list[Box]
 
 
+SCENES = {"summer": (60, 120), "winter": (185, 235)}  # the ground's brightness range
+
+
 def render(
-    rng: random.Random, width: int, height: int, max_objects: int = 3
+    rng: random.Random, width: int, height: int, max_objects: int = 3, scene: str = "summer"
 ) -> tuple[bytes, list[Box]]:
-    """One JPEG image and its normalised YOLO boxes."""
-    ground = tuple(rng.randint(60, 120) for _ in range(3))
+    """One JPEG image and its normalised YOLO boxes. ``scene``: the ground, dark fields or
+    snow: a detector that only saw one does worse on the other (the monitor's demo and tests)."""
+    low, high = SCENES[scene]
+    ground = tuple(rng.randint(low, high) for _ in range(3))
     img = Image.new("RGB", (width, height), ground)  # type: ignore[arg-type]
     draw = ImageDraw.Draw(img)
     for _ in range(rng.randint(20, 40)):  # texture: fields and tracks, not objects
@@ -68,12 +73,17 @@ def render(
 
 
 def samples(
-    count: int, seed: int = 0, width: int = 160, height: int = 128, prefix: str = "synthetic"
+    count: int,
+    seed: int = 0,
+    width: int = 160,
+    height: int = 128,
+    prefix: str = "synthetic",
+    scene: str = "summer",
 ):
     """Yield ``count`` deterministic samples."""
     rng = random.Random(seed)
     for i in range(count):
-        image, boxes = render(rng, width, height)
+        image, boxes = render(rng, width, height, scene=scene)
         yield Sample(name=f"{prefix}_{seed:04d}_{i:06d}", image=image, boxes=boxes)
 
 

@@ -16,10 +16,10 @@ daily_partitions = defs.resolve_assets_def("dataset").partitions_def
 def test_definitions_load_with_the_final_asset_keys_and_lineage():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"annotations", *DATED, "champion"}
+    assert keys == {"annotations", *DATED, "champion", "champion_monitor"}
     parents = {
         k: {p.to_user_string() for p in graph.get(AssetKey(k)).parent_keys}
-        for k in (*DATED, "champion")
+        for k in (*DATED, "champion", "champion_monitor")
     }
     assert parents == {
         "daily_arrivals": {"annotations"},
@@ -27,6 +27,7 @@ def test_definitions_load_with_the_final_asset_keys_and_lineage():
         "model": {"dataset"},
         "onnx_model": {"model"},
         "champion": {"onnx_model"},
+        "champion_monitor": {"champion"},
         "model_release": {"onnx_model", "champion"},
     }
     champion = graph.get(AssetKey("champion"))
@@ -125,7 +126,7 @@ def test_an_invalid_launcher_setting_loads_the_location_without_the_kubernetes_t
 def test_the_model_step_takes_the_gpu_pool_and_the_sensors_run_by_default():
     assert defs.resolve_assets_def("model").op.pool == "gpu"
     names = ("annotation_stream_sensor", "retraining_sensor", "model_release_sensor")
-    for name in (*names, "health_sensor"):
+    for name in (*names, "health_sensor", "champion_monitor_sensor"):
         sensor = defs.resolve_sensor_def(name)
         assert sensor.default_status.value == "RUNNING"
     assert defs.resolve_sensor_def("retraining_sensor").job_name == "retraining_job"
@@ -139,7 +140,7 @@ def test_sensor_descriptions_are_plain_words_for_the_operator():
     """The UI shows the description: no markup, no function or job names, one or two
     sentences that say what the sensor does and when it requests a run."""
     names = ("annotation_stream_sensor", "retraining_sensor", "model_release_sensor")
-    for name in (*names, "health_sensor"):
+    for name in (*names, "health_sensor", "champion_monitor_sensor"):
         description = defs.resolve_sensor_def(name).description or ""
         assert 40 < len(description) < 260, (name, description)
         assert "`" not in description and "\n" not in description, (name, description)

@@ -108,5 +108,5 @@ def test_the_wheel_imports_without_extras(tmp_path):
         env={**os.environ, "AZAION_ROOT_DIR": str(tmp_path / "azaion")},
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().splitlines()[-2:] == ["7", "2"]  # seven assets; exit code 2
+    assert out.stdout.strip().splitlines()[-2:] == ["8", "2"]  # eight assets; exit code 2
     assert "the dev stand-ins are not installed (azaion_assets.dev)" in out.stderr

@@ -43,8 +43,12 @@ from azaion_assets.lib.text import plural
 
 INGEST_TAGS = {"azaion/stage": "ingest"}
 # Validated annotations this partition brought into data/ (new or edited content by a validator,
-# or moved from data-seed/ by a bulk Validate); retraining_sensor sums it.
+# or moved from data-seed/ by a bulk Validate), as events; daily_arrivals sums them.
 VALIDATED = "validated"
+# The same as distinct names, and the names this partition took out of data/ (deleted, or back
+# to data-seed/): what the sensors count as changed since a dataset, replayed in order.
+VALIDATED_NAMES = "validated_names"
+LEFT_DATA_NAMES = "left_data_names"
 # Both tables count the messages that decoded; the quarantined ones are in "quarantined" only.
 _EVENTS_SCHEMA = TableSchema(
     columns=[
@@ -121,6 +125,19 @@ def annotations(
     yield from arrivals_events(tree, names, [started_on, today()])
 
 
+def _names(summary: dict, counted: bool) -> dict:
+    """The names entries; none for a summary stored before they were kept (the sensors then
+    count its ``validated`` events instead)."""
+    if "into_data" not in summary:
+        return {}
+    into, out = (summary["into_data"], summary["out_of_data"]) if counted else ([], [])
+    return {
+        VALIDATED_NAMES: MetadataValue.json(into),
+        LEFT_DATA_NAMES: MetadataValue.json(out),
+        "unchanged_resends": summary.get("unchanged", 0),
+    }
+
+
 def _metadata(result: IngestResult, names: dict[int, str], counted: bool) -> dict:
     """``counted``: the validated annotations count for the retraining policy, unless an
     earlier materialisation of this partition counted them (a re-run applies nothing new)."""
@@ -139,6 +156,7 @@ def _metadata(result: IngestResult, names: dict[int, str], counted: bool) -> dic
         "boxes_by_class": count_table(classes),
         "applied": s["applied"],
         VALIDATED: validated_count(s) if counted else 0,
+        **_names(s, counted),
         "already_applied": s["already_applied"],
         "written": MetadataValue.json(s["written"]),
         "moved": MetadataValue.json(s["moved"]),

@@ -1,17 +1,18 @@
-"""``retraining_sensor``: request ``retraining_job`` for today once enough new validated data
-has landed.
+"""``retraining_sensor``: request ``retraining_job`` for today once enough annotations changed
+since the last dataset, or the champion scores too far below its test score on them.
 
 Each tick gathers facts from the Dagster instance only (runs, and the materialisations of
-``annotations`` and ``dataset`` with their metadata), never from the data tree, so it is cheap and
-works on a daemon that does not mount the data. The policy itself is ``retrain_policy.decide``;
-when it says no, the tick is skipped with its reason, which is what the UI shows under the
-sensor's ticks: why retraining has not started yet. Every tick reads the facts afresh; the cursor
-holds only the last decision and when it was made, because the sensor's page shows the cursor
-as it is, while a skip reason shows only in its tick's dialog.
+``annotations``, ``dataset``, ``champion`` and ``champion_monitor`` with their metadata), never
+from the data tree, so it is cheap and works on a daemon that does not mount the data. The
+policy itself is ``retrain_policy.decide``; when it says no, the tick is skipped with its
+reason, which names both rules and their figures: what the UI shows under the sensor's ticks.
+The cursor holds only the last decision and when it was made, because the sensor's page shows
+the cursor as it is, while a skip reason shows only in its tick's dialog.
 """
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from dagster import (
     AssetKey,
@@ -27,7 +28,15 @@ from dagster import (
     sensor,
 )
 
-from azaion_assets.defs.annotations.annotations import VALIDATED
+from azaion_assets.defs.annotations.changed_annotations import changed_since, cutoff_of
+from azaion_assets.defs.monitor.champion_monitor import (
+    CHAMPION_ENTRY,
+    MONITOR,
+    NEW_IMAGES,
+    NEW_SCORE,
+    TEST_SCORE,
+)
+from azaion_assets.defs.release.champion import CHAMPION, promoted_partition
 from azaion_assets.defs.training.model import GPU_POOL
 from azaion_assets.defs.training.retraining_job import RETRAINING_JOB
 from azaion_assets.lib.config.config_error import ConfigError
@@ -38,8 +47,12 @@ from azaion_assets.lib.training.retrain_policy import (
     TRAIN_STAGE,
     TRIGGER_TAG,
     Facts,
+    Rules,
+    Watch,
     decide,
 )
+
+RULE_TAG = "azaion/retrain_rule"
 
 ACTIVE = [
     DagsterRunStatus.QUEUED,
@@ -48,7 +61,6 @@ ACTIVE = [
     DagsterRunStatus.STARTED,
     DagsterRunStatus.CANCELING,
 ]
-_PAGE = 1000
 SENSOR = "retraining_sensor"
 
 
@@ -89,57 +101,66 @@ def dataset_today(instance: DagsterInstance, today: str) -> str | None:
     return f"formed at {at} by run {record.run_id[:8]}"
 
 
-def _dataset_cutoff(instance: DagsterInstance, record) -> dict:
-    """Annotations count as new from the start of the run that formed the newest dataset:
-    those applied while it was forming may be missing from it, so they count again (retraining
-    a little early beats never counting them)."""
-    run = instance.get_run_record_by_id(record.run_id) if record.run_id else None
-    if run is not None and run.start_time is not None:
-        return {"after_timestamp": run.start_time}
-    return {"after_storage_id": record.storage_id}
-
-
-def new_since_last_dataset(instance: DagsterInstance) -> tuple[str | None, int, int]:
-    """(newest dataset partition, validated annotations and partitions materialised since)."""
+def newest_dataset(instance: DagsterInstance) -> tuple[str | None, dict]:
+    """The newest dataset's partition, and the cutoff after which annotations are new to it."""
     latest = instance.fetch_materializations(AssetKey("dataset"), limit=1).records
-    cutoff = _dataset_cutoff(instance, latest[0]) if latest else {}
-    validated = partitions = 0
-    cursor = None
-    while True:
-        page = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey("annotations"), **cutoff),
-            limit=_PAGE,
-            cursor=cursor,
-            ascending=True,
-        )
-        for record in page.records:
-            materialization = record.asset_materialization
-            value = materialization.metadata.get(VALIDATED) if materialization else None
-            validated += int(getattr(value, "value", 0) or 0)
-            partitions += 1
-        if not page.has_more:
-            break
-        cursor = page.cursor
-    return (latest[0].partition_key if latest else None), validated, partitions
+    if not latest:
+        return None, {}
+    return latest[0].partition_key, cutoff_of(instance, latest[0])
+
+
+def current_champion(instance: DagsterInstance) -> str | None:
+    latest = instance.fetch_materializations(CHAMPION, limit=1).records
+    return promoted_partition(latest[0]) if latest else None
+
+
+def latest_watch(instance: DagsterInstance, champion: str | None, cutoff: dict) -> Watch | None:
+    """The champion's latest score on new data; stale when it scored another champion, or
+    before the newest dataset was formed (that data has had its retraining since)."""
+    latest = instance.fetch_materializations(MONITOR, limit=1).records
+    if not latest or latest[0].asset_materialization is None:
+        return None
+    record = latest[0]
+    meta = record.asset_materialization.metadata  # type: ignore[union-attr]
+
+    def value(key: str) -> Any:
+        entry = meta.get(key)
+        return entry.value if entry is not None else None
+
+    scored = str(value(CHAMPION_ENTRY))
+    stale = None
+    if scored != champion:
+        stale = f"it scored champion {scored}, the champion is {champion}"
+    elif record.timestamp < cutoff.get("after_timestamp", 0) or record.storage_id < cutoff.get(
+        "after_storage_id", 0
+    ):
+        stale = "scored before the newest dataset formed"
+    return Watch(
+        scored, float(value(NEW_SCORE)), float(value(TEST_SCORE)), int(value(NEW_IMAGES)), stale
+    )
 
 
 def gather_facts(instance: DagsterInstance, today: str) -> Facts:
-    last, validated, partitions = new_since_last_dataset(instance)
+    last, cutoff = newest_dataset(instance)
+    changed = changed_since(instance, cutoff)
+    champion = current_champion(instance)
     return Facts(
         today=today,
         active_training=active_training(instance),
         dataset_today=dataset_today(instance, today),
         requested_today=requested_today(instance, today),
         last_dataset=last,
-        new_validated=validated,
-        new_partitions=partitions,
+        new_validated=changed.validated,
+        new_partitions=changed.partitions,
+        champion=champion,
+        watch=latest_watch(instance, champion, cutoff),
     )
 
 
 DESCRIPTION = (
-    "Starts a retraining (dataset, model, ONNX export, champion) once enough new validated "
-    "annotations have arrived since the last dataset (RETRAIN_MIN_NEW_VALIDATED), at most once a "
-    "day and never beside another training. Its cursor shows the last decision."
+    "Starts a retraining (dataset, model, ONNX export, champion) when enough annotations changed "
+    "since the last dataset, or the champion scores too far below its test score on them; once "
+    "a day at most, never beside a training. Its cursor shows the last decision."
 )
 
 
@@ -153,13 +174,18 @@ def build_retraining_sensor(interval_seconds: int) -> SensorDefinition:
     )
     def retraining_sensor(context: SensorEvaluationContext):
         try:
-            threshold = load_settings(scopes=[Scope.TRAINING]).retrain_min_new_validated
+            s = load_settings(scopes=[Scope.TRAINING])
         except ConfigError as exc:
             return SkipReason(f"settings to fix: {exc.summary()}")
+        rules = Rules(
+            s.retrain_min_new_validated,
+            s.retrain_degradation_margin,
+            s.retrain_degradation_min_images,
+        )
         now = datetime.now(UTC)
         today = now.strftime("%Y-%m-%d")
         facts = gather_facts(context.instance, today)
-        decision = decide(facts, threshold)
+        decision = decide(facts, rules)
         # The cursor holds no state here: it is the last decision, which the sensor's page shows
         # as it is (a skip reason only shows in each tick's dialog).
         last = {"last_decision": decision.reason, "at": now.isoformat(timespec="seconds")}
@@ -172,6 +198,7 @@ def build_retraining_sensor(interval_seconds: int) -> SensorDefinition:
             partition_key=today,
             tags={
                 TRIGGER_TAG: "retraining_sensor",
+                RULE_TAG: decision.rule,
                 "azaion/new_validated": str(facts.new_validated),
             },
         )

@@ -27,7 +27,7 @@ class Scope(enum.StrEnum):
 # Who owns a variable, by its prefix; the rest (the data tree) is common to every scope.
 _OWNERS: tuple[tuple[tuple[str, ...], Scope], ...] = (
     (("rabbitmq_", "stream_"), Scope.STREAM),
-    (("training_", "export_", "dataset_", "retrain_", "k8s_"), Scope.TRAINING),
+    (("training_", "export_", "dataset_", "retrain_", "monitor_", "k8s_"), Scope.TRAINING),
     (("release_", "model_encryption_", "azaion_api_"), Scope.RELEASE),
 )
 

@@ -148,6 +148,25 @@ class Settings(BaseSettings):
         doc="Quality floor: a model whose shipped ONNX scores a lower test mAP50-95 is never "
         "promoted automatically, not even the first one",
     )
+    retrain_degradation_margin: Fraction = _field(
+        0.05,
+        doc="Retrain when the champion's mAP50-95 on new data is this far below its test score",
+    )
+    retrain_degradation_min_images: AtLeastOne = _field(
+        50, doc="The degradation rule needs a score on new data over at least this many images"
+    )
+    monitor_min_new_validated: AtLeastOne = _field(
+        50, doc="Validated annotations new since the champion's last score that trigger a new one"
+    )
+    monitor_max_images_per_video: AtLeastOne = _field(
+        20, doc="New images scored per source video, spread over it (one long video not to rule)"
+    )
+    monitor_max_images: AtLeastOne = _field(
+        1000, doc="Most new images one champion_monitor run scores (videos taken in turn)"
+    )
+    monitor_sensor_interval_seconds: AtLeastOne = _field(
+        120, doc="How often champion_monitor_sensor looks for new data (read at location load)"
+    )
     training_max_retries: Count = _field(
         2, doc="Retries of a failed training run; each resumes from the last checkpoint"
     )

@@ -31,8 +31,9 @@ _READERS: dict[Scope | None, str] = {
     "stops every part",
     Scope.STREAM: "the broker and the annotation stream: `annotation_stream_sensor` and the "
     "ingest runs",
-    Scope.TRAINING: "datasets, training, the ONNX export and its parity, the champion gate, GPU "
-    "pods: `retraining_sensor` and `retraining_job`",
+    Scope.TRAINING: "datasets, training, the ONNX export and its parity, the champion gate, the "
+    "champion on new data, GPU pods: `retraining_sensor`, `retraining_job`, "
+    "`champion_monitor_sensor` and `champion_monitor`",
     Scope.RELEASE: "the Azaion API, the encryption and the CDN split of the champion: "
     "`model_release_sensor` and `model_release_job`",
 }

@@ -200,6 +200,11 @@ class IngestState:
         """The source media name of every name whose origin is known, in one query."""
         return dict(self._db.execute("SELECT name, media FROM names WHERE media IS NOT NULL"))
 
+    def positions(self) -> dict[str, tuple[str, int]]:
+        """The source media and position in it (ticks) of every name whose origin is known."""
+        rows = self._db.execute("SELECT name, media, ticks FROM names WHERE media IS NOT NULL")
+        return {name: (media, ticks or 0) for name, media, ticks in rows}
+
     def partition_summary(self, partition: str) -> dict | None:
         row = self._db.execute(
             "SELECT summary FROM partitions WHERE partition = ? AND summary IS NOT NULL",

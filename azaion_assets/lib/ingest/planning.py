@@ -81,6 +81,8 @@ class Planner:
         new = st.with_event(offset, kind)
         placed = replay(new.log)
         assert placed.place is not None
+        was_in_data = replay(st.log).place is Place.DATA
+        changed = False
         self._summary.applied += 1
         # A Validate/Delete applied before this (earlier) Created was counted as unknown by its
         # own partition; now it has an annotation to act on.
@@ -96,13 +98,32 @@ class Planner:
             dirs = self._dirs[placed.place]
             image = f"{dirs['images']}/{event.name}{new.ext}"
             label = f"{dirs['labels']}/{event.name}.txt"
-            plan.writes += [(image, event.image), (label, event.label_text().encode())]
+            text = event.label_text().encode()
+            plan.writes += [(image, event.image), (label, text)]
+            changed = not (was_in_data and self._holds(event.name, st.ext, event.image, text))
+            self._summary.unchanged += not changed
             if st.log:  # else no file of this name was ever committed (see ``_copies``)
                 plan.removals += [p for p in self._copies(event.name) if p not in (image, label)]
             self._summary.written[placed.place.value] += 1
         else:  # an older edit arriving late: it cannot win, only the placement may change
             self._relocate(plan, event.name, new.ext, placed.place)
+        self._summary.placed(event.name, was_in_data, placed.place is Place.DATA, changed)
         plan.states[event.name] = new
+
+    def _holds(self, name: str, ext: str | None, image: bytes, label: bytes) -> bool:
+        """data/ holds exactly this content for ``name`` already (a re-sent message)."""
+        dirs = self._dirs[Place.DATA]
+        try:
+            with open(f"{dirs['labels']}/{name}.txt", "rb") as f:
+                if f.read() != label:
+                    return False
+            path = f"{dirs['images']}/{name}{ext}"
+            if ext is None or os.path.getsize(path) != len(image):
+                return False
+            with open(path, "rb") as f:
+                return f.read() == image
+        except OSError:
+            return False
 
     def _plan_bulk(
         self, plan: Plan, offset: int, event: BulkEvent, name: str, st: NameState
@@ -122,6 +143,8 @@ class Planner:
             moved = self._relocate(plan, name, new.ext, placed.place)
             if moved:
                 self._summary.moved[f"to {placed.place.value}"] += 1
+        was_in_data = replay(st.log).place is Place.DATA
+        self._summary.placed(name, was_in_data, placed.place is Place.DATA, changed=False)
         plan.states[name] = new
 
     def _relocate(self, plan: Plan, name: str, ext: str | None, place: Place) -> bool:

@@ -43,6 +43,11 @@ class IngestSummary:
     quarantined: int = 0
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
     notes: Counter[str] = field(default_factory=Counter)
+    # Names this partition left in data/ with new or changed content, and names it took out of
+    # data/: what the retraining policy counts as changed (distinct names, not events).
+    into_data: set[str] = field(default_factory=set)
+    out_of_data: set[str] = field(default_factory=set)
+    unchanged: int = 0  # content re-sent identical to what data/ held: not a change
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,7 +68,20 @@ class IngestSummary:
             "quarantined": self.quarantined,
             "quarantine_reasons": dict(self.quarantine_reasons.most_common(SAMPLE)),
             "notes": dict(self.notes.most_common(SAMPLE)),
+            "into_data": sorted(self.into_data),
+            "out_of_data": sorted(self.out_of_data),
+            "unchanged": self.unchanged,
         }
+
+    def placed(self, name: str, was_in_data: bool, in_data: bool, changed: bool) -> None:
+        """Record where one event left ``name``: in data/ with changed content, or out of it.
+        The last event of a name in the partition decides which set holds it."""
+        if in_data and (changed or not was_in_data):
+            self.into_data.add(name)
+            self.out_of_data.discard(name)
+        elif was_in_data and not in_data:
+            self.out_of_data.add(name)
+            self.into_data.discard(name)
 
     def count(self, offset: int, body: bytes, decoded: Decoded) -> None:
         """Count one message in: its size, offset, kind, author and boxes."""

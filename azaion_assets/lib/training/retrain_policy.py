@@ -59,24 +59,46 @@ def _k8s_config(settings: Settings) -> dict:
 
 
 @dataclass(frozen=True)
+class Watch:
+    """The champion's latest score on new data (``champion_monitor``)."""
+
+    champion: str
+    new_map50_95: float
+    test_map50_95: float
+    images: int
+    stale: str | None = None  # why it cannot decide: another champion's, or older than a dataset
+
+
+@dataclass(frozen=True)
 class Facts:
     today: str  # the daily partition a request would target
     active_training: str | None  # "run <id> is QUEUED", or None
     dataset_today: str | None  # "formed at 09:14 UTC by run <id>", or None
     requested_today: str | None  # "run <id> ended FAILURE": today's automatic run, or None
     last_dataset: str | None  # partition of the newest dataset, or None
-    new_validated: int  # validated annotations applied since the newest dataset
+    new_validated: int  # distinct annotations validated and changed since the newest dataset
     new_partitions: int  # annotation partitions materialised since the newest dataset
+    champion: str | None = None  # the partition the champion holds, or None
+    watch: Watch | None = None  # the champion's latest score on new data, or None
+
+
+@dataclass(frozen=True)
+class Rules:
+    min_new_validated: int  # RETRAIN_MIN_NEW_VALIDATED
+    margin: float = 0.05  # RETRAIN_DEGRADATION_MARGIN
+    min_images: int = 50  # RETRAIN_DEGRADATION_MIN_IMAGES
 
 
 @dataclass(frozen=True)
 class Decision:
     request: bool
     reason: str
+    rule: str = ""  # "count" or "degradation" when it requests
 
 
-def decide(facts: Facts, min_new_validated: int) -> Decision:
-    """Request or not, and why in one short line (the UI cuts long ones): the figure first."""
+def decide(facts: Facts, rules: Rules) -> Decision:
+    """Request or not, and why in one line that names the rule and its figures: the count of
+    new validated annotations, or the champion's degradation on them."""
     new = plural(facts.new_validated, "new validated annotation")
     if facts.active_training is not None:
         return Decision(False, f"training in progress: {facts.active_training}; {new} waiting")
@@ -98,10 +120,38 @@ def decide(facts: Facts, min_new_validated: int) -> Decision:
         if facts.last_dataset
         else f"{partitions}, no dataset yet"
     )
-    if facts.new_validated < min_new_validated:
-        wanted = plural(min_new_validated, "new validated annotation")
+    if facts.new_validated >= rules.min_new_validated:
         return Decision(
-            False,
-            f"{facts.new_validated} of {wanted}: below RETRAIN_MIN_NEW_VALIDATED ({where})",
+            True,
+            f"count: {new} in {where} (RETRAIN_MIN_NEW_VALIDATED {rules.min_new_validated}): "
+            "retraining",
+            "count",
         )
-    return Decision(True, f"{new} in {where} (threshold {min_new_validated}): retraining")
+    degraded, figures = _degradation(facts, rules)
+    if degraded:
+        return Decision(True, f"degradation: {figures}: retraining", "degradation")
+    return Decision(
+        False,
+        f"neither rule: count {facts.new_validated} of {rules.min_new_validated} ({where}); "
+        f"degradation: {figures}",
+    )
+
+
+def _degradation(facts: Facts, rules: Rules) -> tuple[bool, str]:
+    watch = facts.watch
+    if facts.champion is None:
+        return False, "no champion yet"
+    if watch is None:
+        return False, f"no score of champion {facts.champion} on new data yet"
+    if watch.stale is not None:
+        return False, f"no current score ({watch.stale})"
+    gap = round(watch.test_map50_95 - watch.new_map50_95, 4)
+    figures = (
+        f"champion {watch.champion} mAP50-95 {watch.new_map50_95:.3f} on "
+        f"{plural(watch.images, 'new image')} vs {watch.test_map50_95:.3f} test"
+    )
+    if watch.images < rules.min_images:
+        return False, f"{figures}; fewer than RETRAIN_DEGRADATION_MIN_IMAGES ({rules.min_images})"
+    if gap > rules.margin:
+        return True, f"{figures}, {gap:.3f} behind > margin {rules.margin}"
+    return False, f"{figures}, {gap:.3f} behind <= margin {rules.margin}"

@@ -78,6 +78,9 @@ def test_a_partition_applies_its_events_with_metadata(stream_env, instance):
     # Validated arrivals: three created by a validator (val_1 deleted later, still counted)
     # and op_0 validated in bulk; the operator's op_1 waits in data-seed/.
     assert meta["validated"] == 4, meta["written"]
+    # As distinct names, what is in data/ now: val_1 left again.
+    assert meta["validated_names"] == ["op_0000_000000", "val_0000_000000", "val_0000_000002"]
+    assert meta["left_data_names"] == ["val_0000_000001"]
 
 
 def test_rerunning_a_partition_changes_nothing(stream_env, instance):
@@ -89,6 +92,7 @@ def test_rerunning_a_partition_changes_nothing(stream_env, instance):
     assert snapshot(_tree()) == before
     assert again["reused_earlier_run"] and again["messages"] == 4
     assert again["validated"] == 0  # counted once, by the run that applied it
+    assert again["validated_names"] == [] and again["left_data_names"] == []
 
 
 def test_partitions_materialised_out_of_order_still_let_later_events_win(stream_env, instance):

@@ -11,6 +11,7 @@ import pytest
 from dagster import (
     AssetMaterialization,
     DagsterRunStatus,
+    MetadataValue,
     RunRequest,
     SkipReason,
     build_sensor_context,
@@ -65,8 +66,17 @@ def _skip_reason(instance) -> str:
     return result.skip_message or ""
 
 
-def _annotations(instance, key: str, validated: int, reused: bool = False) -> None:
-    metadata = {"validated": validated, "reused_earlier_run": reused}
+def _annotations(
+    instance, key: str, validated: int = 0, *, names=None, left=(), legacy: bool = False
+) -> None:
+    """A partition as ``annotations`` records it: the names it left in data/ changed (made up
+    from ``key`` unless given) and the names it took out; ``legacy``: counts only, as
+    recorded before the names were kept."""
+    names = [f"{key}/{i}" for i in range(validated)] if names is None else names
+    metadata: dict = {"validated": len(names), "reused_earlier_run": False}
+    if not legacy:
+        metadata["validated_names"] = MetadataValue.json(list(names))
+        metadata["left_data_names"] = MetadataValue.json(list(left))
     instance.report_runless_asset_event(
         AssetMaterialization("annotations", partition=key, metadata=metadata)
     )
@@ -90,21 +100,22 @@ def _dataset(instance, day: str) -> None:
 
 def test_without_new_data_the_tick_says_so(instance):
     assert _skip_reason(instance) == (
-        "0 of 100 new validated annotations: below RETRAIN_MIN_NEW_VALIDATED "
-        "(0 partitions, no dataset yet)"
+        "neither rule: count 0 of 100 (0 partitions, no dataset yet); degradation: no champion yet"
     )
 
 
 def test_enough_new_validated_data_requests_todays_retraining(instance):
     _annotations(instance, "000000000000-000000000999", 60)
-    assert _skip_reason(instance).startswith("60 of 100 new validated annotations: below ")
-    assert "(1 partition, no dataset yet)" in _skip_reason(instance)
-    _annotations(instance, "000000001000-000000001999", 0, reused=True)
+    assert _skip_reason(instance).startswith(
+        "neither rule: count 60 of 100 (1 partition, no dataset yet); "
+    )
+    _annotations(instance, "000000001000-000000001999", 0)  # a re-run: nothing new
     _annotations(instance, "000000002000-000000002999", 45)
     request = _tick(instance)
     assert isinstance(request, RunRequest)
     assert request.partition_key == TODAY and request.run_key == f"retrain-{TODAY}"
     assert request.tags["azaion/trigger"] == "retraining_sensor"
+    assert request.tags["azaion/retrain_rule"] == "count"
     assert request.tags["azaion/new_validated"] == "105"
 
 
@@ -112,9 +123,8 @@ def test_only_data_since_the_newest_dataset_counts(instance):
     _annotations(instance, "000000000000-000000000999", 500)
     _dataset(instance, "2026-01-01")
     _annotations(instance, "000000001000-000000001999", 30)
-    assert _skip_reason(instance) == (
-        "30 of 100 new validated annotations: below RETRAIN_MIN_NEW_VALIDATED "
-        "(1 partition since dataset 2026-01-01)"
+    assert _skip_reason(instance).startswith(
+        "neither rule: count 30 of 100 (1 partition since dataset 2026-01-01); "
     )
 
 
@@ -178,4 +188,62 @@ def test_the_cursor_shows_the_last_decision_and_when(instance):
     _annotations(instance, "000000000000-000000000999", 150)
     context = build_sensor_context(instance=instance, cursor=context.cursor)
     assert isinstance(SENSOR(context), RunRequest)
-    assert json.loads(context.cursor or "{}")["last_decision"].startswith("150 new validated")
+    assert json.loads(context.cursor or "{}")["last_decision"].startswith(
+        "count: 150 new validated"
+    )
+
+
+def test_distinct_names_count_not_events(instance):
+    _annotations(instance, "000000000000-000000000999", names=["a", "b", "c"])
+    _annotations(instance, "000000001000-000000001999", names=["a", "b"])  # re-sent, edited
+    _annotations(instance, "000000002000-000000002999", names=["d"], left=["c"])  # c deleted
+    _annotations(instance, "000000003000-000000003999", 4, legacy=True)  # counts as recorded
+    assert _skip_reason(instance).startswith("neither rule: count 7 of 100 (4 partitions, ")
+
+
+def _champion(instance, day: str) -> None:
+    instance.report_runless_asset_event(
+        AssetMaterialization("champion", metadata={"partition": day})
+    )
+
+
+def _score(instance, champion: str, new: float, test: float, images: int) -> None:
+    metadata = {
+        "champion": champion,
+        "new_data_mAP50-95": new,
+        "champion_test_mAP50-95": test,
+        "new_images": images,
+    }
+    instance.report_runless_asset_event(AssetMaterialization("champion_monitor", metadata=metadata))
+
+
+def test_a_champion_behind_on_new_data_is_retrained_and_the_rule_is_named(instance, monkeypatch):
+    monkeypatch.setenv("RETRAIN_DEGRADATION_MARGIN", "0.05")
+    monkeypatch.setenv("RETRAIN_DEGRADATION_MIN_IMAGES", "40")
+    _dataset(instance, "2026-11-18")
+    _champion(instance, "2026-11-18")
+    _annotations(instance, "000000000000-000000000999", 60)
+    assert _skip_reason(instance).endswith(
+        "degradation: no score of champion 2026-11-18 on new data yet"
+    )
+    _score(instance, "2026-11-18", new=0.42, test=0.45, images=60)
+    assert _skip_reason(instance) == (
+        "neither rule: count 60 of 100 (1 partition since dataset 2026-11-18); degradation: "
+        "champion 2026-11-18 mAP50-95 0.420 on 60 new images vs 0.450 test, "
+        "0.030 behind <= margin 0.05"
+    )
+    _score(instance, "2026-11-18", new=0.30, test=0.45, images=60)
+    request = _tick(instance)
+    assert isinstance(request, RunRequest), request
+    assert request.tags["azaion/retrain_rule"] == "degradation"
+    # A score of another champion, or one older than the newest dataset, decides nothing.
+    _champion(instance, "2026-11-19")
+    assert "no current score (it scored champion 2026-11-18, the champion is 2026-11-19)" in (
+        _skip_reason(instance)
+    )
+    _score(instance, "2026-11-19", new=0.10, test=0.45, images=60)
+    assert isinstance(_tick(instance), RunRequest)
+    _dataset(instance, "2026-11-19")
+    assert _skip_reason(instance).endswith(
+        "degradation: no current score (scored before the newest dataset formed)"
+    )

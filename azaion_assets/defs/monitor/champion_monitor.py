@@ -1,0 +1,177 @@
+"""``champion_monitor``: how the live model does on data it has never seen.
+
+New validated annotations are today's footage, labelled: the best signal of whether the
+champion still holds up on new terrain or in a new season. This scores the champion as shipped
+(``azaion.onnx`` through ONNX Runtime, with the project's preprocessing, as the gate scores it)
+on the annotations validated since its dataset was formed, a fair sample per source video
+(``lib/evaluation/new_data``), and records the figures next to the champion's own test score,
+overall, per weather mode and per class, as numbers the asset's plots follow over time.
+``retraining_sensor`` retrains when the gap grows past RETRAIN_DEGRADATION_MARGIN.
+
+It holds the ``gpu`` pool like a training step, so it never scores on the GPU while a training
+runs; ``champion_monitor_sensor`` starts it once enough new data has arrived.
+"""
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSelection,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    asset,
+    define_asset_job,
+)
+
+from azaion_assets.defs.resources import AzaionSettingsResource
+from azaion_assets.defs.training.model import GPU_POOL
+from azaion_assets.lib.config.datatree import DataTree
+from azaion_assets.lib.config.fields import Scope
+from azaion_assets.lib.dataset.classes import load_classes, slot_names
+from azaion_assets.lib.evaluation.champion_gate import read_evaluation
+from azaion_assets.lib.evaluation.new_data import by_mode, new_annotations, sample_by_video
+from azaion_assets.lib.evaluation.onnx_eval import Score, score_onnx
+from azaion_assets.lib.ingest.day_totals import weather_mode
+from azaion_assets.lib.release.champion_files import UNKNOWN, held_file, publish_lock, sha256
+from azaion_assets.lib.training.offline import prepare_ultralytics
+
+MONITOR = AssetKey("champion_monitor")
+MONITOR_JOB = "champion_monitor_job"
+# The entries retraining_sensor reads.
+CHAMPION_ENTRY = "champion"
+NEW_SCORE = "new_data_mAP50-95"
+TEST_SCORE = "champion_test_mAP50-95"
+NEW_IMAGES = "new_images"
+_CLASSES_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("slot", "int"),
+        TableColumn("class", "string"),
+        TableColumn("mode", "string"),
+        TableColumn("new_ap50_95", "float", description="on the new data"),
+        TableColumn("test_ap50_95", "float", description="on its own test split (-1: absent)"),
+    ]
+)
+
+
+@asset(
+    deps=["champion"],
+    group_name="release",
+    kinds={"onnx"},
+    pool=GPU_POOL,
+    output_required=False,
+    description=(
+        "The champion's azaion.onnx scored on validated annotations newer than its dataset "
+        "(at most MONITOR_MAX_IMAGES_PER_VIDEO per video), next to its own test score, per "
+        "weather mode and class; retraining_sensor retrains when it falls too far behind"
+    ),
+)
+def champion_monitor(
+    context: AssetExecutionContext, settings: AzaionSettingsResource
+) -> Iterator[MaterializeResult]:
+    s = settings.load(Scope.TRAINING)
+    tree = settings.tree()
+    with tempfile.TemporaryDirectory(prefix="champion-", dir=s.runtime_dir) as tmp:
+        onnx, champion = _stable_copy(tree, Path(tmp))
+        evaluation = read_evaluation(tree.model_dir(champion))
+        dataset_dir = tree.dataset_dir(champion)
+        if evaluation is None or not dataset_dir.is_dir():
+            raise Failure(
+                f"champion {champion} has no evaluation.json or dataset folder: nothing to "
+                "compare with (was it promoted from another data tree?)",
+                allow_retries=False,
+            )
+        new = new_annotations(tree.data, dataset_dir)
+        sample = sample_by_video(tree, new, s.monitor_max_images_per_video, s.monitor_max_images)
+        if not sample.images:
+            context.log.info(f"no annotation validated since dataset {champion}: nothing to score")
+            return
+        context.log.info(
+            f"scoring champion {champion} on {len(sample.images)} of {sample.candidates} new "
+            f"images from {sample.videos} videos"
+        )
+        prepare_ultralytics(s.runtime_dir)
+        names = slot_names(load_classes(tree.classes_file))
+        score = score_onnx(onnx, sample.images, tree.data.labels, names)
+    test = evaluation["challenger"]  # the champion's own score when it was judged
+    context.log.info(
+        f"champion {champion}: mAP50-95 {score.map50_95:.4f} on new data, "
+        f"{test['map50_95']:.4f} on its test split"
+    )
+    yield MaterializeResult(metadata=_metadata(champion, score, test, sample))
+
+
+def _stable_copy(tree: DataTree, into: Path) -> tuple[Path, str]:
+    """The champion's ONNX, copied under the publish lock (a promotion cannot swap it half
+    way), and the partition its record vouches for."""
+    with publish_lock(tree.models):
+        held = held_file(tree.champion_onnx)
+        if held is None or held.partition == UNKNOWN:
+            why = "missing" if held is None else "not the file its record names"
+            raise Failure(f"no champion to score: {tree.champion_onnx} is {why}")
+        copy = into / tree.champion_onnx.name
+        shutil.copyfile(tree.champion_onnx, copy)
+    if sha256(copy) != held.sha256:
+        raise Failure("the champion changed while it was copied; the retry reads it again")
+    return copy, held.partition
+
+
+def _metadata(champion: str, score: Score, test: dict, sample) -> dict[str, Any]:
+    test_by_class = {int(r["slot"]): r for r in test.get("per_class", [])}
+    new_modes, test_modes = by_mode(score.per_class), by_mode(test.get("per_class", []))
+    gap = round(test["map50_95"] - score.map50_95, 4)
+    meta: dict[str, Any] = {
+        "summary": MetadataValue.md(
+            f"Champion **{champion}** scores mAP50-95 **{score.map50_95:.4f}** on "
+            f"{len(sample.images)} new images from {sample.videos} videos "
+            f"({sample.candidates} new annotations), against **{test['map50_95']:.4f}** on "
+            f"its own test split: {gap:+.4f} behind."
+        ),
+        CHAMPION_ENTRY: champion,
+        NEW_SCORE: score.map50_95,
+        "new_data_mAP50": score.map50,
+        TEST_SCORE: float(test["map50_95"]),
+        "champion_test_mAP50": float(test["map50"]),
+        "gap_mAP50-95": gap,
+        NEW_IMAGES: len(sample.images),
+        "new_videos": sample.videos,
+        "new_annotations": sample.candidates,
+    }
+    for mode, value in new_modes.items():
+        meta[f"new_data_mAP50-95 {mode}"] = value
+        if mode in test_modes:
+            meta[f"champion_test_mAP50-95 {mode}"] = test_modes[mode]
+    rows = []
+    for r in score.per_class:
+        slot = int(r["slot"])
+        meta[f"new_data_AP50-95 {r['name']}"] = r["ap50_95"]
+        before = test_by_class.get(slot, {}).get("ap50_95", -1.0)
+        rows.append(
+            TableRecord(
+                {
+                    "slot": slot,
+                    "class": r["name"],
+                    "mode": weather_mode(slot),
+                    "new_ap50_95": r["ap50_95"],
+                    "test_ap50_95": before,
+                }
+            )
+        )
+    meta["by_class"] = MetadataValue.table(rows, schema=_CLASSES_SCHEMA)
+    return meta
+
+
+champion_monitor_job = define_asset_job(
+    MONITOR_JOB,
+    selection=AssetSelection.assets(MONITOR),
+    tags={"azaion/stage": "monitor"},
+    description="Score the champion on annotations validated since its dataset",
+)
