@@ -21,7 +21,7 @@ from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import Scope
 from azaion_assets.lib.stream.events import Role
 
-DEMO_ASSETS = "dataset,model,onnx_model,champion,model_release"
+DEMO_ASSETS = "dataset,model,onnx_model,champion,model_release,champion_monitor"
 
 
 def _dev(module: str) -> ModuleType:
@@ -153,6 +153,9 @@ def _print_summary(tree: DataTree, partition: str) -> None:
                     "scheme",
                     "manifest",
                     "cdn_uploaded",
+                    "new_data_mAP50-95",
+                    "new_images",
+                    "new_videos",
                 )
             }
             print(f"{key:<13} {shown}")
@@ -167,7 +170,8 @@ def _print_summary(tree: DataTree, partition: str) -> None:
     print(f"instance      {os.environ['DAGSTER_HOME']}")
     print(
         "UI            make dev   (dagster dev on http://127.0.0.1:3000: Catalog > champion, "
-        f"daily_arrivals {partition}; Automation > retraining_sensor; docs/operator-ui.md)"
+        f"daily_arrivals {partition}, champion_monitor; Automation > retraining_sensor; "
+        "docs/operator-ui.md)"
     )
 
 

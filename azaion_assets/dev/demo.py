@@ -33,7 +33,6 @@ from azaion_assets.dev.demo_services import broker_for, release_services_for, ve
 from azaion_assets.dev.instance_runs import (
     daemon,
     dataset_formed,
-    last_decision,
     latest_metadata,
     launch_retraining,
     monitor_run,
@@ -181,5 +180,24 @@ def _monitor(target: StreamTarget, count: int, seed: int) -> int:
         f"over {figures['new_images']} images of {figures['new_videos']} videos; on its own "
         f"test split: {figures['champion_test_mAP50-95']}"
     )
-    print(f"retraining_sensor: {last_decision('retraining_sensor')}")
+    print(f"degradation rule of retraining_sensor: {_degradation()}")
     return 0
+
+
+def _degradation() -> str:
+    """What the degradation rule makes of this score (the sensor itself retrains once a day,
+    and today's dataset is formed: it would act on tomorrow's first tick)."""
+    from dagster import DagsterInstance
+
+    from azaion_assets.defs.training.retraining_sensor import gather_facts
+    from azaion_assets.lib.config.sources import load_settings
+    from azaion_assets.lib.training.retrain_policy import Rules, degradation
+
+    s = load_settings()
+    rules = Rules(
+        s.retrain_min_new_validated, s.retrain_degradation_margin, s.retrain_degradation_min_images
+    )
+    with DagsterInstance.get() as instance:
+        facts = gather_facts(instance, datetime.now(UTC).date().isoformat())
+    degraded, figures = degradation(facts, rules)
+    return f"{figures}: {'retrain' if degraded else 'no retraining'}"

@@ -160,25 +160,3 @@ def latest_metadata(asset: str) -> dict:
         event = instance.get_latest_materialization_event(AssetKey(asset))
         found = event.asset_materialization if event else None
         return {k: getattr(v, "value", v) for k, v in (found.metadata if found else {}).items()}
-
-
-def last_decision(sensor: str) -> str:
-    """What a sensor last decided: its newest tick's skip reason, or the run it requested."""
-    from dagster import DagsterInstance
-    from dagster._core.scheduler.instigation import InstigatorType
-
-    with DagsterInstance.get() as instance:
-        states = [
-            s
-            for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
-            if s.name == sensor
-        ]
-        if not states:
-            return "no tick yet"
-        ticks = instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id, limit=1)
-        if not ticks:
-            return "no tick yet"
-        tick = ticks[0]
-        if tick.skip_reason:
-            return tick.skip_reason
-        return f"{tick.status.value}: runs {', '.join(tick.run_ids) or 'none'}"

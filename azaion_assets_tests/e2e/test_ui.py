@@ -28,17 +28,21 @@ import pytest
 from dagster import DagsterInstance
 from dagster._core.definitions.run_request import InstigatorType
 from selenium import webdriver
+from selenium.webdriver.common.by import By
 
 from azaion_assets.defs.annotations.ingest_job import INGEST_JOB
 from azaion_assets.defs.location import build_definitions
+from azaion_assets.defs.monitor.champion_monitor import MONITOR_JOB
 from azaion_assets.defs.partitions import ANNOTATION_BATCHES
 from azaion_assets.defs.training.retraining_job import RETRAINING_JOB
 from azaion_assets.dev.demo import demo_messages
 from azaion_assets.dev.localdaemon import local_daemon
+from azaion_assets.dev.messages import Author, synthetic
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.sources import load_settings
 from azaion_assets.lib.evaluation.champion_gate import read_evaluation
 from azaion_assets.lib.stream.client import probe_tail, publish
+from azaion_assets.lib.stream.events import Role
 from azaion_assets.lib.stream.offsets import OffsetRange
 from azaion_assets.lib.stream.stream_connection import StreamTarget
 from azaion_assets_tests.browser import (
@@ -59,6 +63,7 @@ ASSETS = (
     "model",
     "onnx_model",
     "champion",
+    "champion_monitor",
     "model_release",
 )
 SENSORS = (
@@ -66,7 +71,9 @@ SENSORS = (
     "retraining_sensor",
     "model_release_sensor",
     "health_sensor",
+    "champion_monitor_sensor",
 )
+VALIDATOR = Author(Role.VALIDATOR, "validator@azaion.local")
 TRAINING_STEPS = ("dataset", "model", "onnx_model", "champion")
 # Telemetry off, as in the project's dagster.yaml, and no newsletter dialog (Dagster shows one
 # on a first visit from localhost, over whatever page is open).
@@ -103,18 +110,18 @@ class Operator:
         return open_page(self.driver, self.url + path, *texts)
 
 
-def _ingest(instance: DagsterInstance, defs, target: StreamTarget) -> Published:
-    batch, validated = demo_messages(24, seed=0)  # 12 videos: train, valid and test all get some
+def _ingest(instance: DagsterInstance, defs, target: StreamTarget, batch: list) -> None:
+    before = asyncio.run(probe_tail(target))
+    first = 0 if before is None else before + 1
     asyncio.run(publish(target, batch))
     tail = asyncio.run(probe_tail(target))
-    assert tail is not None and tail == len(batch) - 1
-    key = OffsetRange(0, tail).key
+    assert tail is not None and tail == first + len(batch) - 1
+    key = OffsetRange(first, tail).key
     instance.add_dynamic_partitions(ANNOTATION_BATCHES, [key])
     result = defs.resolve_job_def(INGEST_JOB).execute_in_process(
         instance=instance, partition_key=key
     )
     assert result.success
-    return Published(messages=len(batch), validated=validated, quarantined=1)
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +147,18 @@ def operator(
         today = datetime.now(UTC).date().isoformat()
         defs = build_definitions()
         with DagsterInstance.from_config(str(home)) as instance:
-            published = _ingest(instance, defs, target)
+            batch, validated = demo_messages(24, seed=0)  # 12 videos: every split gets some
+            _ingest(instance, defs, target, batch)
+            published = Published(messages=len(batch), validated=validated, quarantined=1)
             training = defs.resolve_job_def(RETRAINING_JOB).execute_in_process(
                 instance=instance, partition_key=today
             )
             assert training.success
+            # A second batch, winter frames of new videos: the champion is scored on them.
+            winter = synthetic(12, VALIDATOR, 7, "winter", videos=3, scene="winter")
+            _ingest(instance, defs, target, list(winter))
+            scored = defs.resolve_job_def(MONITOR_JOB).execute_in_process(instance=instance)
+            assert scored.success
         tree = DataTree.from_settings(load_settings())
     descriptions = {s.name: s.description or "" for s in defs.sensors or ()}
     # The daemon ticks every sensor once, as on a live instance. Without the broker password its
@@ -233,6 +247,25 @@ def test_the_champion_page_shows_the_promoted_files_and_their_sha256(operator: O
     }
     wait_for_text(operator.driver, *(f"\n{key}\n{value}\n" for key, value in rows.items()))
     screenshot(operator.driver, "champion")
+
+
+def test_the_champion_monitor_plots_the_score_on_new_data_beside_the_test_score(
+    operator: Operator,
+):
+    text = operator.open(
+        "/assets/champion_monitor?view=events",
+        f"\nchampion\n{operator.today}\n",
+        "\nnew_images\n12\n",
+        "\nnew_data_mAP50-95\n",
+        "\nchampion_test_mAP50-95\n",
+    )
+    assert "gap_mAP50-95" in text and "by_class" in text
+    screenshot(operator.driver, "champion-monitor")
+    # The overview's metadata turns into one plot per number, over the materialisations.
+    operator.open("/assets/champion_monitor?view=overview", "Table", "Plots")
+    operator.driver.find_element(By.XPATH, "//*[normalize-space(text())='Plots']").click()
+    wait_for_text(operator.driver, "new_data_mAP50-95", "champion_test_mAP50-95")
+    screenshot(operator.driver, "champion-monitor-plots")
 
 
 def test_the_health_checks_show_their_verdicts_on_the_asset_pages(operator: Operator):

@@ -12,6 +12,7 @@ It holds the ``gpu`` pool like a training step, so it never scores on the GPU wh
 runs; ``champion_monitor_sensor`` starts it once enough new data has arrived.
 """
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -98,9 +99,13 @@ def champion_monitor(
             f"scoring champion {champion} on {len(sample.images)} of {sample.candidates} new "
             f"images from {sample.videos} videos"
         )
+        images = _snapshot(tree, sample.images, Path(tmp) / "new")
+        if not images:
+            context.log.info("every sampled annotation was deleted meanwhile: nothing to score")
+            return
         prepare_ultralytics(s.runtime_dir)
         names = slot_names(load_classes(tree.classes_file))
-        score = score_onnx(onnx, sample.images, tree.data.labels, names)
+        score = score_onnx(onnx, images, Path(tmp) / "new" / "labels", names)
     test = evaluation["challenger"]  # the champion's own score when it was judged
     context.log.info(
         f"champion {champion}: mAP50-95 {score.map50_95:.4f} on new data, "
@@ -124,6 +129,33 @@ def _stable_copy(tree: DataTree, into: Path) -> tuple[Path, str]:
     return copy, held.partition
 
 
+def _snapshot(tree: DataTree, images: list[Path], into: Path) -> list[Path]:
+    """Each image with its label, linked into ``into`` as they are now: the ingest goes on
+    meanwhile, and may replace a pair (an edit) or move it away (a delete) while it is scored."""
+    (into / "images").mkdir(parents=True)
+    (into / "labels").mkdir()
+    kept = []
+    for image in images:
+        label = tree.data.labels / f"{image.stem}.txt"
+        try:
+            _link(label, into / "labels" / label.name)
+            _link(image, into / "images" / image.name)
+        except FileNotFoundError:  # gone since it was sampled: its label may have come alone
+            (into / "labels" / label.name).unlink(missing_ok=True)
+            continue
+        kept.append(into / "images" / image.name)
+    return kept
+
+
+def _link(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        raise
+    except OSError:  # another file system (AZAION_RUNTIME_DIR elsewhere): a copy will do
+        shutil.copyfile(source, target)
+
+
 def _metadata(champion: str, score: Score, test: dict, sample) -> dict[str, Any]:
     test_by_class = {int(r["slot"]): r for r in test.get("per_class", [])}
     new_modes, test_modes = by_mode(score.per_class), by_mode(test.get("per_class", []))
@@ -131,7 +163,7 @@ def _metadata(champion: str, score: Score, test: dict, sample) -> dict[str, Any]
     meta: dict[str, Any] = {
         "summary": MetadataValue.md(
             f"Champion **{champion}** scores mAP50-95 **{score.map50_95:.4f}** on "
-            f"{len(sample.images)} new images from {sample.videos} videos "
+            f"{score.images} new images from {sample.videos} videos "
             f"({sample.candidates} new annotations), against **{test['map50_95']:.4f}** on "
             f"its own test split: {gap:+.4f} behind."
         ),
@@ -141,7 +173,7 @@ def _metadata(champion: str, score: Score, test: dict, sample) -> dict[str, Any]
         TEST_SCORE: float(test["map50_95"]),
         "champion_test_mAP50": float(test["map50"]),
         "gap_mAP50-95": gap,
-        NEW_IMAGES: len(sample.images),
+        NEW_IMAGES: score.images,
         "new_videos": sample.videos,
         "new_annotations": sample.candidates,
     }

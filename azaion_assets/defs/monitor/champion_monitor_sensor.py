@@ -80,7 +80,7 @@ def build_champion_monitor_sensor(interval_seconds: int) -> SensorDefinition:
             return SkipReason("no champion yet: nothing to score")
         busy = active_training(instance)
         if busy is not None:
-            return SkipReason(f"training in progress: {busy}; scoring waits")
+            return SkipReason(f"{busy}; scoring waits")
         running = scoring_now(instance)
         if running is not None:
             return SkipReason(f"champion_monitor {running}")

@@ -65,18 +65,21 @@ SENSOR = "retraining_sensor"
 
 
 def active_training(instance: DagsterInstance) -> str | None:
-    """A training run queued or running; or, for a training launched outside retraining_job
-    (no run tags, e.g. ``model`` materialised from the asset graph), a busy ``gpu`` pool."""
+    """What keeps the GPU busy: a training run queued or running; or, for a step launched
+    outside retraining_job (``model`` from the asset graph, a ``champion_monitor`` score), a
+    busy ``gpu`` pool, named by its run's job."""
     records = instance.get_run_records(
         RunsFilter(tags={STAGE_TAG: TRAIN_STAGE}, statuses=ACTIVE), limit=1
     )
     if records:
         run = records[0].dagster_run
-        return f"run {run.run_id[:8]} is {run.status.value}"
+        return f"training in progress: run {run.run_id[:8]} is {run.status.value}"
     pool = instance.event_log_storage.get_concurrency_info(GPU_POOL)
     holders = sorted(pool.active_run_ids | pool.pending_run_ids)
     if holders:
-        return f"run {holders[0][:8]} holds or awaits the {GPU_POOL} pool"
+        run = instance.get_run_by_id(holders[0])
+        job = run.job_name if run is not None else "unknown job"
+        return f"gpu busy: {job} run {holders[0][:8]} holds or awaits the {GPU_POOL} pool"
     return None
 
 

@@ -72,7 +72,7 @@ class Watch:
 @dataclass(frozen=True)
 class Facts:
     today: str  # the daily partition a request would target
-    active_training: str | None  # "run <id> is QUEUED", or None
+    active_training: str | None  # "training in progress: run <id> is QUEUED", or None
     dataset_today: str | None  # "formed at 09:14 UTC by run <id>", or None
     requested_today: str | None  # "run <id> ended FAILURE": today's automatic run, or None
     last_dataset: str | None  # partition of the newest dataset, or None
@@ -101,7 +101,7 @@ def decide(facts: Facts, rules: Rules) -> Decision:
     new validated annotations, or the champion's degradation on them."""
     new = plural(facts.new_validated, "new validated annotation")
     if facts.active_training is not None:
-        return Decision(False, f"training in progress: {facts.active_training}; {new} waiting")
+        return Decision(False, f"{facts.active_training}; {new} waiting")
     if facts.dataset_today is not None:
         return Decision(
             False,
@@ -127,7 +127,7 @@ def decide(facts: Facts, rules: Rules) -> Decision:
             "retraining",
             "count",
         )
-    degraded, figures = _degradation(facts, rules)
+    degraded, figures = degradation(facts, rules)
     if degraded:
         return Decision(True, f"degradation: {figures}: retraining", "degradation")
     return Decision(
@@ -137,7 +137,8 @@ def decide(facts: Facts, rules: Rules) -> Decision:
     )
 
 
-def _degradation(facts: Facts, rules: Rules) -> tuple[bool, str]:
+def degradation(facts: Facts, rules: Rules) -> tuple[bool, str]:
+    """Whether the champion's latest score on new data calls for a retraining, and its figures."""
     watch = facts.watch
     if facts.champion is None:
         return False, "no champion yet"

@@ -158,7 +158,7 @@ def test_a_training_outside_the_job_is_seen_through_the_gpu_pool(instance):
     claim = storage.claim_concurrency_slot("gpu", "adhocrun-0001", "model")
     assert claim.is_claimed
     reason = _skip_reason(instance)
-    assert reason.startswith("training in progress: run adhocrun holds or awaits the gpu pool")
+    assert reason.startswith("gpu busy: unknown job run adhocrun holds or awaits the gpu pool")
     storage.free_concurrency_slot_for_step("adhocrun-0001", "model")
     assert isinstance(_tick(instance), RunRequest)
 

@@ -64,7 +64,8 @@ def test_singular_counts_read_as_singular():
         "neither rule: count 0 of 1 (1 partition, no dataset yet); degradation: no champion yet"
     )
     busy = decide(
-        facts(active_training="run daa00b11 is STARTED", new_validated=1), rules(5)
+        facts(active_training="training in progress: run daa00b11 is STARTED", new_validated=1),
+        rules(5),
     ).reason
     assert (
         busy == "training in progress: run daa00b11 is STARTED; 1 new validated annotation waiting"
@@ -75,7 +76,10 @@ def test_singular_counts_read_as_singular():
     ("change", "reason"),
     [
         (
-            {"active_training": "run daa00b11 is STARTED", "new_validated": 500},
+            {
+                "active_training": "training in progress: run daa00b11 is STARTED",
+                "new_validated": 500,
+            },
             "training in progress: run daa00b11 is STARTED; 500 new validated annotations waiting",
         ),
         (
