@@ -80,6 +80,7 @@ def champion_monitor(
 ) -> Iterator[MaterializeResult]:
     s = settings.load(Scope.TRAINING)
     tree = settings.tree()
+    s.runtime_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="champion-", dir=s.runtime_dir) as tmp:
         onnx, champion = _stable_copy(tree, Path(tmp))
         evaluation = read_evaluation(tree.model_dir(champion))
@@ -125,7 +126,7 @@ def _stable_copy(tree: DataTree, into: Path) -> tuple[Path, str]:
         copy = into / tree.champion_onnx.name
         shutil.copyfile(tree.champion_onnx, copy)
     if sha256(copy) != held.sha256:
-        raise Failure("the champion changed while it was copied; the retry reads it again")
+        raise Failure("the champion changed while it was copied, outside the publish lock")
     return copy, held.partition
 
 
