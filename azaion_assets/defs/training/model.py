@@ -1,8 +1,11 @@
 """Asset ``model``: ``models/azaion-YYYY-MM-DD/``, trained on the same day's dataset.
 
-The new model is a challenger. It is judged against the champion in ``onnx_model``, on its
-exported ONNX file (what ships), not here: the PyTorch validation figures recorded here are
-training diagnostics. A retry of a failed run resumes the interrupted training from its last
+It starts from the base model or, with TRAINING_START=champion, fine-tunes the champion
+(``lib.training.start_weights``); how many fine-tunings followed the last full retraining is
+read from this asset's own earlier materialisations (``training_start_from``). The new model is
+a challenger either way. It is judged against the champion in ``onnx_model``, on its exported
+ONNX file (what ships), not here: the PyTorch validation figures recorded here are training
+diagnostics. A retry of a failed run resumes the interrupted training from its last
 checkpoint, and a cancel stops at the next batch (see ``core.training``). Torch and Ultralytics
 are imported inside the step only.
 """
@@ -11,8 +14,10 @@ import json
 
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     AssetsDefinition,
     Config,
+    DagsterInstance,
     DailyPartitionsDefinition,
     Failure,
     MaterializeResult,
@@ -24,18 +29,25 @@ from dagster import (
 )
 
 from azaion_assets.defs.resources import AzaionSettingsResource
-from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import IMGSZ_STRIDE, Scope
 from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.dataset.formed_dataset import DATA_YAML, read_manifest
 from azaion_assets.lib.fsio.atomic import atomic_write_text
-from azaion_assets.lib.training.base_model import resolve_base_model, resolve_device
+from azaion_assets.lib.training.base_model import resolve_device
 from azaion_assets.lib.training.offline import prepare_ultralytics
+from azaion_assets.lib.training.start_weights import (
+    CHAMPION,
+    NO_WEIGHTS,
+    StartWeights,
+    choose_start,
+)
 from azaion_assets.lib.training.train_params import TrainParams, TrainResult
 from azaion_assets.lib.training.trainer import train
 
 TRAINING_RECORD = "training.json"
 GPU_POOL = "gpu"  # dagster.yaml limits it: one training step at a time, whoever launched it
+MODEL = AssetKey("model")
+HISTORY_CAP = 100  # earlier trainings read to count fine-tunings when none forces a full one
 _AP_SCHEMA = TableSchema(
     columns=[
         TableColumn("slot", "int"),
@@ -47,7 +59,11 @@ _AP_SCHEMA = TableSchema(
 
 
 class TrainingConfig(Config):
-    """Per-run overrides from the launchpad; anything left unset comes from the settings."""
+    """Per-run overrides from the launchpad; anything left unset comes from the settings.
+
+    ``model`` set: a full retraining from that model, whatever TRAINING_START says. ``epochs``
+    set: that many epochs, for a fine-tuning as for a full retraining.
+    """
 
     model: str | None = None
     epochs: int | None = None
@@ -64,8 +80,12 @@ def model(
     partition = context.partition_key
     dataset_dir = tree.dataset_dir(partition)
     manifest = read_manifest(dataset_dir)
+    _check_imgsz(config)
     prepare_ultralytics(s.runtime_dir)
-    params = _params(config, s, tree)
+    since_full = fine_tunings_since_full(context.instance, s.training_full_every)
+    start = choose_start(s, tree, since_full, model=config.model, epochs=config.epochs)
+    context.log.info(start.reason)
+    params = _params(config, s, start)
     context.log.info(f"training {params.model} on {dataset_dir.name} ({params.device})")
     result = train(
         dataset_dir / DATA_YAML,
@@ -78,7 +98,7 @@ def model(
     # onnx_model exports at the size this model was trained at when the launchpad chose it.
     record = {"imgsz": params.imgsz, "imgsz_from": "launchpad" if config.imgsz else "settings"}
     atomic_write_text(result.run_dir / TRAINING_RECORD, json.dumps(record, indent=2))
-    return MaterializeResult(metadata=_metadata(result, params, manifest))
+    return MaterializeResult(metadata=_metadata(result, params, manifest, start))
 
 
 def build_model(days: DailyPartitionsDefinition) -> AssetsDefinition:
@@ -95,16 +115,34 @@ def build_model(days: DailyPartitionsDefinition) -> AssetsDefinition:
     )(model)
 
 
-def _params(config: TrainingConfig, s: Settings, tree: DataTree) -> TrainParams:
+def fine_tunings_since_full(instance: DagsterInstance, full_every: int) -> int:
+    """How many of the latest trainings fine-tuned the champion since the last full one: the
+    ``model`` materialisations newest first, up to the first that was not a fine-tuning
+    (recorded before this metadata existed, it was a full one)."""
+    limit = full_every or HISTORY_CAP
+    count = 0
+    for record in instance.fetch_materializations(MODEL, limit=limit).records:
+        event = record.asset_materialization
+        entry = event.metadata.get("training_start_from") if event is not None else None
+        if getattr(entry, "value", None) != CHAMPION:
+            break
+        count += 1
+    return count
+
+
+def _check_imgsz(config: TrainingConfig) -> None:
     if config.imgsz is not None and (config.imgsz < IMGSZ_STRIDE or config.imgsz % IMGSZ_STRIDE):
         raise Failure(
             f"launchpad imgsz={config.imgsz}: must be a positive multiple of {IMGSZ_STRIDE} "
             "(Ultralytics would round it up, and the export would not match)",
             allow_retries=False,
         )
+
+
+def _params(config: TrainingConfig, s: Settings, start: StartWeights) -> TrainParams:
     return TrainParams(
-        model=resolve_base_model(config.model or s.training_model, tree.models),
-        epochs=config.epochs or s.training_epochs,
+        model=start.weights,
+        epochs=start.epochs,
         batch=config.batch_size or s.training_batch_size,
         imgsz=config.imgsz or s.training_imgsz,
         save_period=s.training_save_period,
@@ -115,10 +153,13 @@ def _params(config: TrainingConfig, s: Settings, tree: DataTree) -> TrainParams:
         plots=s.training_plots,
         optimizer=s.training_optimizer,
         lr0=s.training_lr0,
+        start_sha256=start.sha256,
     )
 
 
-def _metadata(result: TrainResult, params: TrainParams, manifest: dict) -> dict:
+def _metadata(
+    result: TrainResult, params: TrainParams, manifest: dict, start: StartWeights
+) -> dict:
     records = [
         TableRecord(
             {"slot": r["slot"], "class": r["name"], "ap50": r["ap50"], "ap50_95": r["ap50_95"]}
@@ -137,6 +178,11 @@ def _metadata(result: TrainResult, params: TrainParams, manifest: dict) -> dict:
         "diagnostic_val_ap_by_class": MetadataValue.table(records, schema=_AP_SCHEMA),
         "training_start": result.start,
         "training_start_reason": result.start_reason,
+        # What the weights started from (texts: nothing here is plotted).
+        "training_start_from": start.kind,
+        "start_weights": start.weights,
+        "start_weights_sha256": start.sha256 or NO_WEIGHTS,
+        "start_reason": start.reason,
         "device": result.device,
         # What the device used: AMP and the CUDA versions only where they applied (CUDA).
         "amp": result.amp_note(),
@@ -148,6 +194,7 @@ def _metadata(result: TrainResult, params: TrainParams, manifest: dict) -> dict:
                 "resumed_after_epoch": result.resumed_from_epoch or 0,
                 "wall_time_s": result.wall_seconds,
                 "seed": params.seed,
+                "fine_tunings_since_full": start.since_full,
             }
         ),
         "hyperparameters": MetadataValue.json(result.hyperparameters()),

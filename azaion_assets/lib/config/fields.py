@@ -9,7 +9,7 @@ sensor, and the ingest goes on with the value's default (``load_settings(scopes=
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -60,6 +60,7 @@ MoreThanZero = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]  # scores, mAP, tolerances
 OpenFraction = Annotated[float, Field(gt=0, lt=1)]
 ImageSize = Annotated[int, Field(ge=1), AfterValidator(_stride_multiple)]
+TrainingStart = Literal["base", "champion"]  # what a training loads: the base model or the champion
 
 
 def setting(default: Any = None, *, doc: str, scopes: tuple[Scope, ...] = (), secret=False) -> Any:

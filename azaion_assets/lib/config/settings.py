@@ -32,6 +32,7 @@ from azaion_assets.lib.config.fields import (
     MoreThanZero,
     OpenFraction,
     Scope,
+    TrainingStart,
     node_selector,
 )
 from azaion_assets.lib.config.fields import setting as _field
@@ -114,6 +115,20 @@ class Settings(BaseSettings):
         "auto", doc="Ultralytics optimizer: auto, SGD, Adam, AdamW, ... (auto ignores LR0)"
     )
     training_lr0: float = _field(0.01, doc="Initial learning rate (unless optimizer is auto)")
+    training_start: TrainingStart = _field(
+        "base",
+        doc="base: train TRAINING_MODEL for TRAINING_EPOCHS; champion: fine-tune models/azaion.pt "
+        "for TRAINING_FINETUNE_EPOCHS, except for a full retraining from the base when "
+        "TRAINING_FULL_EVERY says so, the class table changed or no champion can be read",
+    )
+    training_finetune_epochs: AtLeastOne = _field(
+        30, doc="Epochs of a fine-tuning from the champion (TRAINING_START=champion)"
+    )
+    training_full_every: Count = _field(
+        5,
+        doc="With TRAINING_START=champion, every Nth training is a full retraining from the "
+        "base; 1: every one, 0: only when the class table changed or no champion can be read",
+    )
     stream_batch_messages: AtLeastOne = _field(
         1000, doc="Offsets per annotations partition (a partition holds at most this many messages)"
     )

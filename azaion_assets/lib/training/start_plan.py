@@ -32,7 +32,8 @@ def training_identity(params: TrainParams, data_version: str) -> dict[str, Any]:
     """What a checkpoint must share with this training to be resumed by it.
 
     Device and dataloader workers may change between attempts (a retry can land on another
-    GPU); everything that shapes the weights may not.
+    GPU); everything that shapes the weights may not, the start weights' sha256 included: a
+    retry after a promotion replaced the champion does not resume a fine-tuning of the old one.
     """
     fixed = {k: v for k, v in asdict(params).items() if k not in ("device", "workers")}
     return {**fixed, "data_version": data_version}

@@ -71,6 +71,7 @@ class TrainParams:
     plots: bool
     optimizer: str = "auto"
     lr0: float = 0.01
+    start_sha256: str | None = None  # of ``model`` when it is a weights file (``start_weights``)
 
 
 @dataclass(frozen=True)

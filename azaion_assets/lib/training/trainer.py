@@ -2,8 +2,8 @@
 
 Heavy imports (torch, ultralytics) happen inside the functions, so importing this module stays
 cheap for the code location, sensors and ingest runs. ``prepare_ultralytics`` must have run in
-the process before ``train`` is called. What to train from is ``base_model``; how an attempt
-starts (fresh, resumed, finished) is ``start_plan``.
+the process before ``train`` is called. What to train from (the base model or the champion) is
+``start_weights``; how an attempt starts (fresh, resumed, finished) is ``start_plan``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from azaion_assets.lib.training.checkpoints import (
     write_resume_record,
 )
 from azaion_assets.lib.training.start_plan import Start, plan_start, training_identity
+from azaion_assets.lib.training.start_weights import verify_start_weights
 from azaion_assets.lib.training.train_params import (
     EpochStats,
     TrainParams,
@@ -140,6 +141,7 @@ def _prepare(
     if start.checkpoint is not None:
         resume = {"resume": str(start.checkpoint.path), "save_dir": str(staging)}
         return YOLO(str(start.checkpoint.path)), {**common, **resume}
+    verify_start_weights(params.model, params.start_sha256)
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)

@@ -161,6 +161,30 @@ def test_release_settings_are_validated_without_echoing_values(monkeypatch, name
         assert value not in str(caught.value)
 
 
+def test_a_training_starts_from_the_base_unless_told_to_fine_tune(monkeypatch):
+    s = load_settings()
+    assert (s.training_start, s.training_finetune_epochs, s.training_full_every) == ("base", 30, 5)
+    monkeypatch.setenv("TRAINING_START", "champion")
+    monkeypatch.setenv("TRAINING_FULL_EVERY", "0")  # 0: no scheduled full retraining
+    assert load_settings().training_start == "champion"
+    assert load_settings().training_full_every == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("TRAINING_START", "scratch", "'base' or 'champion'"),
+        ("TRAINING_FINETUNE_EPOCHS", "0", "at least 1"),
+        ("TRAINING_FULL_EVERY", "-1", "not be negative"),
+    ],
+)
+def test_fine_tuning_settings_are_validated(monkeypatch, name, value, problem):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert name in str(caught.value) and problem in str(caught.value)
+
+
 def test_the_tests_clear_every_variable_of_the_schema():
     """The hermetic test environment (conftest.clear_config_env) covers every setting."""
     from azaion_assets_tests.conftest import CONFIG_PREFIXES

@@ -94,6 +94,20 @@ def test_device_and_workers_may_change_on_resume_but_not_the_data(staging):
     assert start.mode == "fresh" and "different data_version" in start.reason
 
 
+def test_the_same_start_weights_path_with_other_bytes_is_another_training(tmp_path):
+    """A fine-tuning of the champion's dated best.pt, interrupted; then that day was trained
+    and promoted again: same path, other bytes. The retry must not resume."""
+    planned = dataclasses.replace(PARAMS, model="/m/azaion-2026-11-30/weights/best.pt")
+    first = dataclasses.replace(planned, start_sha256="a" * 64)
+    staging = tmp_path / ".azaion-2026-12-01.training"
+    write_resume_record(staging, training_identity(first, "v1"))
+    _save(staging / "weights" / "last.pt", 4)
+    assert plan_start(staging, first, training_identity(first, "v1")).mode == "resume"
+    after = dataclasses.replace(planned, start_sha256="b" * 64)
+    start = plan_start(staging, after, training_identity(after, "v1"))
+    assert start.mode == "fresh" and "different start_sha256" in start.reason
+
+
 def test_an_attempt_without_a_usable_checkpoint_says_it_starts_over(staging):
     (staging / "weights").mkdir()
     (staging / "weights" / "last.pt").write_bytes(b"torn")
