@@ -5,6 +5,7 @@ split did; new winter frames (snow) score far below, and the retraining sensor, 
 instance, then requests a retraining and says it was the degradation rule.
 """
 
+import json
 import shutil
 
 import pytest
@@ -84,6 +85,13 @@ def test_a_summer_champion_falls_behind_on_winter_and_retraining_names_the_rule(
 
     monkeypatch.setenv("RETRAIN_MIN_NEW_VALIDATED", "1000")
     monkeypatch.setenv("RETRAIN_DEGRADATION_MIN_IMAGES", "50")
-    request = build_retraining_sensor(60)(build_sensor_context(instance=instance))
+    context = build_sensor_context(instance=instance)
+    request = build_retraining_sensor(60)(context)
     assert isinstance(request, RunRequest), request
     assert request.tags["azaion/retrain_rule"] == "degradation"
+    shown = json.loads(context.cursor or "{}")["last_decision"]  # what the sensor's page shows
+    assert shown == (
+        f"degradation: champion {PARTITION} mAP50-95 {winter['new_data_mAP50-95']:.3f} on "
+        f"100 new images vs {test.map50_95:.3f} test, {winter['gap_mAP50-95']:.3f} behind > "
+        "margin 0.05: retraining"
+    )
