@@ -13,6 +13,7 @@ from pathlib import Path
 
 from azaion_assets.lib.dataset.classes import NUM_SLOTS
 
+DECIMALS = 6  # what format_label writes, and so what check_box judges
 EPS = 1e-6  # tolerance for float noise at the image edges
 _LO, _HI = -EPS, 1 + EPS
 
@@ -49,32 +50,47 @@ def parse_label(text: str, num_slots: int = NUM_SLOTS) -> list[int]:
 def check_box(
     lineno: int, cls: int, x: float, y: float, w: float, h: float, num_slots: int = NUM_SLOTS
 ) -> None:
-    """The rules for one box, wherever it comes from (a label line, a stream detection).
+    """The one rule for a box, wherever it comes from (a label line, a stream detection).
 
-    One chained test on the hot path (NaN and inf fail it too); the precise reason is worked
-    out only on failure.
+    A box is judged as ``format_label`` writes it, rounded to ``DECIMALS``: the decoder then
+    never accepts a box whose written line this same check rejects at forming time (a width of
+    4e-7 is written 0.000000). One chained test on the raw values is the hot path: it passes
+    only boxes that pass after rounding too (rounding moves an edge by under 7.5e-7, inside the
+    1e-6 tolerance); anything else, NaN and inf included, is rounded and judged exactly.
     """
     if not 0 <= cls < num_slots:
-        raise LabelError(f"line {lineno}: class id {cls} outside 0..{num_slots - 1}")
+        shown = cls if cls.bit_length() <= 64 else f"of {cls.bit_length()} bits"
+        raise LabelError(f"line {lineno}: class id {shown} outside 0..{num_slots - 1}")
     hw, hh = w / 2, h / 2
-    if not (
-        w > 0 and h > 0 and x - hw >= _LO and x + hw <= _HI and y - hh >= _LO and y + hh <= _HI
-    ):
-        _explain(lineno, x, y, w, h)
+    if not (w > EPS and h > EPS and x - hw >= 0 and x + hw <= 1 and y - hh >= 0 and y + hh <= 1):
+        _check_written(lineno, x, y, w, h)
 
 
-def _explain(lineno: int, x: float, y: float, w: float, h: float) -> None:
-    """Raise the precise reason a box failed the combined test."""
-    for label, value in (("x", x), ("y", y), ("w", w), ("h", h)):
-        if not math.isfinite(value) or not _LO <= value <= _HI:
+def _check_written(lineno: int, x: float, y: float, w: float, h: float) -> None:
+    """The rule itself, on the values as written; raises the precise reason."""
+    values = (("x", x), ("y", y), ("w", w), ("h", h))
+    rx, ry, rw, rh = (round(v, DECIMALS) for _, v in values)  # as f"{v:.6f}" reads back
+    if _fits(rx, ry, rw, rh):
+        return
+    for (label, value), written in zip(values, (rx, ry, rw, rh), strict=True):
+        if not math.isfinite(written) or not _LO <= written <= _HI:
             raise LabelError(f"line {lineno}: {label}={value} outside [0, 1]")
-    if w <= 0 or h <= 0:
-        raise LabelError(f"line {lineno}: box has zero or negative size")
-    raise LabelError(f"line {lineno}: box extends outside the image")
+    how = ""
+    if _fits(x, y, w, h):  # only the rounding breaks it: say so, with the values written
+        shown = ", ".join(f"{label}={value:.{DECIMALS}f}" for label, value in values)
+        how = f" as written with {DECIMALS} decimals ({shown})"
+    if rw <= 0 or rh <= 0:
+        raise LabelError(f"line {lineno}: box has zero or negative size{how}")
+    raise LabelError(f"line {lineno}: box extends outside the image{how}")
+
+
+def _fits(x: float, y: float, w: float, h: float) -> bool:
+    hw, hh = w / 2, h / 2
+    return w > 0 and h > 0 and x - hw >= _LO and x + hw <= _HI and y - hh >= _LO and y + hh <= _HI
 
 
 def format_label(boxes: list[tuple[int, float, float, float, float]]) -> str:
-    """Render boxes as YOLO label text with 6 decimals."""
+    """Render boxes as YOLO label text with ``DECIMALS`` (6) decimals."""
     return "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in boxes)
 
 

@@ -6,11 +6,13 @@ body that is a positional array (see docs/message-contract.md). Decoding never r
 either becomes an ``AnnotationEvent`` or ``BulkEvent``, or a ``Rejected`` carrying the reason,
 so one bad message is quarantined and the stream moves on.
 
-Liberal where the platform is ambiguous (and the leniency is recorded in ``notes``): the image
-extension with or without its dot, detections as a JSON string or an already-decoded list, dates
-as msgpack timestamps, ISO strings or epoch numbers, and a body status that disagrees with the
-property (the property wins). Strict where it matters for the data tree: names, roles, statuses,
-boxes and image bytes. The events are ``events``; each field's check is ``message_fields``.
+Liberal where the platform is ambiguous (and the leniency is recorded in ``notes``): the status
+property as its exact digits or its name, the image extension with or without its dot,
+detections as a JSON string or an already-decoded list, dates as msgpack timestamps, ISO strings
+or epoch numbers, and a body status that disagrees with the property (the property wins). Strict
+where it matters for the data tree: names, image bytes, numbers (a status, role or class id is an
+integer: never a bool, a float or text that ``int()`` happens to read) and boxes, judged as their
+label line will be written. The events are ``events``; each field's check is ``message_fields``.
 """
 
 from __future__ import annotations
@@ -36,12 +38,16 @@ from azaion_assets.lib.stream.events import (
 from azaion_assets.lib.stream.message_fields import (
     Reject,
     check_name,
+    exact_decimal,
     image_extension,
     image_format,
+    int_text,
     named,
     parse_date,
     parse_detections,
     parse_enum,
+    strict_int,
+    text_of,
 )
 from azaion_assets.lib.text import plural
 
@@ -67,6 +73,9 @@ def decode_message(
 
 
 def _properties(properties: Mapping[Any, Any] | None) -> dict[str, Any]:
+    if properties is not None and not isinstance(properties, Mapping):
+        # an AMQP application-properties section that holds a list, not a map
+        raise Reject(f"application properties are {type(properties).__name__}, not a map")
     out: dict[str, Any] = {}
     for key, value in (properties or {}).items():
         out[key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)] = value
@@ -92,25 +101,33 @@ def _decode(body: bytes, props: dict[str, Any], max_bytes: int, notes: list[str]
     return _bulk(status, list(fields), notes)
 
 
+_STATUS_NAMES = {s.name.lower(): s for s in Status}
+
+
 def _status(props: dict[str, Any], notes: list[str]) -> Status:
+    """The property as an integer, or as text: its exact decimal digits or a status name."""
     raw = props.get(STATUS_PROPERTY)
     if raw is None:
         raise Reject(f"missing application property {STATUS_PROPERTY}")
-    if isinstance(raw, (bytes, str)):
-        text = raw.decode() if isinstance(raw, bytes) else raw
-        by_name = {s.name.lower(): s for s in Status}
-        if text.strip().lower() in by_name:
-            notes.append(f"{STATUS_PROPERTY} given by name {text!r}")
-            return by_name[text.strip().lower()]
-        try:
-            raw = int(text)
-        except ValueError:
-            raise Reject(f"unknown {STATUS_PROPERTY} {text!r}") from None
+    if not isinstance(raw, (bytes, str)):
+        return parse_enum(Status, raw, STATUS_PROPERTY)
+    text = text_of(raw, STATUS_PROPERTY)
+    number = exact_decimal(text)
+    if number is not None:
         notes.append(f"{STATUS_PROPERTY} given as text")
-    try:
-        return Status(int(raw))
-    except (ValueError, TypeError, OverflowError):
-        raise Reject(f"unknown {STATUS_PROPERTY} {raw!r}") from None
+        return parse_enum(Status, number, STATUS_PROPERTY)
+    if text.strip().lower() in _STATUS_NAMES:
+        notes.append(f"{STATUS_PROPERTY} given by name {text!r}")
+        return _STATUS_NAMES[text.strip().lower()]
+    raise Reject(
+        f"unknown {STATUS_PROPERTY} {text[:40]!r}: neither a status name nor its decimal digits"
+    )
+
+
+def _body_status(value: Any, status: Status, notes: list[str]) -> None:
+    """The body repeats the property: an integer, and the property wins if they differ."""
+    if strict_int(value, "status") != status:
+        notes.append(f"body status {int_text(value)} differs from {STATUS_PROPERTY} {int(status)}")
 
 
 ANNOTATION_FIELDS = 11
@@ -157,10 +174,7 @@ def _annotation(status: Status, fields: list[Any], notes: list[str]) -> Annotati
             created_email=email,
             source=parse_enum(Source, source, "source"),
         )
-        if body_status != int(status):
-            notes.append(
-                f"body status {body_status!r} differs from {STATUS_PROPERTY} {int(status)}"
-            )
+        _body_status(body_status, status, notes)
         return event
     except Reject as exc:
         raise Reject(str(exc), status, name) from None
@@ -170,10 +184,17 @@ def _bulk(status: Status, fields: list[Any], notes: list[str]) -> BulkEvent:
     if not fields or not isinstance(fields[0], (list, tuple)):
         raise Reject("bulk message needs a list of names first", status)
     names = tuple(named(check_name, n, status) for n in fields[0])
-    body_status = fields[1] if len(fields) > 1 else None
-    if body_status is not None and body_status != int(status):
-        notes.append(f"body status {body_status!r} differs from {STATUS_PROPERTY} {int(status)}")
-    email = fields[2] if len(fields) > 2 and isinstance(fields[2], str) else None
+    if len(fields) > 1 and fields[1] is not None:
+        try:
+            _body_status(fields[1], status, notes)
+        except Reject as exc:
+            raise Reject(str(exc), status) from None
+    else:
+        notes.append("bulk status missing")
+    email = fields[2] if len(fields) > 2 else None
+    if email is not None and not isinstance(email, str):
+        notes.append(f"bulk email is {type(email).__name__}, not a string; ignored")
+        email = None
     date = (
         parse_date(fields[3], "date", notes) if len(fields) > 3 and fields[3] is not None else None
     )

@@ -45,9 +45,13 @@ BULK_STATUSES = frozenset({Status.VALIDATED, Status.DELETED})
 
 
 class Detection(BaseModel):
-    """One box: centre and size normalised to [0, 1], in the 80-slot class space."""
+    """One box: centre and size normalised to [0, 1], in the 80-slot class space.
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    Strict: a class id is a JSON integer (not ``true``, ``1.0`` or ``"1"``), a coordinate a
+    JSON number, so that nothing the platform did not mean becomes a box.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
     cls: int
     x: float

@@ -3,6 +3,8 @@
 Each takes a raw value from the msgpack array and returns it checked and normalised, or raises
 ``Reject`` with a reason a person can act on; leniencies are added to ``notes``. Names become
 file names in the data tree, so ``check_name`` refuses anything that could leave its folder.
+Numbers are strict (``strict_int``): a bool, a float or text that ``int()`` happens to read would
+route or label an annotation in a way the platform never meant, so each is a named rejection.
 """
 
 from __future__ import annotations
@@ -65,13 +67,52 @@ def parse_date(value: Any, what: str, notes: list[str]) -> datetime:
     raise Reject(f"{what} is {type(value).__name__}, not a date")
 
 
-def parse_enum(kind: type[enum.IntEnum], value: Any, what: str) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Reject(f"{what} is {type(value).__name__}, not an integer")
+def described(value: Any) -> str:
+    """A value's type, with a short repr for scalars, for reasons ("float 10.9")."""
+    name = type(value).__name__
+    if isinstance(value, int):
+        return f"{name} {int_text(value)}"
+    if isinstance(value, (float, str, bytes)):
+        return f"{name} {repr(value)[:40]}"
+    return name
+
+
+def int_text(value: int) -> str:
+    """An integer for a reason; Python refuses to print one of over 4,300 digits."""
+    return str(value) if value.bit_length() <= 64 else f"of {value.bit_length()} bits"
+
+
+def strict_int(value: Any, what: str) -> int:
+    """An integer as msgpack and AMQP carry one: never a bool, a float or text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise Reject(f"{what} is {described(value)}, not an integer")
+
+
+def text_of(value: str | bytes, what: str) -> str:
+    """Text as it arrives: rstream hands AMQP strings over as bytes, and they must be UTF-8."""
+    if isinstance(value, str):
+        return value
     try:
-        return kind(value)
+        return value.decode()
+    except UnicodeDecodeError:
+        raise Reject(f"{what}: {described(value)} is not UTF-8 text") from None
+
+
+def exact_decimal(text: str) -> int | None:
+    """``text`` as an integer if it is one written exactly ("10": ASCII digits only, no sign,
+    space, underscore or leading zero, all of which ``int()`` would take), else None."""
+    if text.isascii() and text.isdigit() and len(text) <= 18 and (text == "0" or text[0] != "0"):
+        return int(text)
+    return None
+
+
+def parse_enum(kind: type[enum.IntEnum], value: Any, what: str) -> Any:
+    number = strict_int(value, what)
+    try:
+        return kind(number)
     except ValueError:
-        raise Reject(f"unknown {what} {value}") from None
+        raise Reject(f"unknown {what} {int_text(number)}") from None
 
 
 def _pil_open():
@@ -103,7 +144,8 @@ def image_format(image: Any) -> str:
 
 def parse_detections(value: Any, notes: list[str]) -> tuple[Detection, ...]:
     if isinstance(value, (bytes, bytearray)):
-        value = value.decode("utf-8", "replace")
+        notes.append("detections given as bytes, not a string")
+        value = text_of(bytes(value), "detections")
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else []
@@ -111,6 +153,9 @@ def parse_detections(value: Any, notes: list[str]) -> tuple[Detection, ...]:
             raise Reject(f"detections are not valid JSON ({exc.msg})") from None
         except RecursionError:
             raise Reject("detections are nested too deeply") from None
+        except ValueError:  # an integer past Python's limit on int-string conversion
+            limit = sys.get_int_max_str_digits()
+            raise Reject(f"detections hold an integer of over {limit} digits") from None
     elif isinstance(value, list):
         notes.append("detections given as an array, not a JSON string")
     if not isinstance(value, list):
@@ -118,7 +163,7 @@ def parse_detections(value: Any, notes: list[str]) -> tuple[Detection, ...]:
     boxes = []
     for i, item in enumerate(value):
         if not isinstance(item, dict):
-            raise Reject(f"detection {i} is not an object")
+            raise Reject(f"detection {i} is {type(item).__name__}, not an object")
         lowered = {str(k).lower(): v for k, v in item.items()}
         if lowered.keys() != item.keys():
             notes.append("detection keys in another case")
@@ -126,15 +171,22 @@ def parse_detections(value: Any, notes: list[str]) -> tuple[Detection, ...]:
         try:
             det = Detection.model_validate(lowered)
         except ValidationError as exc:
-            first = exc.errors(include_input=False, include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise Reject(f"detection {i}: {where}: {first['msg']}") from None
+            raise Reject(f"detection {i}: {_first_error(exc, lowered)}") from None
         try:
             check_box(i + 1, det.cls, det.x, det.y, det.w, det.h, NUM_SLOTS)
         except LabelError as exc:
             raise Reject(f"invalid box: {str(exc).replace('line', 'detection', 1)}") from None
         boxes.append(det)
     return tuple(boxes)
+
+
+def _first_error(exc: ValidationError, given: dict[str, Any]) -> str:
+    """The first field error, with what was sent in its place (``cls`` given as bool True)."""
+    first = exc.errors(include_input=False, include_url=False)[0]
+    where = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "missing" or not first["loc"]:
+        return f"{where}: {first['msg']}"
+    return f"{where}: {first['msg']}, got {described(given.get(str(first['loc'][0])))}"
 
 
 def image_extension(given: Any, real: str, notes: list[str]) -> str:

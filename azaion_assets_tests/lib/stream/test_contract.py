@@ -211,7 +211,7 @@ def _png_header(width: int, height: int) -> bytes:
         ({"date": 1e20}, None, "not a representable date"),
         ({"date": -1e18}, None, "not a representable date"),
         ({"date": float("nan")}, None, "not a representable date"),
-        ({}, {"AnnotationStatus": float("inf")}, "unknown AnnotationStatus"),
+        ({}, {"AnnotationStatus": float("inf")}, "AnnotationStatus is float inf, not an integer"),
         ({"dets": "[" * 100_000 + "]" * 100_000}, None, "nested too deeply"),
         ({"image": _png_header(60_000, 60_000)}, None, "image"),  # bomb or unidentified
     ],
