@@ -10,9 +10,10 @@ Liberal where the platform is ambiguous (and the leniency is recorded in ``notes
 property as its exact digits or its name, the image extension with or without its dot,
 detections as a JSON string or an already-decoded list, dates as msgpack timestamps, ISO strings
 or epoch numbers, and a body status that disagrees with the property (the property wins). Strict
-where it matters for the data tree: names, image bytes, numbers (a status, role or class id is an
-integer: never a bool, a float or text that ``int()`` happens to read) and boxes, judged as their
-label line will be written. The events are ``events``; each field's check is ``message_fields``.
+where it matters for the data tree: names (safe, and portable: ``portable_names``), image bytes,
+numbers (a status, role or class id is an integer: never a bool, a float or text that ``int()``
+happens to read) and boxes, judged as their label line will be written. The events are
+``events``; each field's check is ``message_fields``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from azaion_assets.lib.stream.message_fields import (
     strict_int,
     text_of,
 )
+from azaion_assets.lib.stream.portable_names import held_back
 from azaion_assets.lib.text import plural
 
 DEFAULT_MAX_MESSAGE_BYTES = 32 << 20
@@ -62,7 +64,7 @@ def decode_message(
     """Decode one stream message; never raises for bad input."""
     notes: list[str] = []
     try:
-        event = _decode(body, _properties(properties), max_bytes, notes)
+        event = held_back(_decode(body, _properties(properties), max_bytes, notes))
     except Reject as exc:
         event = Rejected(str(exc), exc.status, exc.name)
     except Exception as exc:  # a message must never stop the batch

@@ -100,11 +100,16 @@ class BulkEvent(BaseModel):
 
 @dataclass(frozen=True)
 class Rejected:
-    """A message that cannot be applied, with the reason a person can act on."""
+    """A message that cannot be applied, with the reason a person can act on.
+
+    ``held``: the event it decoded to, rejected only for an unportable name; the ingest applies
+    it after all if every such name is already stored (``portable_names``).
+    """
 
     reason: str
     status: int | None = None
     name: str | None = None
+    held: AnnotationEvent | BulkEvent | None = None
 
 
 @dataclass
