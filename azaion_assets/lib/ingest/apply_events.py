@@ -40,7 +40,8 @@ from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.fsio import group_commit
 from azaion_assets.lib.fsio.atomic import sweep_temps
 from azaion_assets.lib.fsio.locks import file_lock
-from azaion_assets.lib.ingest.ingest_state import IngestState, state_file
+from azaion_assets.lib.ingest.ingest_state import IngestState, NameState, state_file
+from azaion_assets.lib.ingest.name_gate import admit
 from azaion_assets.lib.ingest.planning import Group, Planner, quarantine_dir, real_names
 from azaion_assets.lib.ingest.summary import IngestSummary
 from azaion_assets.lib.stream.contract import Decoded, Rejected, decode_message
@@ -129,9 +130,20 @@ class Ingest:
     def _apply(self, group: Group) -> None:
         with self.locked():
             states = self.state.load(n for _, _, _, d in group for n in real_names(d))
+            group = self._admitted(group, states)
             plan = self._planner.plan(group, states)
             group_commit.commit(plan, TEMP_SUFFIX)
             self.state.save(plan.states)
+
+    def _admitted(self, group: Group, states: Mapping[str, NameState]) -> Group:
+        """The group with each event admitted or refused by the names it would store."""
+        admitted = admit((d for _, _, _, d in group), states, self.state.holders)
+        out: Group = []
+        for (offset, body, properties, before), after in zip(group, admitted, strict=True):
+            if after is not before:
+                self.summary.recount(before.event, after.event)
+            out.append((offset, body, properties, after))
+        return out
 
     @contextmanager
     def locked(self) -> Iterator[None]:

@@ -13,6 +13,9 @@ group, whose effects are idempotent (see ``ingest``).
 Each name also keeps the ``Origin`` of its newest content (source video, position, author role,
 date), committed in the same row as its log: forming keeps the frames of one video in one split.
 Databases of older versions gain these columns in place when opened; their names have none.
+
+Each name also keeps its ``fold`` (``portable_names``), indexed: a new name that collides with a
+stored one by case or Unicode form is found in one query per group.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from azaion_assets.lib.fsio import sqlitedb
+from azaion_assets.lib.stream.portable_names import fold
 
 
 class Place(enum.StrEnum):
@@ -103,7 +107,8 @@ CREATE TABLE IF NOT EXISTS names (
     media   TEXT,              -- its Origin (NULL for names applied by older versions)
     ticks   INTEGER,
     role    INTEGER,
-    created TEXT
+    created TEXT,
+    fold    TEXT               -- portable_names.fold(name): where case or Unicode forms collide
 );
 CREATE TABLE IF NOT EXISTS partitions (
     partition   TEXT PRIMARY KEY,
@@ -114,8 +119,15 @@ CREATE TABLE IF NOT EXISTS partitions (
 );
 CREATE INDEX IF NOT EXISTS partitions_applied_at ON partitions (applied_at);
 """
+_UNFOLDED = "SELECT name FROM names WHERE fold IS NULL"
 _APPLIED = "summary IS NOT NULL AND applied_at >= ? AND applied_at < ?"
-_ORIGIN_COLUMNS = {"media": "TEXT", "ticks": "INTEGER", "role": "INTEGER", "created": "TEXT"}
+_ADDED_COLUMNS = {
+    "media": "TEXT",
+    "ticks": "INTEGER",
+    "role": "INTEGER",
+    "created": "TEXT",
+    "fold": "TEXT",
+}
 
 
 def _origin_row(origin: Origin | None) -> tuple:
@@ -140,16 +152,29 @@ class IngestState:
         self._migrate()
 
     def _migrate(self) -> None:
-        """Add the origin columns to a database made by an older version (in place, once)."""
-        if not self._missing_columns():
-            return
-        with sqlitedb.transaction(self._db):  # another process may be migrating it too
-            for column in self._missing_columns():
-                self._db.execute(f"ALTER TABLE names ADD COLUMN {column} {_ORIGIN_COLUMNS[column]}")
+        """Bring a database made by an older version up to date, in place: add the origin and
+        fold columns, fill in the fold of names stored without one, index it."""
+        if self._missing_columns() or self._unfolded():
+            with sqlitedb.transaction(self._db):  # another process may be migrating it too
+                for column in self._missing_columns():
+                    self._db.execute(
+                        f"ALTER TABLE names ADD COLUMN {column} {_ADDED_COLUMNS[column]}"
+                    )
+                names = [row[0] for row in self._db.execute(_UNFOLDED)]
+                self._db.executemany(
+                    "UPDATE names SET fold = ? WHERE name = ?", ((fold(n), n) for n in names)
+                )
+        self._db.execute("CREATE INDEX IF NOT EXISTS names_fold ON names (fold)")
 
     def _missing_columns(self) -> list[str]:
         present = {row[1] for row in self._db.execute("PRAGMA table_info(names)")}
-        return [c for c in _ORIGIN_COLUMNS if c not in present]
+        return [c for c in _ADDED_COLUMNS if c not in present]
+
+    def _unfolded(self) -> bool:
+        """Names without their fold: stored by a version before the portable-name policy."""
+        return "fold" in self._missing_columns() or bool(
+            self._db.execute(_UNFOLDED + " LIMIT 1").fetchone()
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -184,17 +209,32 @@ class IngestState:
                 json.dumps([[o, int(k)] for o, k in s.log]),
                 s.ext,
                 *_origin_row(s.origin),
+                fold(name),
             )
             for name, s in states.items()
         ]
         with sqlitedb.transaction(self._db):
             self._db.executemany(
-                "INSERT INTO names (name, log, ext, media, ticks, role, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "INSERT INTO names (name, log, ext, media, ticks, role, created, fold) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
                 "log = excluded.log, ext = excluded.ext, media = excluded.media, "
                 "ticks = excluded.ticks, role = excluded.role, created = excluded.created",
                 rows,
             )
+
+    def holders(self, folds: Iterable[str]) -> dict[str, list[str]]:
+        """The stored names under each of ``folds`` (``portable_names.fold``), by the index."""
+        wanted = list(dict.fromkeys(folds))
+        found: dict[str, list[str]] = {}
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(
+                f"SELECT fold, name FROM names WHERE fold IN ({marks}) ORDER BY rowid", part
+            )
+            for key, name in rows:
+                found.setdefault(key, []).append(name)
+        return found
 
     def media(self) -> dict[str, str]:
         """The source media name of every name whose origin is known, in one query."""

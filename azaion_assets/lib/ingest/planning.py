@@ -19,7 +19,9 @@ from typing import Any
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.fsio.group_commit import FileChanges
 from azaion_assets.lib.ingest.ingest_state import Kind, NameState, Origin, Place, replay
+from azaion_assets.lib.ingest.name_gate import candidate, names_of
 from azaion_assets.lib.ingest.summary import SAMPLE, IngestSummary
+from azaion_assets.lib.stream.contract import encode_annotation, encode_bulk
 from azaion_assets.lib.stream.events import (
     IMAGE_FORMATS,
     AnnotationEvent,
@@ -194,6 +196,13 @@ class Planner:
         event: Rejected,
     ) -> None:
         folder = str(quarantine_dir(self.tree))
+        held = event.held
+        reencoded = not body and held is not None
+        if reencoded:  # decoded, then refused for a name: ``Ingest.add`` kept only the event
+            assert held is not None
+            body = (
+                encode_annotation(held) if isinstance(held, AnnotationEvent) else encode_bulk(held)
+            )
         record = {
             "offset": offset,
             "partition": self.partition,
@@ -203,6 +212,7 @@ class Planner:
             "bytes": len(body),
             "sha256": hashlib.sha256(body).hexdigest(),
             "properties": {_text(k): _text(v) for k, v in properties.items()},
+            **({"body": "re-encoded from the decoded event"} if reencoded else {}),
         }
         stem = f"{offset:020d}"
         plan.writes += [
@@ -212,12 +222,9 @@ class Planner:
 
 
 def real_names(decoded: Decoded) -> set[str]:
-    event = decoded.event
-    if isinstance(event, AnnotationEvent):
-        return {event.name}
-    if isinstance(event, BulkEvent):
-        return set(event.names)
-    return set()
+    """The names a message may touch: its event's, or those of the event it holds back."""
+    event = candidate(decoded.event)
+    return set(names_of(event)) if event is not None else set()
 
 
 def _text(value: Any) -> str:

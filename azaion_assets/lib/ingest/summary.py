@@ -6,12 +6,14 @@ to it: the figures and their JSON form are one record, whatever fills them in.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from azaion_assets.lib.stream.events import AnnotationEvent, Decoded, Rejected
+from azaion_assets.lib.stream.events import AnnotationEvent, BulkEvent, Decoded, Rejected
 
+Event = AnnotationEvent | BulkEvent | Rejected
 SAMPLE = 20  # how many unknown names or notes to keep verbatim in the summary
 # A bulk Validated or Deleted message names no role, only an email (docs/message-contract.md).
 BULK_ROLE = "(bulk, role not sent)"
@@ -48,6 +50,8 @@ class IngestSummary:
     into_data: set[str] = field(default_factory=set)
     out_of_data: set[str] = field(default_factory=set)
     unchanged: int = 0  # content re-sent identical to what data/ held: not a change
+    # ``count`` runs on the feeding thread, ``recount`` on the committer thread.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,17 +95,34 @@ class IngestSummary:
         self.first_offset = offset if first is None else min(first, offset)
         self.last_offset = offset if last is None else max(last, offset)
         self.notes.update(decoded.notes)
-        event = decoded.event
+        with self._lock:
+            self._tally(decoded.event, 1)
+
+    def recount(self, before: Event, after: Event) -> None:
+        """Count a message under what applying it decided (``name_gate``), not what decoding
+        did: a held-back event applied after all, or an event rejected for its name."""
+        with self._lock:
+            self._tally(before, -1)
+            self._tally(after, 1)
+
+    def _tally(self, event: Event, sign: int) -> None:
         if isinstance(event, Rejected):
-            self.quarantined += 1
-            self.quarantine_reasons[event.reason.split(":")[0][:80]] += 1
+            self.quarantined += sign
+            _add(self.quarantine_reasons, event.reason.split(":")[0][:80], sign)
             return
-        self.events[event.status.name.title()] += 1
+        _add(self.events, event.status.name.title(), sign)
         if isinstance(event, AnnotationEvent):
-            self.roles[event.created_role.name.title()] += 1
-            self.boxes.update(d.cls for d in event.detections)
+            _add(self.roles, event.created_role.name.title(), sign)
+            for d in event.detections:
+                _add(self.boxes, d.cls, sign)
         else:
-            self.roles[BULK_ROLE] += 1
+            _add(self.roles, BULK_ROLE, sign)
+
+
+def _add(counter: Counter, key: Any, sign: int) -> None:
+    counter[key] += sign
+    if counter[key] <= 0:
+        del counter[key]
 
 
 def upgraded(stored: dict[str, Any]) -> dict[str, Any]:
