@@ -67,6 +67,8 @@ def _char_problem(char: str) -> str | None:
     if char == " " or (char.isascii() and char.isprintable()):
         return f"character {char!r} that Windows forbids" if char in WINDOWS_FORBIDDEN else None
     category = unicodedata.category(char)
+    if category.startswith(_ALLOWED_CATEGORIES) and char not in _SLASH_MARKS:
+        return None
     code = f"U+{ord(char):04X} {unicodedata.name(char, '')}".rstrip()
     if category == "Cc":
         return f"control character {code}"
@@ -74,9 +76,7 @@ def _char_problem(char: str) -> str | None:
         return f"invisible format character {code}"
     if char in _SLASH_MARKS:
         return f"slash overlay mark {code}"
-    if not category.startswith(_ALLOWED_CATEGORIES):
-        return f"non-ASCII {_KINDS[category[0]]} {code}"
-    return None
+    return f"non-ASCII {_KINDS[category[0]]} {code}"
 
 
 def fold(name: str) -> str:
