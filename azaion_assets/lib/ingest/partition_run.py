@@ -35,7 +35,11 @@ from azaion_assets.lib.stream.stream_connection import StreamTarget
 from azaion_assets.lib.text import plural
 
 _BATCH = 32  # messages per hand-off from the reader to the applier
-_QUEUE = 4  # batches in flight: 128 messages, about 13 MB at 100 KB each
+_BATCH_BYTES = 4 << 20  # or fewer, once their bodies reach this (a single message always goes)
+# Bytes of message bodies queued for the applier. A count alone would let a run of 32 MB
+# messages hold gigabytes; a budget in bytes bounds memory whatever the messages weigh (one batch
+# always passes, so a message larger than the budget still goes through, alone).
+QUEUE_BYTES = 32 << 20
 
 
 @dataclass
@@ -52,31 +56,45 @@ class IngestResult:
 class _Applier(threading.Thread):
     """Feeds queued messages to ``Ingest``; on failure keeps draining so the reader never hangs."""
 
-    def __init__(self, ingest: Ingest) -> None:
+    def __init__(self, ingest: Ingest, budget: int = QUEUE_BYTES) -> None:
         super().__init__(name="azaion-ingest-applier", daemon=True)
         self.ingest = ingest
-        self.inbox: queue.Queue[list[Item] | None] = queue.Queue(_QUEUE)
+        self.inbox: queue.SimpleQueue[tuple[list[Item], int] | None] = queue.SimpleQueue()
         self.error: BaseException | None = None
+        self.budget, self.queued = budget, 0  # bytes of bodies queued and not yet applied
+        self._room = threading.Condition()
 
     def offer(self, batch: list[Item]) -> bool:
-        """Queue a batch; waits while the queue is full (backpressure). False once the applier
-        has failed: then nothing more is wanted, and the caller must not wait on it."""
-        while self.error is None and self.is_alive():
-            try:
-                self.inbox.put(batch, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
+        """Queue a batch; waits while the queue holds its budget of bytes (backpressure). False
+        once the applier has failed: then nothing more is wanted, and the caller must not wait
+        on it."""
+        size = sum(len(item[1]) for item in batch)
+        with self._room:
+            while self.queued and self.queued + size > self.budget:
+                if self.error is not None or not self.is_alive():
+                    return False
+                self._room.wait(timeout=0.5)
+            if self.error is not None or not self.is_alive():
+                return False
+            self.queued += size
+        self.inbox.put((batch, size))
+        return True
+
+    def close(self) -> None:
+        self.inbox.put(None)
 
     def run(self) -> None:
-        while (batch := self.inbox.get()) is not None:
+        while (queued := self.inbox.get()) is not None:
+            batch, size = queued
             if self.error is None:
                 try:
                     for item in batch:
                         self.ingest.add(*item)
                 except BaseException as exc:
                     self.error = exc
+            with self._room:
+                self.queued -= size
+                self._room.notify_all()
         if self.error is None:
             try:
                 self.ingest.flush()
@@ -156,7 +174,7 @@ def _read_and_apply(
     def start(position: int) -> _Partition:
         return _Partition(tree, state, *todo[position], max_bytes, group_size)
 
-    with StreamReader(target, span, idle_timeout, _BATCH, log) as reader:
+    with StreamReader(target, span, idle_timeout, _BATCH, log, _BATCH_BYTES) as reader:
         position, current = 0, start(0)
         try:
             with current.ingest.locked():
@@ -221,7 +239,7 @@ class _Partition:
             self._close()  # the applier failed: raise its error
 
     def _close(self) -> None:
-        self.applier.inbox.put(None)
+        self.applier.close()
         self.applier.join()
         if self.applier.error is not None:
             raise self.applier.error
@@ -230,7 +248,7 @@ class _Partition:
         """Stop the applier on the way out of a failure (its own error, if any, is dropped:
         the caller is raising another or this one already)."""
         if self.applier.is_alive():
-            self.applier.inbox.put(None)
+            self.applier.close()
             self.applier.join()
 
     def finish(self, read_gap: OffsetRange | None, swept: int) -> IngestResult:

@@ -41,6 +41,7 @@ class _Request:
     wanted: OffsetRange
     idle_timeout: float
     batch: int  # messages per frame
+    batch_bytes: int = 4 << 20  # bytes per frame: a frame closes at either, after one message
 
 
 # -- the caller's side ------------------------------------------------------------------------
@@ -60,13 +61,14 @@ class StreamReader:
         idle_timeout: float,
         batch: int,
         log: Callable[[str], None] = lambda _: None,
+        batch_bytes: int = 4 << 20,
     ) -> None:
         self.gap: OffsetRange | None = None
         self._log = log
         self._ended = False
         self._child = child.Child(__file__, [], "the stream reader process", StreamError)
         with suppress(OSError):  # the child died already: ``batches`` reports how
-            self._child.send(_Request(target, wanted, idle_timeout, batch))
+            self._child.send(_Request(target, wanted, idle_timeout, batch, batch_bytes))
 
     def batches(self) -> Iterator[list[Item]]:
         """Every message of the range, in stream order, a batch at a time; raises what the child
@@ -122,12 +124,16 @@ async def _read(request: _Request, out: socket.socket) -> None:
         count = 0
         if start is not None:
             batch: list[Item] = []
+            size = 0
 
             def deliver(offset: int, body: bytes, properties: Mapping[Any, Any]) -> None:
+                nonlocal size
                 batch.append((offset, body, properties))
-                if len(batch) >= request.batch:
+                size += len(body)
+                if len(batch) >= request.batch or size >= request.batch_bytes:
                     child.answer(out, ("batch", batch))
                     batch.clear()
+                    size = 0
 
             count = await read_range(
                 request.target,

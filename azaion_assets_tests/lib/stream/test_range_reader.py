@@ -52,6 +52,18 @@ def test_batches_hold_exactly_what_reading_in_process_gives(stream, no_new_child
     assert len(expected) == len(MESSAGES)
 
 
+def test_a_batch_closes_at_its_bytes_and_a_large_message_goes_alone(stream, no_new_children):
+    messages = [(bytes([i]) * (30_000 if i % 10 else 120_000), {}) for i in range(40)]
+    asyncio.run(publish(stream, messages))
+    with StreamReader(stream, OffsetRange(0, 39), 5.0, batch=32, batch_bytes=100_000) as reader:
+        batches = list(reader.batches())
+    assert [len(item[1]) for b in batches for item in b] == [len(m[0]) for m in messages]
+    for batch in batches:
+        sizes = [len(item[1]) for item in batch]
+        assert sum(sizes[:-1]) < 100_000, sizes  # it closed at the first to reach the bytes
+    assert any(len(b) == 1 and len(b[0][1]) == 120_000 for b in batches)
+
+
 def test_broker_trouble_in_the_reader_is_a_stream_error_here(broker, tree, no_new_children):
     unreachable = dataclasses.replace(broker, port=free_port(), password="hunter2", stream="x")
     with pytest.raises(StreamError) as info:
