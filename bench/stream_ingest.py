@@ -15,6 +15,8 @@ Then, alternating, on the same offset range:
 - raw (our reader): ``read_range`` as the ingest uses it, for reference.
 - ingest, tree in RAM: the same into ``/dev/shm`` (fsync is free there), for reference: what
   the ingest costs apart from the disk.
+- ingest, header check: the ingest with the images checked as before issue 16 (Pillow reads the
+  header only, ``header_check``), so the full decode at the door is priced in the same run.
 
 Each run is a fresh subprocess, so its peak RSS (``VmHWM``) is its own (the ingest's stream
 reader process is reported apart, from ``RUSAGE_CHILDREN``), and the medians are compared as
@@ -58,11 +60,12 @@ VARIANTS = 8  # distinct images, reused under different names
 RAM_DIR = Path("/dev/shm")
 _TARGET_ENV = "AZAION_BENCH_STREAM"  # how a child learns where the stream is (and its password)
 
-RAW, INGEST, FAST, INGEST_RAM = (
+RAW, INGEST, FAST, INGEST_RAM, HEADER = (
     "raw (stock rstream)",
     "ingest",
     "raw (our reader)",
     "ingest, tree in RAM",
+    "ingest, header check",
 )
 
 
@@ -148,10 +151,25 @@ def child_peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
 
 
+def header_check(image: object, _limits: object = None) -> str:
+    """The image check before issue 16: Pillow reads the header, nothing is decoded."""
+    from PIL import Image
+
+    from azaion_assets.lib.stream.events import IMAGE_FORMATS
+
+    assert isinstance(image, bytes)
+    with Image.open(io.BytesIO(image)) as img:
+        return IMAGE_FORMATS[str(img.format)]
+
+
 def child(kind: str, first: int, last: int, workdir: Path) -> dict[str, float]:
     """One contender, in this (fresh) process."""
     target = StreamTarget(**json.loads(os.environ[_TARGET_ENV]))
-    if kind in (INGEST, INGEST_RAM):
+    if kind == HEADER:
+        from azaion_assets.lib.stream import contract
+
+        contract.check_image = header_check  # type: ignore[assignment]
+    if kind in (INGEST, INGEST_RAM, HEADER):
         from azaion_assets.lib.ingest.partition_run import ingest_partition
         from azaion_assets_tests.treeview import make_tree
 
@@ -227,6 +245,7 @@ def run(
             target = broker.target("bench-ingest")
             whole, quarter = fill(target, count, size)
             plan = [(RAW, whole, workdir), (INGEST, whole, workdir), (FAST, whole, workdir)]
+            plan.append((HEADER, whole, workdir))
             if ram is not None:
                 plan.append((INGEST_RAM, whole, ram))
             plan.append((INGEST, quarter, workdir))
@@ -307,6 +326,11 @@ def main() -> int:
     ratio = full["messages"] / full["seconds"] / raw_rate
     flat = _both_peaks(full) / _both_peaks(part)
     ok = ratio >= GOAL_RATIO and flat <= GOAL_FLAT
+    header = medians[(HEADER, args.count)]
+    print(
+        f"full decode at the door / header check = {header['seconds'] / full['seconds']:.2f}x "
+        f"the rate ({(full['seconds'] - header['seconds']) / args.count * 1e3:.2f} ms a message)"
+    )
     each = ", ".join(f"{r:.2f}x" for r in spread)
     print(f"\ningest / raw, round by round: {each}; load average now {load_average()}")
     print(

@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from azaion_assets.lib.config.config_error import ConfigError, describe_invalid
 from azaion_assets.lib.config.fields import (
     AtLeastOne,
+    AtLeastOneRatio,
     Count,
     Fraction,
     ImageSize,
@@ -37,6 +38,11 @@ from azaion_assets.lib.config.fields import (
 )
 from azaion_assets.lib.config.fields import setting as _field
 from azaion_assets.lib.release.crypto import Scheme
+from azaion_assets.lib.stream.image_door import (
+    DEFAULT_MAX_IMAGE_ASPECT,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    ImageLimits,
+)
 
 DEFAULT_CONFIG_FILE = Path("config.yaml")
 DEFAULT_ENV_FILE = Path(".env")
@@ -144,6 +150,15 @@ class Settings(BaseSettings):
     )
     stream_max_message_bytes: AtLeastOne = _field(
         32 << 20, doc="Larger messages are quarantined as oversize"
+    )
+    stream_max_image_pixels: AtLeastOne = _field(
+        DEFAULT_MAX_IMAGE_PIXELS,
+        doc="Larger images are quarantined, judged from the header before decoding; the default, "
+        "4096x4096, holds a 4K frame (3840x2160) with margin",
+    )
+    stream_max_image_aspect: AtLeastOneRatio = _field(
+        DEFAULT_MAX_IMAGE_ASPECT,
+        doc="Images whose long side exceeds this many times the short side are quarantined",
     )
     stream_read_timeout_seconds: float = _field(
         10.0, doc="An ingest run fails (and retries) if the stream stalls this long"
@@ -332,6 +347,11 @@ class Settings(BaseSettings):
     def split_percentages(self) -> tuple[int, int, int]:
         train, valid, test = (int(p) for p in self.dataset_split.split("/"))
         return train, valid, test
+
+    @property
+    def image_limits(self) -> ImageLimits:
+        """What an image in a stream message may measure (STREAM_MAX_IMAGE_*)."""
+        return ImageLimits(self.stream_max_image_pixels, self.stream_max_image_aspect)
 
     @property
     def runtime_dir(self) -> Path:

@@ -10,10 +10,11 @@ Liberal where the platform is ambiguous (and the leniency is recorded in ``notes
 property as its exact digits or its name, the image extension with or without its dot,
 detections as a JSON string or an already-decoded list, dates as msgpack timestamps, ISO strings
 or epoch numbers, and a body status that disagrees with the property (the property wins). Strict
-where it matters for the data tree: names (safe, and portable: ``portable_names``), image bytes,
-numbers (a status, role or class id is an integer: never a bool, a float or text that ``int()``
-happens to read) and boxes, judged as their label line will be written. The events are
-``events``; each field's check is ``message_fields``.
+where it matters for the data tree: names (safe, and portable: ``portable_names``), images
+(decoded whole within ``image_limits``, see ``image_door``), numbers (a status, role or class id
+is an integer: never a bool, a float or text that ``int()`` happens to read) and boxes, judged
+as their label line will be written. The events are ``events``; each field's check is
+``message_fields``.
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ from azaion_assets.lib.stream.events import (
     Source,
     Status,
 )
+from azaion_assets.lib.stream.image_door import DEFAULT_IMAGE_LIMITS, ImageLimits, check_image
 from azaion_assets.lib.stream.message_fields import (
     Reject,
     check_name,
     exact_decimal,
     image_extension,
-    image_format,
     int_text,
     named,
     parse_date,
@@ -60,11 +61,12 @@ def decode_message(
     body: bytes,
     properties: Mapping[Any, Any] | None,
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    image_limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
 ) -> Decoded:
     """Decode one stream message; never raises for bad input."""
     notes: list[str] = []
     try:
-        event = held_back(_decode(body, _properties(properties), max_bytes, notes))
+        event = held_back(_decode(body, _properties(properties), max_bytes, image_limits, notes))
     except Reject as exc:
         event = Rejected(str(exc), exc.status, exc.name)
     except Exception as exc:  # a message must never stop the batch
@@ -84,7 +86,9 @@ def _properties(properties: Mapping[Any, Any] | None) -> dict[str, Any]:
     return out
 
 
-def _decode(body: bytes, props: dict[str, Any], max_bytes: int, notes: list[str]):
+def _decode(
+    body: bytes, props: dict[str, Any], max_bytes: int, limits: ImageLimits, notes: list[str]
+):
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise Reject(f"body is {type(body).__name__}, not bytes")
     if AMQP_ERROR_PROPERTY in props:
@@ -99,7 +103,7 @@ def _decode(body: bytes, props: dict[str, Any], max_bytes: int, notes: list[str]
     if not isinstance(fields, (list, tuple)):
         raise Reject(f"body is a msgpack {type(fields).__name__}, not an array", status)
     if status in ANNOTATION_STATUSES:
-        return _annotation(status, list(fields), notes)
+        return _annotation(status, list(fields), limits, notes)
     return _bulk(status, list(fields), notes)
 
 
@@ -135,7 +139,9 @@ def _body_status(value: Any, status: Status, notes: list[str]) -> None:
 ANNOTATION_FIELDS = 11
 
 
-def _annotation(status: Status, fields: list[Any], notes: list[str]) -> AnnotationEvent:
+def _annotation(
+    status: Status, fields: list[Any], limits: ImageLimits, notes: list[str]
+) -> AnnotationEvent:
     if len(fields) < ANNOTATION_FIELDS:
         raise Reject(
             f"annotation array has {plural(len(fields), 'field')}, expected {ANNOTATION_FIELDS}",
@@ -162,7 +168,7 @@ def _annotation(status: Status, fields: list[Any], notes: list[str]) -> Annotati
             raise Reject("originalMediaName and createdEmail must be strings")
         if isinstance(ticks, bool) or not isinstance(ticks, int):
             raise Reject(f"time is {type(ticks).__name__}, not an integer of 100-ns ticks")
-        real_ext = image_format(image)
+        real_ext = check_image(image, limits)
         event = AnnotationEvent(
             status=status,
             created_date=parse_date(created, "createdDate", notes),

@@ -10,7 +10,6 @@ route or label an annotation in a way the platform never meant, so each is a nam
 from __future__ import annotations
 
 import enum
-import io
 import json
 import sys
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from pydantic import ValidationError
 
 from azaion_assets.lib.dataset.classes import NUM_SLOTS
 from azaion_assets.lib.dataset.labels import LabelError, check_box
-from azaion_assets.lib.stream.events import IMAGE_FORMATS, Detection, Status
+from azaion_assets.lib.stream.events import Detection, Status
 
 MAX_NAME_BYTES = 200
 
@@ -113,33 +112,6 @@ def parse_enum(kind: type[enum.IntEnum], value: Any, what: str) -> Any:
         return kind(number)
     except ValueError:
         raise Reject(f"unknown {what} {int_text(number)}") from None
-
-
-def _pil_open():
-    """Pillow's own ``Image.open``. Importing Ultralytics replaces it with one that, on bytes
-    Pillow cannot identify, tries to install pi-heif from the network (and fails offline)."""
-    from PIL import Image
-
-    patches = sys.modules.get("ultralytics.utils.patches")
-    return getattr(patches, "_image_open", Image.open)
-
-
-def image_format(image: Any) -> str:
-    """The extension for the image's real format; rejects bytes that are not an image."""
-    if not isinstance(image, (bytes, bytearray)) or not image:
-        raise Reject("image is missing or not bytes")
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with _pil_open()(io.BytesIO(image)) as img:
-            fmt, size = img.format, img.size
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise Reject(f"image bytes are not an image ({type(exc).__name__})") from None
-    except Image.DecompressionBombError:
-        raise Reject("image declares a decompression-bomb size") from None
-    if fmt not in IMAGE_FORMATS or min(size) < 1:
-        raise Reject(f"unsupported image format {fmt}")
-    return IMAGE_FORMATS[fmt]
 
 
 def parse_detections(value: Any, notes: list[str]) -> tuple[Detection, ...]:

@@ -16,6 +16,7 @@ from azaion_assets.lib.ingest.apply_events import Ingest, quarantine_dir, state_
 from azaion_assets.lib.ingest.ingest_state import IngestState, Kind, Origin, Place, replay
 from azaion_assets.lib.stream.contract import pack
 from azaion_assets.lib.stream.events import STATUS_PROPERTY, Role, Status
+from azaion_assets.lib.stream.image_door import ImageLimits
 from azaion_assets_tests.treeview import make_tree, places, snapshot
 
 VALIDATOR = Author(Role.VALIDATOR, "val@azaion.com")
@@ -130,6 +131,7 @@ def _bad_messages() -> dict[str, tuple[bytes, dict]]:
         "unknown role": (fields(role=7), props),
         "invalid box": (fields(dets='[{"cls":0,"x":0.95,"y":0.5,"w":0.3,"h":0.1}]'), props),
         "not an image": (fields(image=b"GIF89a-but-not-really"), props),
+        "image truncated or corrupt: JPEG": (fields(image=_jpeg()[:-100]), props),
         "unsafe name": (fields(name="../../etc/passwd"), props),
         "path separators": (fields(name="a/b"), props),
         "exceeds the": (fields(image=_jpeg() + b"\0" * (1 << 20)), props),
@@ -149,6 +151,15 @@ def test_bad_messages_are_quarantined_with_raw_bytes_and_reason_and_the_batch_go
         assert record["offset"] == offset and record["bytes"] == len(body)
         assert (folder / f"{offset:020d}.bin").read_bytes() == body
     assert not (tree.root / "etc").exists() and not any(tree.root.parent.glob("**/passwd"))
+
+
+def test_the_image_limits_given_reach_the_decoder(tree):
+    with IngestState(state_path(tree)) as state:
+        ingest = Ingest(tree, state, "000000000000-000000009999", 1 << 20, 256, ImageLimits(1000))
+        ingest.add(0, *created("big"))
+        ingest.flush()
+    assert ingest.summary.quarantine_reasons == {"image over STREAM_MAX_IMAGE_PIXELS": 1}
+    assert not places(tree, "big")
 
 
 def test_applying_a_partition_twice_changes_nothing(tree):

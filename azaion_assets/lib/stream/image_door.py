@@ -1,0 +1,101 @@
+"""Images checked at the door: whole, readable, of bounded size, in a format the trainer reads.
+
+A header alone says nothing of the rest: a JPEG cut in half or a 13000x13000 PNG of 20 KB passes
+it, and one such image stalls or kills a training dataloader days later. So the size is judged
+from the header first (a decompression bomb is never decompressed), then the image is decoded to
+its end. JPEGs decode at 1/8 scale (``draft``): libjpeg still walks the whole entropy-coded
+stream, so a cut is caught, at a fraction of the cost. ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``
+must stay off (it would pad a cut image; a test checks the trainer's imports leave it off).
+What a decode cannot catch is in docs/message-contract.md ("Images").
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from azaion_assets.lib.stream.events import IMAGE_FORMATS
+from azaion_assets.lib.stream.message_fields import Reject
+
+# 4096x4096: a 4K frame (3840x2160, 8.3 MP) or a square 4K sensor, with margin; 48 MiB as RGB.
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
+DEFAULT_MAX_IMAGE_ASPECT = 8.0  # a 16:9 frame is 1.8; a strip of 8:1 is a letterboxed sliver
+MIN_SIDE = 10  # Ultralytics' check_image drops an image under 10 pixels a side as corrupt
+# Pillow modes OpenCV (the trainer's reader) decodes; it returns nothing for 32-bit int or float.
+TRAINER_MODES = frozenset(
+    {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "LAB"}
+    | {"I;16", "I;16L", "I;16B", "I;16N"}
+)
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What an image may measure (``STREAM_MAX_IMAGE_PIXELS``, ``STREAM_MAX_IMAGE_ASPECT``)."""
+
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_aspect: float = DEFAULT_MAX_IMAGE_ASPECT
+
+
+DEFAULT_IMAGE_LIMITS = ImageLimits()
+
+
+def _pil_open():
+    """Pillow's own ``Image.open``. Importing Ultralytics replaces it with one that, on bytes
+    Pillow cannot identify, tries to install pi-heif from the network (and fails offline)."""
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    return getattr(patches, "_image_open", Image.open)
+
+
+def check_image(image: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> str:
+    """The extension of the image's real format, once it decoded whole within ``limits``."""
+    if not isinstance(image, (bytes, bytearray)) or not image:
+        raise Reject("image is missing or not bytes")
+    from PIL import Image, UnidentifiedImageError
+
+    fmt = None
+    try:
+        with _pil_open()(io.BytesIO(image)) as img:
+            fmt = img.format
+            if fmt not in IMAGE_FORMATS:
+                raise Reject(f"unsupported image format {fmt}")
+            width, height = img.size
+            check_size(width, height, limits)
+            if img.mode not in TRAINER_MODES:
+                raise Reject(f"unsupported image mode {img.mode} ({fmt}): OpenCV reads none")
+            if fmt == "JPEG":
+                img.draft(img.mode, (1, 1))  # the smallest scale libjpeg offers: 1/8
+            img.load()
+    except Reject:
+        raise
+    except Image.DecompressionBombError:
+        raise Reject(
+            "image over STREAM_MAX_IMAGE_PIXELS: Pillow refuses it as a decompression bomb"
+        ) from None
+    except UnidentifiedImageError:
+        raise Reject("image bytes are not an image") from None
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError) as exc:
+        detail = f"{type(exc).__name__}: {str(exc)[:80]}"
+        raise Reject(f"image truncated or corrupt: {fmt} ({detail})") from None
+    return IMAGE_FORMATS[fmt]
+
+
+def check_size(width: int, height: int, limits: ImageLimits) -> None:
+    """The header's size against ``limits`` and what the trainer reads, before any decoding."""
+    size = f"{width}x{height}"
+    if width * height > limits.max_pixels:
+        raise Reject(
+            f"image over STREAM_MAX_IMAGE_PIXELS: {size} is {width * height:,} pixels, "
+            f"more than {limits.max_pixels:,}"
+        )
+    if min(width, height) < MIN_SIDE:
+        raise Reject(f"image under {MIN_SIDE} pixels a side: {size} (the trainer drops it)")
+    if max(width, height) > limits.max_aspect * min(width, height):
+        ratio = max(width, height) / min(width, height)
+        raise Reject(
+            f"image over STREAM_MAX_IMAGE_ASPECT: {size} is {ratio:.1f}:1, "
+            f"more than {limits.max_aspect:g}:1"
+        )
