@@ -85,6 +85,7 @@ class Published:
     messages: int
     validated: int
     quarantined: int
+    partitions: int
 
 
 @dataclass(frozen=True)
@@ -149,14 +150,14 @@ def operator(
         with DagsterInstance.from_config(str(home)) as instance:
             batch, validated = demo_messages(24, seed=0)  # 12 videos: every split gets some
             _ingest(instance, defs, target, batch)
-            published = Published(messages=len(batch), validated=validated, quarantined=1)
             training = defs.resolve_job_def(RETRAINING_JOB).execute_in_process(
                 instance=instance, partition_key=today
             )
             assert training.success
             # A second batch, winter frames of new videos: the champion is scored on them.
-            winter = synthetic(12, VALIDATOR, 7, "winter", videos=3, scene="winter")
-            _ingest(instance, defs, target, list(winter))
+            winter = list(synthetic(12, VALIDATOR, 7, "winter", videos=3, scene="winter"))
+            _ingest(instance, defs, target, winter)
+            published = Published(len(batch) + 12, validated + 12, quarantined=1, partitions=2)
             scored = defs.resolve_job_def(MONITOR_JOB).execute_in_process(instance=instance)
             assert scored.success
         tree = DataTree.from_settings(load_settings())
@@ -285,7 +286,7 @@ def test_todays_arrivals_show_the_counts_and_the_summary(operator: Operator):
         f"\nmessages\n{sent.messages}\n",
         f"\nvalidated\n{sent.validated}\n",
         f"\nquarantined\n{sent.quarantined}\n",
-        f"{sent.messages} messages in 1 annotation partition on {day}",
+        f"{sent.messages} messages in {sent.partitions} annotation partitions on {day}",
         f"{sent.validated} validated annotations reached data/",
         f"{sent.quarantined} quarantined: undecodable msgpack",
         "ingest_job",

@@ -105,7 +105,7 @@ def annotations(
         max_bytes=config.stream_max_message_bytes,
         idle_timeout=config.stream_read_timeout_seconds,
         log=context.log.info,
-        image_limits=config.image_limits,
+        message_limits=config.message_limits,
     )
     landed: set[str] | None = None  # partitions materialised before: read only if needed
     for result in results:

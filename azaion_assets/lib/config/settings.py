@@ -38,10 +38,12 @@ from azaion_assets.lib.config.fields import (
 )
 from azaion_assets.lib.config.fields import setting as _field
 from azaion_assets.lib.release.crypto import Scheme
-from azaion_assets.lib.stream.image_door import (
+from azaion_assets.lib.stream.limits import (
+    DEFAULT_MAX_BOXES,
+    DEFAULT_MAX_BULK_NAMES,
     DEFAULT_MAX_IMAGE_ASPECT,
     DEFAULT_MAX_IMAGE_PIXELS,
-    ImageLimits,
+    MessageLimits,
 )
 
 DEFAULT_CONFIG_FILE = Path("config.yaml")
@@ -159,6 +161,13 @@ class Settings(BaseSettings):
     stream_max_image_aspect: AtLeastOneRatio = _field(
         DEFAULT_MAX_IMAGE_ASPECT,
         doc="Images whose long side exceeds this many times the short side are quarantined",
+    )
+    stream_max_boxes: AtLeastOne = _field(
+        DEFAULT_MAX_BOXES,
+        doc="An annotation with more boxes is quarantined, counted before they are decoded",
+    )
+    stream_max_bulk_names: AtLeastOne = _field(
+        DEFAULT_MAX_BULK_NAMES, doc="A bulk Validated/Deleted naming more names is quarantined"
     )
     stream_read_timeout_seconds: float = _field(
         10.0, doc="An ingest run fails (and retries) if the stream stalls this long"
@@ -349,9 +358,14 @@ class Settings(BaseSettings):
         return train, valid, test
 
     @property
-    def image_limits(self) -> ImageLimits:
-        """What an image in a stream message may measure (STREAM_MAX_IMAGE_*)."""
-        return ImageLimits(self.stream_max_image_pixels, self.stream_max_image_aspect)
+    def message_limits(self) -> MessageLimits:
+        """What one stream message may ask of the ingest (STREAM_MAX_IMAGE_*, _BOXES, ...)."""
+        return MessageLimits(
+            self.stream_max_image_pixels,
+            self.stream_max_image_aspect,
+            self.stream_max_boxes,
+            self.stream_max_bulk_names,
+        )
 
     @property
     def runtime_dir(self) -> Path:

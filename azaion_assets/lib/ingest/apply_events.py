@@ -45,7 +45,7 @@ from azaion_assets.lib.ingest.name_gate import admit
 from azaion_assets.lib.ingest.planning import Group, Planner, quarantine_dir, real_names
 from azaion_assets.lib.ingest.summary import IngestSummary
 from azaion_assets.lib.stream.contract import Decoded, Rejected, decode_message
-from azaion_assets.lib.stream.image_door import DEFAULT_IMAGE_LIMITS, ImageLimits
+from azaion_assets.lib.stream.limits import DEFAULT_LIMITS, MessageLimits
 
 TEMP_SUFFIX = ".ingest-tmp"
 GROUP_SIZE = 128  # events per commit: amortises fsyncs and the SQLite commit
@@ -71,11 +71,11 @@ class Ingest:
         partition: str,
         max_bytes: int,
         group_size: int = GROUP_SIZE,
-        image_limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+        message_limits: MessageLimits = DEFAULT_LIMITS,
     ) -> None:
         self.tree, self.state, self.partition = tree, state, partition
         self.max_bytes, self.group_size = max_bytes, group_size
-        self.image_limits = image_limits
+        self.message_limits = message_limits
         self.summary = IngestSummary()
         self._planner = Planner(tree, partition, self.summary)
         self._group: Group = []
@@ -88,7 +88,7 @@ class Ingest:
     # -- feeding ---------------------------------------------------------------------------
 
     def add(self, offset: int, body: bytes, properties: Mapping[Any, Any]) -> None:
-        decoded = decode_message(body, properties, self.max_bytes, self.image_limits)
+        decoded = decode_message(body, properties, self.max_bytes, self.message_limits)
         self.summary.count(offset, body, decoded)
         names = _names_of(decoded, offset)
         full = len(self._group) >= self.group_size or self._group_bytes >= GROUP_BYTES

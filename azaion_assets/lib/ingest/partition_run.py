@@ -29,7 +29,7 @@ from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.ingest.apply_events import GROUP_SIZE, Ingest, ensure_places, state_path
 from azaion_assets.lib.ingest.ingest_state import IngestState
 from azaion_assets.lib.ingest.summary import upgraded
-from azaion_assets.lib.stream.image_door import DEFAULT_IMAGE_LIMITS, ImageLimits
+from azaion_assets.lib.stream.limits import DEFAULT_LIMITS, MessageLimits
 from azaion_assets.lib.stream.offsets import OffsetRange
 from azaion_assets.lib.stream.range_reader import Item, StreamReader
 from azaion_assets.lib.stream.stream_connection import StreamTarget
@@ -113,11 +113,11 @@ def ingest_partition(
     idle_timeout: float = 10.0,
     log: Callable[[str], None] = lambda _: None,
     group_size: int = GROUP_SIZE,
-    image_limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+    message_limits: MessageLimits = DEFAULT_LIMITS,
 ) -> IngestResult:
     """Apply every message of one partition's offset range; raise ``StreamError`` on trouble."""
     (result,) = ingest_partitions(
-        target, tree, [partition], max_bytes, idle_timeout, log, group_size, image_limits
+        target, tree, [partition], max_bytes, idle_timeout, log, group_size, message_limits
     )
     return result
 
@@ -130,7 +130,7 @@ def ingest_partitions(
     idle_timeout: float = 10.0,
     log: Callable[[str], None] = lambda _: None,
     group_size: int = GROUP_SIZE,
-    image_limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+    message_limits: MessageLimits = DEFAULT_LIMITS,
 ) -> Iterator[IngestResult]:
     """Apply several partitions, each completely and in offset order, reading the stream once.
 
@@ -157,7 +157,7 @@ def ingest_partitions(
             yield IngestResult(partition, span, stored, gap, True, time.monotonic() - started)
         if todo:
             yield from _read_and_apply(
-                target, tree, state, todo, max_bytes, idle_timeout, log, group_size, image_limits
+                target, tree, state, todo, max_bytes, idle_timeout, log, group_size, message_limits
             )
 
 
@@ -170,13 +170,13 @@ def _read_and_apply(
     idle_timeout: float,
     log: Callable[[str], None],
     group_size: int,
-    image_limits: ImageLimits,
+    message_limits: MessageLimits,
 ) -> Iterator[IngestResult]:
     """One reader over the span of ``todo``; each partition fed to its own ``Ingest``."""
     span = OffsetRange(todo[0][0].first, todo[-1][0].last)
 
     def start(position: int) -> _Partition:
-        return _Partition(tree, state, *todo[position], max_bytes, group_size, image_limits)
+        return _Partition(tree, state, *todo[position], max_bytes, group_size, message_limits)
 
     with StreamReader(target, span, idle_timeout, _BATCH, log, _BATCH_BYTES) as reader:
         position, current = 0, start(0)
@@ -231,11 +231,11 @@ class _Partition:
         partition: str,
         max_bytes: int,
         group_size: int,
-        image_limits: ImageLimits,
+        message_limits: MessageLimits,
     ) -> None:
         self.started = time.monotonic()
         self.state, self.span, self.partition = state, span, partition
-        self.ingest = Ingest(tree, state, partition, max_bytes, group_size, image_limits)
+        self.ingest = Ingest(tree, state, partition, max_bytes, group_size, message_limits)
         self.applier = _Applier(self.ingest)
         self.applier.start()
 

@@ -11,7 +11,7 @@ property as its exact digits or its name, the image extension with or without it
 detections as a JSON string or an already-decoded list, dates as msgpack timestamps, ISO strings
 or epoch numbers, and a body status that disagrees with the property (the property wins). Strict
 where it matters for the data tree: names (safe, and portable: ``portable_names``), images
-(decoded whole within ``image_limits``, see ``image_door``), numbers (a status, role or class id
+(decoded whole within ``message_limits``, see ``image_door``), numbers (a status, role or class id
 is an integer: never a bool, a float or text that ``int()`` happens to read) and boxes, judged
 as their label line will be written. The events are ``events``; each field's check is
 ``message_fields``.
@@ -37,7 +37,8 @@ from azaion_assets.lib.stream.events import (
     Source,
     Status,
 )
-from azaion_assets.lib.stream.image_door import DEFAULT_IMAGE_LIMITS, ImageLimits, check_image
+from azaion_assets.lib.stream.image_door import check_image
+from azaion_assets.lib.stream.limits import DEFAULT_LIMITS, MessageLimits
 from azaion_assets.lib.stream.message_fields import (
     Reject,
     check_name,
@@ -61,12 +62,12 @@ def decode_message(
     body: bytes,
     properties: Mapping[Any, Any] | None,
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-    image_limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+    message_limits: MessageLimits = DEFAULT_LIMITS,
 ) -> Decoded:
     """Decode one stream message; never raises for bad input."""
     notes: list[str] = []
     try:
-        event = held_back(_decode(body, _properties(properties), max_bytes, image_limits, notes))
+        event = held_back(_decode(body, _properties(properties), max_bytes, message_limits, notes))
     except Reject as exc:
         event = Rejected(str(exc), exc.status, exc.name)
     except Exception as exc:  # a message must never stop the batch
@@ -87,7 +88,7 @@ def _properties(properties: Mapping[Any, Any] | None) -> dict[str, Any]:
 
 
 def _decode(
-    body: bytes, props: dict[str, Any], max_bytes: int, limits: ImageLimits, notes: list[str]
+    body: bytes, props: dict[str, Any], max_bytes: int, limits: MessageLimits, notes: list[str]
 ):
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise Reject(f"body is {type(body).__name__}, not bytes")
@@ -104,7 +105,7 @@ def _decode(
         raise Reject(f"body is a msgpack {type(fields).__name__}, not an array", status)
     if status in ANNOTATION_STATUSES:
         return _annotation(status, list(fields), limits, notes)
-    return _bulk(status, list(fields), notes)
+    return _bulk(status, list(fields), limits, notes)
 
 
 _STATUS_NAMES = {s.name.lower(): s for s in Status}
@@ -140,7 +141,7 @@ ANNOTATION_FIELDS = 11
 
 
 def _annotation(
-    status: Status, fields: list[Any], limits: ImageLimits, notes: list[str]
+    status: Status, fields: list[Any], limits: MessageLimits, notes: list[str]
 ) -> AnnotationEvent:
     if len(fields) < ANNOTATION_FIELDS:
         raise Reject(
@@ -176,7 +177,7 @@ def _annotation(
             original_media_name=media,
             time_ticks=ticks,
             image_extension=image_extension(ext, real_ext, notes),
-            detections=parse_detections(dets, notes),
+            detections=parse_detections(dets, notes, limits.max_boxes),
             image=bytes(image),
             created_role=parse_enum(Role, role, "role"),
             created_email=email,
@@ -188,9 +189,15 @@ def _annotation(
         raise Reject(str(exc), status, name) from None
 
 
-def _bulk(status: Status, fields: list[Any], notes: list[str]) -> BulkEvent:
+def _bulk(status: Status, fields: list[Any], limits: MessageLimits, notes: list[str]) -> BulkEvent:
     if not fields or not isinstance(fields[0], (list, tuple)):
         raise Reject("bulk message needs a list of names first", status)
+    if len(fields[0]) > limits.max_bulk_names:
+        raise Reject(
+            f"too many names: {len(fields[0])} over STREAM_MAX_BULK_NAMES "
+            f"({limits.max_bulk_names})",
+            status,
+        )
     names = tuple(named(check_name, n, status) for n in fields[0])
     if len(fields) > 1 and fields[1] is not None:
         try:

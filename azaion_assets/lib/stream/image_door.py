@@ -13,32 +13,18 @@ from __future__ import annotations
 
 import io
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 from azaion_assets.lib.stream.events import IMAGE_FORMATS
+from azaion_assets.lib.stream.limits import DEFAULT_LIMITS, MessageLimits
 from azaion_assets.lib.stream.message_fields import Reject
 
-# 4096x4096: a 4K frame (3840x2160, 8.3 MP) or a square 4K sensor, with margin; 48 MiB as RGB.
-DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
-DEFAULT_MAX_IMAGE_ASPECT = 8.0  # a 16:9 frame is 1.8; a strip of 8:1 is a letterboxed sliver
 MIN_SIDE = 10  # Ultralytics' check_image drops an image under 10 pixels a side as corrupt
 # Pillow modes OpenCV (the trainer's reader) decodes; it returns nothing for 32-bit int or float.
 TRAINER_MODES = frozenset(
     {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "LAB"}
     | {"I;16", "I;16L", "I;16B", "I;16N"}
 )
-
-
-@dataclass(frozen=True)
-class ImageLimits:
-    """What an image may measure (``STREAM_MAX_IMAGE_PIXELS``, ``STREAM_MAX_IMAGE_ASPECT``)."""
-
-    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
-    max_aspect: float = DEFAULT_MAX_IMAGE_ASPECT
-
-
-DEFAULT_IMAGE_LIMITS = ImageLimits()
 
 
 def _pil_open():
@@ -50,7 +36,7 @@ def _pil_open():
     return getattr(patches, "_image_open", Image.open)
 
 
-def check_image(image: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> str:
+def check_image(image: Any, limits: MessageLimits = DEFAULT_LIMITS) -> str:
     """The extension of the image's real format, once it decoded whole within ``limits``."""
     if not isinstance(image, (bytes, bytearray)) or not image:
         raise Reject("image is missing or not bytes")
@@ -83,7 +69,7 @@ def check_image(image: Any, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> str:
     return IMAGE_FORMATS[fmt]
 
 
-def check_size(width: int, height: int, limits: ImageLimits) -> None:
+def check_size(width: int, height: int, limits: MessageLimits) -> None:
     """The header's size against ``limits`` and what the trainer reads, before any decoding."""
     size = f"{width}x{height}"
     if width * height > limits.max_pixels:

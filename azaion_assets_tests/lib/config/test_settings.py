@@ -8,7 +8,7 @@ from azaion_assets.lib.config.fields import Scope
 from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.config.settings_views import public_dict, secret_fields
 from azaion_assets.lib.config.sources import load_settings
-from azaion_assets.lib.stream.image_door import ImageLimits
+from azaion_assets.lib.stream.limits import MessageLimits
 
 
 def test_defaults_follow_the_seed():
@@ -218,11 +218,11 @@ def test_values_given_in_code_are_used_below_the_environment(tmp_path, monkeypat
     assert (s.azaion_root_dir, s.training_epochs, s.training_batch_size) == (tmp_path / "r", 3, 6)
 
 
-def test_the_image_limits_come_from_the_stream_settings(monkeypatch):
+def test_the_message_limits_come_from_the_stream_settings(monkeypatch):
     monkeypatch.setenv("STREAM_MAX_IMAGE_PIXELS", "1000")
     monkeypatch.setenv("STREAM_MAX_IMAGE_ASPECT", "2.5")
-    assert Settings().image_limits == ImageLimits(max_pixels=1000, max_aspect=2.5)
-    assert Settings(stream_max_image_aspect=8).image_limits.max_pixels == 1000
+    assert Settings().message_limits == MessageLimits(max_pixels=1000, max_aspect=2.5)
+    assert Settings(stream_max_image_aspect=8).message_limits.max_pixels == 1000
     monkeypatch.setenv("STREAM_MAX_IMAGE_ASPECT", "0.5")  # a long side shorter than the short one
     with pytest.raises(ConfigError) as caught:
         load_settings(scopes=[Scope.STREAM])

@@ -16,7 +16,7 @@ from azaion_assets.lib.ingest.apply_events import Ingest, quarantine_dir, state_
 from azaion_assets.lib.ingest.ingest_state import IngestState, Kind, Origin, Place, replay
 from azaion_assets.lib.stream.contract import pack
 from azaion_assets.lib.stream.events import STATUS_PROPERTY, Role, Status
-from azaion_assets.lib.stream.image_door import ImageLimits
+from azaion_assets.lib.stream.limits import MessageLimits
 from azaion_assets_tests.treeview import make_tree, places, snapshot
 
 VALIDATOR = Author(Role.VALIDATOR, "val@azaion.com")
@@ -153,9 +153,9 @@ def test_bad_messages_are_quarantined_with_raw_bytes_and_reason_and_the_batch_go
     assert not (tree.root / "etc").exists() and not any(tree.root.parent.glob("**/passwd"))
 
 
-def test_the_image_limits_given_reach_the_decoder(tree):
+def test_the_message_limits_given_reach_the_decoder(tree):
     with IngestState(state_path(tree)) as state:
-        ingest = Ingest(tree, state, "000000000000-000000009999", 1 << 20, 256, ImageLimits(1000))
+        ingest = Ingest(tree, state, "000000000000-000000009999", 1 << 20, 256, MessageLimits(1000))
         ingest.add(0, *created("big"))
         ingest.flush()
     assert ingest.summary.quarantine_reasons == {"image over STREAM_MAX_IMAGE_PIXELS": 1}

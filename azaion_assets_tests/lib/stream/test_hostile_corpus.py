@@ -11,6 +11,7 @@ from azaion_assets.dev.synthetic import render
 from azaion_assets.lib.dataset.labels import LabelError, format_label, parse_label
 from azaion_assets.lib.stream.contract import decode_message, pack
 from azaion_assets.lib.stream.events import AnnotationEvent, BulkEvent, Rejected, Status
+from azaion_assets.lib.stream.limits import MessageLimits
 
 WHEN = datetime(2026, 11, 24, 12, 30, tzinfo=UTC)
 BOX = {"cls": 20, "x": 0.5, "y": 0.5, "w": 0.2, "h": 0.3}
@@ -261,3 +262,34 @@ def test_every_box_the_decoder_accepts_is_written_as_a_line_the_dataset_accepts(
         outcomes["rejected as written"] += "as written with 6 decimals" in decoded.event.reason
     assert outcomes["accepted"] > 2_000 and outcomes["rejected"] > 5_000, outcomes
     assert outcomes["rejected as written"] > 1_000, outcomes  # the cases the rounding decides
+
+
+# Bounded work per message (item 4): what a message may ask of the decoder, by count.
+LIMITS = MessageLimits(max_boxes=5, max_bulk_names=3)
+
+
+def test_too_many_boxes_are_refused_before_the_json_is_parsed(jpeg, monkeypatch):
+    five = json.dumps([BOX] * 5)
+    accepted = decode_message(_annotation(jpeg, dets=five), CREATED, message_limits=LIMITS).event
+    assert isinstance(accepted, AnnotationEvent) and len(accepted.detections) == 5
+    six = decode_message(
+        _annotation(jpeg, dets=json.dumps([BOX] * 6)), CREATED, message_limits=LIMITS
+    )
+    assert six.event == Rejected("too many boxes: 6 over STREAM_MAX_BOXES (5)", 10, "video7_000123")
+    parsed = []
+    monkeypatch.setattr(json, "loads", lambda *a, **k: parsed.append(1))
+    huge = json.dumps([BOX] * 600_000)  # 25 MB: refused by one scan, never decoded
+    event = decode_message(_annotation(jpeg, dets=huge), CREATED, message_limits=LIMITS).event
+    assert isinstance(event, Rejected) and event.reason.startswith("too many boxes: over")
+    assert not parsed
+
+
+def test_a_bulk_message_naming_too_many_names_is_refused():
+    three = pack([["a", "b", "c"], 30, "val@azaion.com"])
+    assert isinstance(
+        decode_message(three, {"AnnotationStatus": 30}, message_limits=LIMITS).event, BulkEvent
+    )
+    four = pack([["a", "b", "c", "d"], 30, "val@azaion.com"])
+    event = decode_message(four, {"AnnotationStatus": 30}, message_limits=LIMITS).event
+    assert isinstance(event, Rejected)
+    assert event.reason == "too many names: 4 over STREAM_MAX_BULK_NAMES (3)"

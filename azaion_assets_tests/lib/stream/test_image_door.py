@@ -16,7 +16,8 @@ from PIL import Image, ImageFile
 from azaion_assets.dev.synthetic import render
 from azaion_assets.lib.stream.contract import decode_message, pack
 from azaion_assets.lib.stream.events import AnnotationEvent, Rejected
-from azaion_assets.lib.stream.image_door import DEFAULT_IMAGE_LIMITS, ImageLimits, check_image
+from azaion_assets.lib.stream.image_door import check_image
+from azaion_assets.lib.stream.limits import DEFAULT_LIMITS, MessageLimits
 from azaion_assets.lib.stream.message_fields import Reject
 
 
@@ -25,7 +26,7 @@ def jpeg() -> bytes:
     return render(random.Random(1), 640, 480)[0]
 
 
-def _reason(image: bytes, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> str:
+def _reason(image: bytes, limits: MessageLimits = DEFAULT_LIMITS) -> str:
     with pytest.raises(Reject) as caught:
         check_image(image, limits)
     return str(caught.value)
@@ -132,12 +133,12 @@ def test_a_150000000x1_png_header_is_quarantined():
 def test_the_aspect_ratio_is_limited_and_configurable():
     strip = _one_colour_png(1000, 100)
     assert _reason(strip) == "image over STREAM_MAX_IMAGE_ASPECT: 1000x100 is 10.0:1, more than 8:1"
-    assert check_image(strip, ImageLimits(max_aspect=10)) == ".png"
+    assert check_image(strip, MessageLimits(max_aspect=10)) == ".png"
 
 
 def test_the_pixel_limit_is_configurable(jpeg):
-    assert check_image(jpeg, ImageLimits(max_pixels=640 * 480)) == ".jpg"
-    reason = _reason(jpeg, ImageLimits(max_pixels=640 * 480 - 1))
+    assert check_image(jpeg, MessageLimits(max_pixels=640 * 480)) == ".jpg"
+    reason = _reason(jpeg, MessageLimits(max_pixels=640 * 480 - 1))
     assert reason.startswith("image over STREAM_MAX_IMAGE_PIXELS: 640x480 is 307,200 pixels")
 
 
@@ -154,8 +155,8 @@ def test_the_decoder_applies_the_limits_it_is_given(jpeg):
     fields = [0, "frame_1", "video.mp4", 0, ".jpg", "[]", jpeg, 20, "v@azaion.local", 1, 10]
     body, props = pack(fields), {"AnnotationStatus": 10}
     assert isinstance(decode_message(body, props).event, AnnotationEvent)
-    small = ImageLimits(max_pixels=1000)
-    rejected = decode_message(body, props, image_limits=small).event
+    small = MessageLimits(max_pixels=1000)
+    rejected = decode_message(body, props, message_limits=small).event
     assert isinstance(rejected, Rejected) and rejected.name == "frame_1"
     assert rejected.reason.startswith("image over STREAM_MAX_IMAGE_PIXELS: 640x480")
 
