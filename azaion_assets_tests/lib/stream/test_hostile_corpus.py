@@ -12,6 +12,7 @@ from azaion_assets.lib.dataset.labels import LabelError, format_label, parse_lab
 from azaion_assets.lib.stream.contract import decode_message, pack
 from azaion_assets.lib.stream.events import AnnotationEvent, BulkEvent, Rejected, Status
 from azaion_assets.lib.stream.limits import MessageLimits
+from azaion_assets_tests.lib.stream.test_contract import _fields
 
 WHEN = datetime(2026, 11, 24, 12, 30, tzinfo=UTC)
 BOX = {"cls": 20, "x": 0.5, "y": 0.5, "w": 0.2, "h": 0.3}
@@ -24,21 +25,7 @@ def jpeg() -> bytes:
 
 def _annotation(jpeg: bytes, **over) -> bytes:
     """A valid Created message body, with the fields in ``over`` replaced."""
-    fields = {
-        "date": WHEN,
-        "name": "video7_000123",
-        "media": "video7.mp4",
-        "ticks": 1_230_000_000,
-        "ext": ".jpg",
-        "dets": json.dumps([BOX]),
-        "image": jpeg,
-        "role": 20,
-        "email": "val@azaion.com",
-        "source": 1,
-        "status": 10,
-    }
-    fields.update(over)
-    return pack(list(fields.values()))
+    return pack(_fields(jpeg, **over))
 
 
 def _dets(**over) -> str:
