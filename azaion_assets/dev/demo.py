@@ -86,6 +86,10 @@ def run_demo(settings: Settings, count: int, seed: int, partition: str) -> int:
         env.setdefault("RETRAIN_SENSOR_INTERVAL_SECONDS", "5")
         env.setdefault("MONITOR_SENSOR_INTERVAL_SECONDS", "5")
         env.setdefault("MONITOR_MIN_NEW_VALIDATED", str(_second_batch(count)))
+        # The second batch is all the new data there is: let the degradation rule judge it. This
+        # process judges the rule too (the demo prints its verdict), so it shares the value.
+        env.setdefault("RETRAIN_DEGRADATION_MIN_IMAGES", str(_second_batch(count)))
+        os.environ["RETRAIN_DEGRADATION_MIN_IMAGES"] = env["RETRAIN_DEGRADATION_MIN_IMAGES"]
         tail, validated = publish_demo_set(target, count, seed)
         # Retrain once everything this demo published has landed.
         env.setdefault("RETRAIN_MIN_NEW_VALIDATED", str(validated))
