@@ -12,7 +12,6 @@ It holds the ``gpu`` pool like a training step, so it never scores on the GPU wh
 runs; ``champion_monitor_sensor`` starts it once enough new data has arrived.
 """
 
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -41,12 +40,14 @@ from azaion_assets.lib.dataset.classes import load_classes, slot_names
 from azaion_assets.lib.evaluation.champion_gate import read_evaluation
 from azaion_assets.lib.evaluation.new_data import by_mode, new_annotations, sample_by_video
 from azaion_assets.lib.evaluation.onnx_eval import Score, score_onnx
+from azaion_assets.lib.fsio.linking import KINDS, link_slice
 from azaion_assets.lib.ingest.day_totals import weather_mode
 from azaion_assets.lib.release.champion_files import UNKNOWN, held_file, publish_lock, sha256
 from azaion_assets.lib.training.offline import prepare_ultralytics
 
 MONITOR = AssetKey("champion_monitor")
 MONITOR_JOB = "champion_monitor_job"
+NEW = "new"  # the folder the scored pairs are linked into
 # The entries retraining_sensor reads.
 CHAMPION_ENTRY = "champion"
 NEW_SCORE = "new_data_mAP50-95"
@@ -100,13 +101,13 @@ def champion_monitor(
             f"scoring champion {champion} on {len(sample.images)} of {sample.candidates} new "
             f"images from {sample.videos} videos"
         )
-        images = _snapshot(tree, sample.images, Path(tmp) / "new")
+        images = _snapshot(tree, sample.images, Path(tmp))
         if not images:
             context.log.info("every sampled annotation was deleted meanwhile: nothing to score")
             return
         prepare_ultralytics(s.runtime_dir)
         names = slot_names(load_classes(tree.classes_file))
-        score = score_onnx(onnx, images, Path(tmp) / "new" / "labels", names)
+        score = score_onnx(onnx, images, Path(tmp) / NEW / "labels", names)
     test = evaluation["challenger"]  # the champion's own score when it was judged
     context.log.info(
         f"champion {champion}: mAP50-95 {score.map50_95:.4f} on new data, "
@@ -131,30 +132,14 @@ def _stable_copy(tree: DataTree, into: Path) -> tuple[Path, str]:
 
 
 def _snapshot(tree: DataTree, images: list[Path], into: Path) -> list[Path]:
-    """Each image with its label, linked into ``into`` as they are now: the ingest goes on
-    meanwhile, and may replace a pair (an edit) or move it away (a delete) while it is scored."""
-    (into / "images").mkdir(parents=True)
-    (into / "labels").mkdir()
-    kept = []
-    for image in images:
-        label = tree.data.labels / f"{image.stem}.txt"
-        try:
-            _link(label, into / "labels" / label.name)
-            _link(image, into / "images" / image.name)
-        except FileNotFoundError:  # gone since it was sampled: its label may have come alone
-            (into / "labels" / label.name).unlink(missing_ok=True)
-            continue
-        kept.append(into / "images" / image.name)
-    return kept
-
-
-def _link(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except FileNotFoundError:
-        raise
-    except OSError:  # another file system (AZAION_RUNTIME_DIR elsewhere): a copy will do
-        shutil.copyfile(source, target)
+    """Each image with its label, linked into ``into/new/`` as they are now (``link_slice``,
+    as forming links a dataset): the ingest goes on meanwhile, and may replace a pair (an edit)
+    or move it away (a delete) while it is scored. The pairs that vanished are left out."""
+    for kind in KINDS:
+        (into / NEW / kind).mkdir(parents=True)
+    links = [(p.stem, p.name, f"{p.stem}.txt", NEW) for p in images]
+    vanished = set(link_slice(tree.data.images, tree.data.labels, into, links))
+    return [into / NEW / "images" / p.name for p in images if p.stem not in vanished]
 
 
 def _metadata(champion: str, score: Score, test: dict, sample) -> dict[str, Any]:

@@ -83,12 +83,13 @@ class Planner:
         new = st.with_event(offset, kind)
         placed = replay(new.log)
         assert placed.place is not None
-        was_in_data = replay(st.log).place is Place.DATA
+        before = replay(st.log)
+        was_in_data = before.place is Place.DATA
         changed = False
         self._summary.applied += 1
         # A Validate/Delete applied before this (earlier) Created was counted as unknown by its
         # own partition; now it has an annotation to act on.
-        self._summary.unknown_resolved += len(replay(st.log).unknown_at - placed.unknown_at)
+        self._summary.unknown_resolved += len(before.unknown_at - placed.unknown_at)
         if placed.content_offset == offset:  # the newest content of this name: write it
             new.ext = event.image_extension
             new.origin = Origin(
