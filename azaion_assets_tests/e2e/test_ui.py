@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 from dagster._core.definitions.run_request import InstigatorType
+from dagster._core.scheduler.instigation import TickStatus
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
@@ -192,7 +193,9 @@ def _first_ticks(instance: DagsterInstance, log: Path, timeout: float = 180) -> 
         ticks = {}
         for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
             found = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
-            if found:
+            if (
+                found and found[0].status != TickStatus.STARTED
+            ):  # a tick still running: no cursor yet
                 tick = found[0]
                 ticks[state.instigator_name] = Tick(tick.skip_reason or "", tick.cursor or "")
         if set(ticks) >= set(SENSORS):
