@@ -16,7 +16,11 @@ Then, alternating, on the same offset range:
 - ingest, tree in RAM: the same into ``/dev/shm`` (fsync is free there), for reference: what
   the ingest costs apart from the disk.
 - ingest, header check: the ingest with the images checked as before issue 16 (Pillow reads the
-  header only, ``header_check``), so the full decode at the door is priced in the same run.
+  header only, ``header_check``), so the image check at the door (a JPEG's structure walked to
+  its end marker, ``jpeg_structure``) is priced in the same run.
+
+``--also CHECKOUT`` adds the ingest of another checkout (a git worktree of an older commit) as
+one more contender on the same broker: an A/B of two versions under the same conditions.
 
 Each run is a fresh subprocess, so its peak RSS (``VmHWM``) is its own (the ingest's stream
 reader process is reported apart, from ``RUSAGE_CHILDREN``), and the medians are compared as
@@ -212,8 +216,11 @@ def child(kind: str, first: int, last: int, workdir: Path) -> dict[str, float]:
     }
 
 
-def spawn(kind: str, span: OffsetRange, target: StreamTarget, workdir: Path) -> dict[str, float]:
+def spawn(
+    kind: str, span: OffsetRange, target: StreamTarget, workdir: Path, code: Path | None = None
+) -> dict[str, float]:
     """Run ``child`` in a fresh interpreter, in a scratch dir of ``workdir``; return its figures.
+    ``code``: another checkout of this repository whose ``child`` to run (its ingest).
 
     Trees on disk are kept until the whole benchmark ends: on ext4 without a journal, creating
     files soon after thousands were deleted nearby is much slower (the allocator skips recently
@@ -221,10 +228,12 @@ def spawn(kind: str, span: OffsetRange, target: StreamTarget, workdir: Path) -> 
     """
     scratch = Path(tempfile.mkdtemp(dir=workdir))
     args = ["--child", kind, "--first", str(span.first), "--last", str(span.last)]
+    elsewhere = {"PYTHONPATH": str(code)} if code else {}
     try:
         out = subprocess.run(
             [sys.executable, "-m", "bench.stream_ingest", *args, "--workdir", str(scratch)],
-            env={**os.environ, _TARGET_ENV: json.dumps(asdict(target))},
+            cwd=code,
+            env={**os.environ, **elsewhere, _TARGET_ENV: json.dumps(asdict(target))},
             check=True,
             stdout=subprocess.PIPE,
             text=True,
@@ -236,7 +245,7 @@ def spawn(kind: str, span: OffsetRange, target: StreamTarget, workdir: Path) -> 
 
 
 def run(
-    count: int, size: int, repeat: int, workdir: Path
+    count: int, size: int, repeat: int, workdir: Path, others: list[Path]
 ) -> tuple[dict[tuple[str, int], dict], list[float]]:
     print(f"creating a file in the work dir takes {create_cost(workdir / 'probe'):.0f} us")
     ram = Path(tempfile.mkdtemp(dir=RAM_DIR)) if RAM_DIR.is_dir() else None
@@ -244,18 +253,20 @@ def run(
         with LocalBroker(base=workdir / "broker") as broker:
             target = broker.target("bench-ingest")
             whole, quarter = fill(target, count, size)
-            plan = [(RAW, whole, workdir), (INGEST, whole, workdir), (FAST, whole, workdir)]
-            plan.append((HEADER, whole, workdir))
+            plan: list[tuple[str, str, OffsetRange, Path, Path | None]] = [
+                (kind, kind, whole, workdir, None) for kind in (RAW, INGEST, FAST, HEADER)
+            ]
+            plan += [(f"ingest at {_revision(o)}", INGEST, whole, workdir, o) for o in others]
             if ram is not None:
-                plan.append((INGEST_RAM, whole, ram))
-            plan.append((INGEST, quarter, workdir))
+                plan.append((INGEST_RAM, INGEST_RAM, whole, ram, None))
+            plan.append((INGEST, INGEST, quarter, workdir, None))
             runs: dict[tuple[str, int], list[dict]] = {}
             for i in range(repeat):
-                for kind, span, where in plan:
-                    got = spawn(kind, span, target, where)
-                    runs.setdefault((kind, int(got["messages"])), []).append(got)
+                for label, kind, span, where, code in plan:
+                    got = {"user": 0.0, "system": 0.0, **spawn(kind, span, target, where, code)}
+                    runs.setdefault((label, int(got["messages"])), []).append(got)
                     print(
-                        f"  run {i + 1}/{repeat} {kind:<20} {got['messages']:>6.0f} msgs "
+                        f"  run {i + 1}/{repeat} {label:<20} {got['messages']:>6.0f} msgs "
                         f"{got['seconds']:6.2f}s  peak {got['peak_rss'] / 2**20:5.0f} MiB "
                         f"(reader process {got['child_peak_rss'] / 2**20:3.0f} MiB)  "
                         f"load {os.getloadavg()[0]:.2f}",  # others on the same cores skew it
@@ -269,6 +280,16 @@ def run(
         for key, results in runs.items()
     }
     return medians, ratios(runs, count)
+
+
+def _revision(checkout: Path) -> str:
+    """The commit a checkout is at, to name its contender."""
+    out = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip() or checkout.name
 
 
 FIELDS = ("messages", "bytes", "seconds", "peak_rss", "child_peak_rss", "user", "system")
@@ -295,6 +316,15 @@ def main() -> int:
     parser.add_argument("--size-kb", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temp dir")
+    parser.add_argument(
+        "--also",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CHECKOUT",
+        help="also run the ingest of another checkout of this repository (a git worktree of an "
+        "older commit, say) on the same broker, alternated with the others: an A/B in one run",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--last", type=int, help=argparse.SUPPRESS)
@@ -304,7 +334,8 @@ def main() -> int:
         return 0
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        medians, spread = run(args.count, args.size_kb * 1000, args.repeat, Path(tmp))
+        others = [o.resolve() for o in args.also]
+        medians, spread = run(args.count, args.size_kb * 1000, args.repeat, Path(tmp), others)
     raw = medians[(RAW, args.count)]
     raw_rate = raw["messages"] / raw["seconds"]
     print(f"\n{args.count} messages of ~{args.size_kb} KB, median of {args.repeat} runs")
@@ -328,7 +359,7 @@ def main() -> int:
     ok = ratio >= GOAL_RATIO and flat <= GOAL_FLAT
     header = medians[(HEADER, args.count)]
     print(
-        f"full decode at the door / header check = {header['seconds'] / full['seconds']:.2f}x "
+        f"image check at the door / header check = {header['seconds'] / full['seconds']:.2f}x "
         f"the rate ({(full['seconds'] - header['seconds']) / args.count * 1e3:.2f} ms a message)"
     )
     each = ", ".join(f"{r:.2f}x" for r in spread)

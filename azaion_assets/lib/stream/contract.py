@@ -11,7 +11,7 @@ property as its exact digits or its name, the image extension with or without it
 detections as a JSON string or an already-decoded list, dates as msgpack timestamps, ISO strings
 or epoch numbers, and a body status that disagrees with the property (the property wins). Strict
 where it matters for the data tree: names (safe, and portable: ``portable_names``), images
-(decoded whole within ``message_limits``, see ``image_door``), numbers (a status, role or class id
+(read whole within ``message_limits``, see ``image_door``), numbers (a status, role or class id
 is an integer: never a bool, a float or text that ``int()`` happens to read) and boxes, judged
 as their label line will be written. The events are ``events``; each field's check is
 ``message_fields``.

@@ -2,6 +2,7 @@
 a real Dagster instance."""
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -10,7 +11,8 @@ from dagster import AssetKey, materialize
 from azaion_assets.defs.annotations.annotations import annotations
 from azaion_assets.defs.partitions import ANNOTATION_BATCHES
 from azaion_assets.defs.resources import AzaionSettingsResource
-from azaion_assets.dev.messages import Author, bulk, synthetic
+from azaion_assets.dev.messages import Author, annotation, bulk, synthetic
+from azaion_assets.dev.synthetic import samples
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.sources import load_settings
 from azaion_assets.lib.ingest.apply_events import quarantine_dir, state_path
@@ -120,6 +122,43 @@ def test_a_malformed_partition_key_fails_without_retrying(stream_env, instance):
     assert not result.success
     failure = result.failure_data_for_node("annotations")
     assert failure is not None and "not an offset-range partition key" in str(failure.error)
+
+
+def test_the_limits_set_in_the_settings_hold_from_the_stream_to_the_tree(
+    stream_env, instance, monkeypatch
+):
+    """STREAM_MAX_* as an operator sets them, through the settings, the asset and the reader
+    process: each message over a limit quarantined with its reason, the rest applied."""
+    monkeypatch.setenv("STREAM_MAX_IMAGE_PIXELS", str(40 * 40))
+    monkeypatch.setenv("STREAM_MAX_BOXES", "2")
+    monkeypatch.setenv("STREAM_MAX_BULK_NAMES", "2")
+    small = next(samples(1, prefix="small", width=32, height=32))
+    large = next(samples(1, prefix="large", width=64, height=48))
+    box = (0, 0.5, 0.5, 0.2, 0.2)
+    tail = _send(
+        stream_env,
+        [
+            annotation(small.name, small.image, ".jpg", [box, box], VALIDATOR),
+            annotation(large.name, large.image, ".jpg", [box], VALIDATOR),
+            annotation("crowded", small.image, ".jpg", [box] * 3, VALIDATOR),
+            annotation("cut", small.image[:-2], ".jpg", [box], VALIDATOR),
+            bulk([small.name, "a", "b"], Status.DELETED, VALIDATOR),
+        ],
+    )
+    meta = _run(instance, OffsetRange(0, tail).key)
+    tree = _tree()
+    assert list(places(tree, small.name)) == ["data"]  # the bulk of three names never applied
+    assert not any(places(tree, name) for name in (large.name, "crowded", "cut"))
+    assert meta["quarantined"] == 4
+    reasons = meta["quarantine_reasons"]
+    assert set(reasons) == {
+        "image over STREAM_MAX_IMAGE_PIXELS",
+        "too many boxes",
+        "image truncated or corrupt",
+        "too many names",
+    }, reasons
+    records = [json.loads(p.read_text()) for p in quarantine_dir(tree).glob("*.json")]
+    assert any(r["reason"].startswith("image over STREAM_MAX_IMAGE_PIXELS: 64x48") for r in records)
 
 
 def test_retention_gap_is_reported_and_the_rest_applied(truncated_stream, instance):

@@ -83,19 +83,41 @@ def test_a_4k_frame_is_accepted_under_the_default_limits():
 @pytest.mark.parametrize("keep", [0.5, 0.9, -2])
 def test_a_jpeg_cut_short_is_quarantined(jpeg, keep):
     cut = jpeg[: int(len(jpeg) * keep)] if keep > 0 else jpeg[:keep]  # -2: only its end marker
-    assert _reason(cut).startswith("image truncated or corrupt: JPEG (OSError: image file is trunc")
+    assert _reason(cut) == (
+        "image truncated or corrupt: JPEG (data ends inside a scan, before the end marker)"
+    )
 
 
-@pytest.mark.parametrize("marker", [b"\xff\xd8", b"\xff\xda", b"\xff" * 64])
-def test_a_jpeg_whose_scan_breaks_is_quarantined(jpeg, marker):
+@pytest.mark.parametrize(
+    ("marker", "reason"),
+    [
+        (b"\xff\xd8", "marker 0xFFD8 where a segment belongs"),  # a start of image
+        (b"\xff\xda", "data ends inside segment 0xFFDA"),  # a start of scan, its length garbage
+        (b"\xff" * 64, "marker 0xFFF0 where a segment belongs"),  # fill, then a data byte
+    ],
+)
+def test_a_jpeg_whose_scan_breaks_is_quarantined(jpeg, marker, reason):
     middle = (jpeg.index(b"\xff\xda") + len(jpeg)) // 2
     broken = jpeg[:middle] + marker + jpeg[middle + len(marker) :]
-    assert _reason(broken).startswith("image truncated or corrupt: JPEG (OSError: broken data")
+    assert _reason(broken) == f"image truncated or corrupt: JPEG ({reason})"
+
+
+def test_a_jpeg_is_checked_without_decoding_it(jpeg, monkeypatch):
+    """Its structure is walked (``jpeg_structure``): no pixel is decoded, not even at 1/8."""
+
+    def never(*_args):
+        raise AssertionError("decoded a JPEG")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", never)
+    assert check_image(jpeg) == ".jpg"
+    with pytest.raises(Reject):
+        check_image(jpeg[:-2])
 
 
 @pytest.mark.parametrize("damage", ["zeroed", "end marker early", "bits flipped"])
 def test_scan_damage_libjpeg_recovers_from_is_accepted_as_documented(jpeg, damage):
-    """libjpeg resynchronises and only warns; Pillow and OpenCV read a garbled but whole image."""
+    """libjpeg resynchronises and only warns; Pillow and OpenCV read a garbled but whole image.
+    No marker is out of place, so the structure is whole."""
     middle = (jpeg.index(b"\xff\xda") + len(jpeg)) // 2
     data = bytearray(jpeg)
     if damage == "zeroed":
@@ -140,6 +162,15 @@ def test_the_pixel_limit_is_configurable(jpeg):
     assert check_image(jpeg, MessageLimits(max_pixels=640 * 480)) == ".jpg"
     reason = _reason(jpeg, MessageLimits(max_pixels=640 * 480 - 1))
     assert reason.startswith("image over STREAM_MAX_IMAGE_PIXELS: 640x480 is 307,200 pixels")
+    cut = _reason(jpeg[: len(jpeg) // 2], MessageLimits(max_pixels=640 * 480 - 1))
+    assert cut.startswith("image over STREAM_MAX_IMAGE_PIXELS: 640x480")  # the header first
+
+
+def test_a_jpeg_of_components_opencv_does_not_read_is_quarantined():
+    grey = bytearray(_saved(Image.new("L", (32, 24)), "JPEG"))
+    sof = grey.index(b"\xff\xc0")
+    grey[sof + 9] = 2  # two components: no colour space libjpeg converts from
+    assert _reason(bytes(grey)) == "unsupported image mode: 2 components (JPEG): OpenCV reads none"
 
 
 def test_an_image_the_trainer_would_drop_is_quarantined():
