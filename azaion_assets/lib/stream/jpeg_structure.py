@@ -219,18 +219,18 @@ def _scan(
         raise Damage(f"scan header of {len(body) + 2} bytes for {count} components")
     parts = [(body[1 + 2 * k], body[2 + 2 * k]) for k in range(count)]
     ss, se, ah, al = body[-3], body[-2], body[-1] >> 4, body[-1] & 15
-    seen = set()
+    named = set()
     for ident, tables in parts:
-        if ident not in frame or ident in seen:
+        if ident not in frame or ident in named:
             raise Damage(f"scan names component {ident}, not one of the frame's")
-        seen.add(ident)
+        named.add(ident)
         if frame[ident].quant not in quant:
             raise Damage(f"component {ident} uses quantisation table {frame[ident].quant}, unset")
         if not progressive or (ss == 0 and ah == 0):  # DC codes: sequential, or a first DC pass
             _usable(huffman, 0, tables >> 4, progressive)
         if not progressive or ss != 0:  # AC codes: sequential, or any AC pass
             _usable(huffman, 1, tables & 15, progressive)
-    blocks = sum(frame[i].across * frame[i].down for i in seen)
+    blocks = sum(frame[i].across * frame[i].down for i in named)
     if count > 1 and blocks > MAX_BLOCKS_IN_MCU:
         raise Damage(f"a scan of {blocks} blocks per unit, more than {MAX_BLOCKS_IN_MCU}")
     if progressive:

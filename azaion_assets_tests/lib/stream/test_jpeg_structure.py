@@ -43,10 +43,6 @@ def _rebuilt(data: bytes, keep=lambda _segment: True, change=lambda segment: seg
     return b"\xff\xd8" + b"".join(change(s) for s in segments if keep(s)) + rest
 
 
-def _is(code: int):
-    return lambda segment: segment[1] == code
-
-
 @pytest.mark.parametrize(
     "options",
     [
@@ -170,6 +166,10 @@ _CASES = [
     "cut at the end",
     "cut inside the end marker",
 ]
+
+
+def test_every_break_built_is_a_case(frame):
+    assert sorted(_damaged(frame)) == sorted(_CASES)
 
 
 @pytest.mark.parametrize("case", _CASES)
