@@ -53,17 +53,21 @@ def prime_instance() -> None:
 
 
 def ingested_through(instance: DagsterInstance, tail: int) -> list[str] | None:
-    """The materialised annotations partitions, once every offset up to ``tail`` is in one and
-    no partition is pending; else None."""
-    from dagster import AssetKey
+    """The materialised annotations partitions, once the newest materialisation has applied
+    every offset up to ``tail`` (ingest runs apply offsets in order, one at a time) and no
+    ingest run is in flight; else None."""
+    from dagster import AssetKey, RunsFilter
 
-    from azaion_assets.defs.partitions import ANNOTATION_BATCHES
-    from azaion_assets.lib.stream.offsets import OffsetRange
+    from azaion_assets.defs.annotations.stranded_partitions import IN_FLIGHT
 
-    keys = instance.get_dynamic_partitions(ANNOTATION_BATCHES)
-    done = instance.get_materialized_partitions(AssetKey("annotations"))
-    covered = max((OffsetRange.parse(k).last for k in keys if k in done), default=-1)
-    return sorted(done) if covered >= tail and set(keys) <= done else None
+    newest = instance.fetch_materializations(AssetKey("annotations"), limit=1).records
+    materialization = newest[0].asset_materialization if newest else None
+    last = materialization.metadata.get("range_last") if materialization else None
+    if getattr(last, "value", -1) < tail:
+        return None
+    if instance.get_run_ids(RunsFilter(statuses=IN_FLIGHT, tags={"azaion/stage": "ingest"})):
+        return None
+    return sorted(instance.get_materialized_partitions(AssetKey("annotations")))
 
 
 def wait_for_ingest(tail: int, timeout: float) -> list[str]:

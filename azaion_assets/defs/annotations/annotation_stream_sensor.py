@@ -1,27 +1,37 @@
-"""``annotation_stream_sensor``: turns new stream offsets into ``annotations`` partitions and runs.
+"""``annotation_stream_sensor``: asks for an ingest run when the stream's new offsets warrant one.
 
-A tick reads no payloads. It probes the stream's tail (a subscription at LAST delivers one chunk,
-about 0.2 s), tiles the new offsets into partitions of at most STREAM_BATCH_MESSAGES, and returns
-the new dynamic partitions, one run for all of them (``ingest_job``) and the new cursor in a
-single ``SensorResult``, so the cursor moves only together with the request it covers. The run
-key names the partitions it covers: a request that was already made is never made twice.
+Production is a trickle all day: a run per tick would cost a run, a partition and some 3
+CPU-seconds for a handful of messages (``bench/trickle.py``). So a tick requests a run only when
+the pending offsets fill a batch (``STREAM_BATCH_MESSAGES``) or the oldest has waited
+``STREAM_MAX_DELAY_SECONDS``, and otherwise skips saying what it waits for. While an ingest run
+is queued or running it requests none: the first tick after that run ends takes everything
+pending in one run, so no queue builds up behind a training or a broker outage.
 
-It also requests again, one run each, the partitions whose runs ended without landing them
-(``stranded_partitions``), and keeps the ``every_partition_landed`` check up to date.
+A tick reads no payloads: it probes the stream's tail (one chunk, about 0.2 s). A run applies
+the offsets from the cursor to the tail to the partitions that hold them, fixed blocks of
+``STREAM_BATCH_MESSAGES`` offsets (``plan_blocks``): the open block is materialised again by
+each run while it fills. The new partitions, the run and the new cursor go in one
+``SensorResult``, so the cursor moves only together with the request it covers; the run key is
+the offsets, so a request is never made twice.
 
-The cursor is JSON with named fields: the next offset to cover (``next_offset``), the tail the
-last tick saw (``tail_seen``) and the partitions given up on (``given_up``). If the broker cannot
-be reached, the tick skips with the reason and the cursor stays. Retention that truncates the
-stream below the cursor is noticed by the run that reads the range, which reports the gap and
-moves on.
+Offsets whose run ended without landing them (``stranded_partitions``) are requested again
+first, with the same offsets; the ``every_partition_landed`` check is kept up to date.
+
+The cursor is JSON with named fields: the next offset to request (``next_offset``), the tail the
+last tick saw (``tail_seen``), the newest partition (``open_block``), when the oldest pending
+offset was first seen (``pending_since``, epoch seconds; so a wait is measured from the tick
+that saw it, at most one interval late) and the offsets given up on (``given_up``). If the
+broker cannot be reached, the tick skips with the reason and the cursor stays.
 """
 
 import asyncio
 import json
+import time
 
 from dagster import (
+    DagsterRun,
     DefaultSensorStatus,
-    RunRequest,
+    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -29,44 +39,32 @@ from dagster import (
     sensor,
 )
 
+from azaion_assets.defs.annotations.annotations import INGEST_TAGS
 from azaion_assets.defs.annotations.ingest_job import ingest_job, ingest_request
-from azaion_assets.defs.annotations.stranded_partitions import find_stranded, landed_evaluation
-from azaion_assets.defs.partitions import ANNOTATION_BATCHES, annotation_batches
+from azaion_assets.defs.annotations.stranded_partitions import (
+    IN_FLIGHT,
+    find_stranded,
+    landed_evaluation,
+)
+from azaion_assets.defs.partitions import annotation_batches
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.fields import Scope
 from azaion_assets.lib.stream.client import probe_head, probe_tail
-from azaion_assets.lib.stream.offsets import plan_ranges
+from azaion_assets.lib.stream.offsets import OffsetRange, plan_blocks
 from azaion_assets.lib.stream.stream_connection import StreamError, StreamTarget
 
 SENSOR_NAME = "annotation_stream_sensor"
 DESCRIPTION = (
-    "Watches the RabbitMQ annotation stream and starts an ingest run whenever new annotations "
-    "arrive. It also re-runs the batches whose ingest run ended without storing them."
+    "Watches the RabbitMQ annotation stream and starts an ingest run once a batch of new "
+    "annotations is pending or the oldest has waited long enough, one run at a time. It also "
+    "re-runs the offsets whose ingest run ended without storing them."
 )
 
 
 def read_cursor(cursor: str | None, start: int) -> int:
     """The next offset to cover; ``start`` on a fresh instance."""
     return int(json.loads(cursor)["next_offset"]) if cursor else start
-
-
-def _given_up(cursor: str | None) -> list[str]:
-    return list(json.loads(cursor).get("given_up", [])) if cursor else []
-
-
-def _recovery(context: SensorEvaluationContext) -> tuple[list[RunRequest], list, list[str]]:
-    """Runs for stranded partitions, the check's new verdict if it changed, the given-up list."""
-    stranded = find_stranded(context.instance)
-    requests = [ingest_request([key], f"{key}#{n}") for key, n in stranded.retry]
-    for key, n in stranded.retry:
-        context.log.warning(f"{key} has not landed and no run covers it: request {n}")
-    events = []
-    if stranded.given_up != _given_up(context.cursor):
-        events.append(landed_evaluation(stranded.given_up))
-        if stranded.given_up:
-            context.log.error(f"partitions given up on: {len(stranded.given_up)}")
-    return requests, events, stranded.given_up
 
 
 def build_annotation_stream_sensor(interval_seconds: int) -> SensorDefinition:
@@ -84,75 +82,161 @@ def build_annotation_stream_sensor(interval_seconds: int) -> SensorDefinition:
         context: SensorEvaluationContext, settings: AzaionSettingsResource
     ) -> SensorResult | SkipReason:
         try:
-            config = settings.load(Scope.STREAM)
-            target = StreamTarget.from_settings(config)
+            loaded = settings.load(Scope.STREAM)
+            target = StreamTarget.from_settings(loaded)
         except ConfigError as exc:
             return SkipReason(f"settings to fix: {exc.summary()}")
-        next_offset = read_cursor(context.cursor, config.stream_start_offset)
-        retries, events, given_up = _recovery(context)
+        tick = _Tick(context, read_cursor(context.cursor, loaded.stream_start_offset))
+        flying = context.instance.get_runs(
+            RunsFilter(statuses=IN_FLIGHT, tags=INGEST_TAGS), limit=1
+        )
+        if not flying:
+            tick.recover()
         try:
             tail = asyncio.run(probe_tail(target))
             if tail is not None and context.cursor is None:
                 # A fresh instance starts at the stream's head, not at offsets retention
                 # removed long ago (which would only make runs that report a gap).
                 head = asyncio.run(probe_head(target))
-                next_offset = max(next_offset, head if head is not None else 0)
+                tick.next_offset = max(tick.next_offset, head if head is not None else 0)
         except StreamError as exc:
-            skip = f"stream unreachable: {exc}; cursor stays at {next_offset}"
-            return _only(context, [], events, given_up, skip)  # a run now could only fail
+            tick.retries = []  # a run now could only fail
+            return tick.skip(f"stream unreachable: {exc}; cursor stays at {tick.next_offset}")
         if tail is None:
-            skip = f"stream {target.stream} is empty or does not exist yet"
-            return _only(context, retries, events, given_up, skip)
-        if tail + 1 < next_offset:
-            skip = (
-                f"stream tail {tail} is behind cursor {next_offset}: stream recreated? "
+            return tick.skip(f"stream {target.stream} is empty or does not exist yet")
+        if tail + 1 < tick.next_offset:
+            return tick.skip(
+                f"stream tail {tail} is behind cursor {tick.next_offset}: stream recreated? "
                 "reset this sensor's cursor"
             )
-            return _only(context, retries, events, given_up, skip)
-        if tail < next_offset:
-            skip = f"no new offsets: stream tail {tail}, next offset {next_offset}"
-            return _only(context, retries, events, given_up, skip)
-        ranges = plan_ranges(
-            next_offset, tail, config.stream_batch_messages, config.stream_sensor_max_partitions
+        tick.saw(tail)
+        if flying:
+            return tick.skip(f"{tick.waiting()}; {_in_flight(flying[0])}", wait=True)
+        if tick.retries:
+            return tick.retry()
+        if tick.pending == 0:
+            return tick.skip(f"no new offsets: stream tail {tail}, next offset {tick.next_offset}")
+        due = tick.pending >= loaded.stream_batch_messages or (
+            tick.waited >= loaded.stream_max_delay_seconds
         )
-        keys = [r.key for r in ranges]
-        known = set(context.instance.get_dynamic_partitions(ANNOTATION_BATCHES))
-        new_keys = [k for k in keys if k not in known]
-        context.log.info(
-            f"tail {tail}: partitions {keys[0]} .. {keys[-1]} ({len(keys)})"
-            + (f"; backlog continues from {ranges[-1].last + 1}" if ranges[-1].last < tail else "")
-        )
-        run_key = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
-        return SensorResult(
-            run_requests=[*retries, ingest_request(keys, run_key)],
-            dynamic_partitions_requests=(
-                [annotation_batches.build_add_request(new_keys)] if new_keys else []
-            ),
-            asset_events=events,
-            cursor=_cursor(ranges[-1].last + 1, tail, given_up),
-        )
+        if not due:
+            rule = (
+                f"ingest at {loaded.stream_batch_messages} messages "
+                f"or {loaded.stream_max_delay_seconds} s"
+            )
+            return tick.skip(f"{tick.waiting()}; {rule}", wait=True)
+        return tick.request(loaded.stream_batch_messages, loaded.stream_sensor_max_partitions)
 
     return annotation_stream_sensor
 
 
-def _cursor(next_offset: int, tail: int | None, given_up: list[str]) -> str:
-    return json.dumps({"next_offset": next_offset, "tail_seen": tail, "given_up": given_up})
+def _in_flight(run: DagsterRun) -> str:
+    status = run.status.value.lower()
+    return f"ingest run {run.run_id[:8]} is {status}: the first tick after it requests the next"
 
 
-def _only(
-    context: SensorEvaluationContext,
-    retries: list[RunRequest],
-    events: list,
-    given_up: list[str],
-    skip: str,
-) -> SensorResult | SkipReason:
-    """No new offsets: the stranded partitions' runs and the check, if any, else ``skip``."""
-    if not retries and not events:
-        return SkipReason(skip)
-    context.log.info(skip)
-    previous = json.loads(context.cursor) if context.cursor else {}
-    next_offset = previous.get("next_offset")
-    if next_offset is None:  # nothing covered yet: nothing can be stranded
-        return SkipReason(skip)
-    cursor = _cursor(next_offset, previous.get("tail_seen"), given_up)
-    return SensorResult(run_requests=retries, asset_events=events, cursor=cursor)
+class _Tick:
+    """One evaluation: the cursor it read, what it found, and the result it returns."""
+
+    def __init__(self, context: SensorEvaluationContext, next_offset: int) -> None:
+        self.context = context
+        self.previous = json.loads(context.cursor) if context.cursor else {}
+        self.next_offset = next_offset
+        self.tail: int | None = self.previous.get("tail_seen")
+        self.open_block = self.previous.get("open_block")
+        self.since: float | None = self.previous.get("pending_since")
+        self.given_up: list[str] = list(self.previous.get("given_up", []))
+        self.retries: list = []
+        self.events: list = []
+        self.now = time.time()
+
+    def recover(self) -> None:
+        """The stranded offsets to request again, and the check's verdict if it changed."""
+        stranded = find_stranded(self.context.instance)
+        self.retries = stranded.retry
+        if stranded.given_up != self.given_up:
+            self.events.append(landed_evaluation(stranded.given_up))
+            if stranded.given_up:
+                self.context.log.error(f"offset ranges given up on: {len(stranded.given_up)}")
+        self.given_up = stranded.given_up
+
+    def saw(self, tail: int) -> None:
+        self.tail = tail
+        if self.pending == 0:
+            self.since = None
+        elif self.since is None:
+            self.since = self.now
+
+    @property
+    def pending(self) -> int:
+        """Offsets beyond the cursor: at most that many messages."""
+        return max(0, (self.tail if self.tail is not None else -1) - self.next_offset + 1)
+
+    @property
+    def waited(self) -> float:
+        return self.now - self.since if self.since is not None else 0.0
+
+    def waiting(self) -> str:
+        if self.pending == 0:
+            return "no new offsets"
+        return f"{self.pending} messages pending for {self.waited:.0f} s"
+
+    def cursor(self) -> str:
+        return json.dumps(
+            {
+                "next_offset": self.next_offset,
+                "tail_seen": self.tail,
+                "open_block": self.open_block,
+                "pending_since": self.since,
+                "given_up": self.given_up,
+            }
+        )
+
+    def skip(self, reason: str, wait: bool = False) -> SensorResult | SkipReason:
+        """No request for new offsets: the stranded offsets' run if any, else the reason, with
+        the check's verdict and the cursor if they changed. ``wait``: the tick saw the stream,
+        so the cursor keeps what it saw (when pending offsets were first seen)."""
+        if self.retries:
+            return self.retry()
+        cursor = self.cursor() if wait else None
+        if cursor == self.context.cursor:
+            cursor = None
+        if cursor is None and not self.events:
+            return SkipReason(reason)
+        return SensorResult(skip_reason=reason, asset_events=self.events, cursor=cursor)
+
+    def retry(self) -> SensorResult:
+        """The oldest stranded offsets, alone: one ingest run at a time."""
+        first = self.retries[0]
+        self.context.log.warning(
+            f"offsets {first.offsets.key} have not landed and no run covers them: "
+            f"request {first.attempt}"
+        )
+        return SensorResult(
+            run_requests=[ingest_request(first.keys, first.offsets, first.attempt)],
+            asset_events=self.events,
+            cursor=self.cursor(),
+        )
+
+    def request(self, size: int, max_blocks: int) -> SensorResult:
+        assert self.tail is not None
+        open_block = OffsetRange.parse(self.open_block) if self.open_block else None
+        blocks, through = plan_blocks(self.next_offset, self.tail, size, max_blocks, open_block)
+        keys = [b.key for b in blocks]
+        new_keys = [b.key for b in blocks if b != open_block]
+        offsets = OffsetRange(self.next_offset, through)
+        self.context.log.info(
+            f"{self.waiting()}: offsets {offsets.key} into partitions {keys[0]} .. {keys[-1]}"
+            + (f"; backlog continues from {through + 1}" if through < self.tail else "")
+        )
+        self.next_offset, self.open_block = through + 1, keys[-1]
+        if through >= self.tail:
+            self.since = None
+        return SensorResult(
+            run_requests=[ingest_request(keys, offsets)],
+            dynamic_partitions_requests=(
+                [annotation_batches.build_add_request(new_keys)] if new_keys else []
+            ),
+            asset_events=self.events,
+            cursor=self.cursor(),
+        )

@@ -1,21 +1,25 @@
 """The root of the graph: annotation events from the Azaion stream, applied to the data tree.
 
-Each partition is an offset range of the stream (``annotation_stream_sensor`` adds them). A run
-reads its partitions and applies them with ``core.ingest``: idempotently, in any order relative
-to other partitions (later events still win), every file written atomically, and bad messages
-quarantined without stopping the batch. Broker trouble is transient, so the step retries with
-exponential backoff; a configuration problem is not, so it fails once and says which.
+Each partition is a fixed block of stream offsets (``annotation_stream_sensor`` adds them) that
+fills as annotators work. A run applies the offsets named by its ``azaion/offsets`` tag, the
+*segment* of each partition it covers, and materialises each partition again with what that
+segment applied: an open block is materialised once per run while it fills. A run launched by
+hand, with no tag, applies its partitions from their first unapplied offset to the stream's tail.
 
-A backlog is one run over a range of partitions (``BackfillPolicy.single_run``), read over one
-connection: each run pays a process start and a stream connection, which cost more than
-applying a partition. Each partition still gets its own materialisation and metadata.
+Applying goes through ``lib.ingest``: idempotently, in any order relative to other segments
+(later events still win), every file written atomically, and bad messages quarantined without
+stopping the batch. Broker trouble is transient, so the step retries with exponential backoff;
+a configuration problem is not, so it fails once and says which. A run over several partitions
+(``BackfillPolicy.single_run``) reads them over one connection.
 """
 
+import asyncio
 from collections.abc import Iterator
 
 from dagster import (
     AssetExecutionContext,
     AssetMaterialization,
+    AssetRecordsFilter,
     BackfillPolicy,
     Backoff,
     Failure,
@@ -32,16 +36,24 @@ from azaion_assets.defs.annotations.arrivals import arrivals_events, count_table
 from azaion_assets.defs.partitions import annotation_batches
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.config_error import ConfigError
+from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import Scope
 from azaion_assets.lib.dataset.classes import load_classes, slot_names
 from azaion_assets.lib.ingest.day_totals import validated_count
-from azaion_assets.lib.ingest.partition_run import IngestResult, ingest_partitions
+from azaion_assets.lib.ingest.partition_run import (
+    IngestResult,
+    ingest_partitions,
+    resume_segments,
+)
 from azaion_assets.lib.ingest.summary import BULK_ROLE
-from azaion_assets.lib.stream.offsets import OffsetRange
+from azaion_assets.lib.stream.client import probe_tail
+from azaion_assets.lib.stream.offsets import OffsetRange, segment_of
 from azaion_assets.lib.stream.stream_connection import StreamTarget
 from azaion_assets.lib.text import plural
 
 INGEST_TAGS = {"azaion/stage": "ingest"}
+# The offsets a run applies, an OffsetRange key: set by the stream sensor on every run it asks for.
+OFFSETS_TAG = "azaion/offsets"
 # Validated annotations this partition brought into data/ (new or edited content by a validator,
 # or moved from data-seed/ by a bulk Validate), as events; daily_arrivals sums them.
 VALIDATED = "validated"
@@ -49,6 +61,8 @@ VALIDATED = "validated"
 # to data-seed/): what the sensors count as changed since a dataset, replayed in order.
 VALIDATED_NAMES = "validated_names"
 LEFT_DATA_NAMES = "left_data_names"
+# A partition is materialised once a run while its block fills: a few dozen times at most.
+_SEGMENTS_PER_PARTITION = 1000
 # Both tables count the messages that decoded; the quarantined ones are in "quarantined" only.
 _EVENTS_SCHEMA = TableSchema(
     columns=[
@@ -79,9 +93,11 @@ _ROLES_SCHEMA = TableSchema(
     ),
     description=(
         "Annotation events from the RabbitMQ stream, applied to the data tree (data/, "
-        "data-seed/, data_deleted/). Each partition is an offset range of the stream. Its events "
-        "and roles tables count the messages that decoded (quarantined ones only under "
-        f"quarantined); bulk Validated/Deleted messages send no role: {BULK_ROLE}."
+        "data-seed/, data_deleted/). Each partition is a fixed block of stream offsets, "
+        "materialised again by each run while it fills; each materialisation counts only the "
+        "segment it applied (range_first..range_last). Its events and roles tables count the "
+        "messages that decoded (quarantined ones only under quarantined); bulk "
+        f"Validated/Deleted messages send no role: {BULK_ROLE}."
     ),
 )
 def annotations(
@@ -91,11 +107,10 @@ def annotations(
         config = settings.load(Scope.STREAM)
         target = StreamTarget.from_settings(config)
         keys = list(context.partition_keys)
-        for key in keys:
-            OffsetRange.parse(key)
+        tree = settings.tree()
+        segments = _segments(context, target, tree, keys)
     except (ConfigError, ValueError) as exc:
         raise Failure(str(exc), allow_retries=False) from None
-    tree = settings.tree()
     names = slot_names(load_classes(tree.classes_file))
     started_on = today()
     results = ingest_partitions(
@@ -106,17 +121,16 @@ def annotations(
         idle_timeout=config.stream_read_timeout_seconds,
         log=context.log.info,
         message_limits=config.message_limits,
+        segments=segments,
     )
-    landed: set[str] | None = None  # partitions materialised before: read only if needed
     for result in results:
         s = result.summary
         context.log.info(
-            f"{result.partition}: {plural(s['messages'], 'message')}, {s['applied']} applied, "
-            f"{s['already_applied']} already applied, {s['quarantined']} quarantined"
+            f"{result.partition} {result.range.key}: {plural(s['messages'], 'message')}, "
+            f"{s['applied']} applied, {s['already_applied']} already applied, "
+            f"{s['quarantined']} quarantined"
         )
-        if result.reused and landed is None:
-            landed = context.instance.get_materialized_partitions(context.asset_key)
-        counted = not result.reused or result.partition not in (landed or set())
+        counted = not result.reused or not _materialised_before(context, result)
         context.add_asset_metadata(
             _metadata(result, names, counted), partition_key=result.partition
         )
@@ -124,6 +138,43 @@ def annotations(
     # After this run's partitions, so the day's totals are newer than what they sum (and the
     # UI does not call them unsynced).
     yield from arrivals_events(tree, names, [started_on, today()])
+
+
+def _segments(
+    context: AssetExecutionContext, target: StreamTarget, tree: DataTree, keys: list[str]
+) -> dict[str, OffsetRange]:
+    """The segment of each partition this run applies: within the offsets of its tag, or for a
+    run launched by hand (no tag) from each partition's first unapplied offset to the tail."""
+    tagged = context.run.tags.get(OFFSETS_TAG)
+    if tagged:
+        offsets = OffsetRange.parse(tagged)
+        return {key: segment_of(OffsetRange.parse(key), offsets) for key in keys}
+    for key in keys:
+        OffsetRange.parse(key)
+    tail = asyncio.run(probe_tail(target))
+    segments = resume_segments(tree, keys, tail if tail is not None else -1)
+    applying = ", ".join(f"{k}: {s.key}" for k, s in segments.items())
+    context.log.info(f"no {OFFSETS_TAG} tag (launched by hand): {applying}")
+    return segments
+
+
+def _materialised_before(context: AssetExecutionContext, result: IngestResult) -> bool:
+    """Whether a materialisation already recorded this segment (a re-execution of a run that
+    succeeded), so its validated annotations are not counted twice; a segment applied by a run
+    that failed before materialising it has none."""
+    page = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[result.partition]),
+        limit=_SEGMENTS_PER_PARTITION,
+    )
+    for record in page.records:
+        metadata = record.asset_materialization.metadata if record.asset_materialization else {}
+        first, last = metadata.get("range_first"), metadata.get("range_last")
+        if (getattr(first, "value", None), getattr(last, "value", None)) == (
+            result.range.first,
+            result.range.last,
+        ):
+            return True
+    return False
 
 
 def _names(summary: dict, counted: bool) -> dict:

@@ -19,7 +19,8 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from azaion_assets.defs.annotations.annotations import INGEST_TAGS, annotations
+from azaion_assets.defs.annotations.annotations import INGEST_TAGS, OFFSETS_TAG, annotations
+from azaion_assets.lib.stream.offsets import OffsetRange
 
 INGEST_JOB = "ingest_job"
 
@@ -32,19 +33,28 @@ ingest_job = define_asset_job(
 )
 
 
-def ingest_request(keys: Sequence[str], run_key: str) -> RunRequest:
-    """One run of ``ingest_job`` for ``keys``, consecutive partitions in stream order. The job is
-    named so that a run never falls to an anonymous asset job."""
+def ingest_request(keys: Sequence[str], offsets: OffsetRange, attempt: int = 1) -> RunRequest:
+    """One run of ``ingest_job`` applying ``offsets`` to ``keys``, consecutive partitions in
+    stream order. The run key is the offsets (and the attempt, after the first): a request is
+    never made twice. The job is named so that a run never falls to an anonymous asset job."""
+    tags = {**INGEST_TAGS, OFFSETS_TAG: offsets.key}
+    run_key = offsets.key if attempt == 1 else f"{offsets.key}#{attempt}"
     if len(keys) == 1:
-        return RunRequest(
-            run_key=run_key, job_name=INGEST_JOB, partition_key=keys[0], tags=INGEST_TAGS
-        )
-    tags = {
-        **INGEST_TAGS,
-        ASSET_PARTITION_RANGE_START_TAG: keys[0],
-        ASSET_PARTITION_RANGE_END_TAG: keys[-1],
-    }
+        return RunRequest(run_key=run_key, job_name=INGEST_JOB, partition_key=keys[0], tags=tags)
+    tags[ASSET_PARTITION_RANGE_START_TAG] = keys[0]
+    tags[ASSET_PARTITION_RANGE_END_TAG] = keys[-1]
     return RunRequest(run_key=run_key, job_name=INGEST_JOB, tags=tags)
+
+
+def run_offsets(tags: dict[str, str]) -> OffsetRange | None:
+    """The offsets an ingest run applies: its tag, or for a run made before the tag (or by
+    hand) the span of its partitions."""
+    if OFFSETS_TAG in tags:
+        return OffsetRange.parse(tags[OFFSETS_TAG])
+    span = run_partitions(tags)
+    if span is None:
+        return None
+    return OffsetRange(OffsetRange.parse(span[0]).first, OffsetRange.parse(span[1]).last)
 
 
 def run_partitions(tags: dict[str, str]) -> tuple[str, str] | None:

@@ -1,12 +1,12 @@
-"""Partitions that were requested but never landed, and what to do about them.
+"""Runs that ended without landing their offsets, and what to do about them.
 
-A partition is stranded when an ingest run that covered it failed or was cancelled (a killed run
-worker, a lost node, broker trouble past the step's retries), and it has no materialisation and
-no ingest run queued or in progress covers it. ``annotation_stream_sensor`` requests such a
-partition again, on its own, up to ``MAX_REQUESTS`` runs in all; one that still has not landed
-is given up on, and the ``every_partition_landed`` check fails, naming it, where an operator
-looks (the asset's page).
-A partition in a run that is still in flight is never requested twice.
+An ingest run applies a segment of the stream's offsets (its ``azaion/offsets`` tag). Its
+offsets are stranded when the run failed or was cancelled (a killed run worker, a lost node,
+broker trouble past the step's retries) and no run with the same offsets has succeeded since or
+is in flight. ``annotation_stream_sensor`` requests such offsets again, with the same tag, up to
+``MAX_REQUESTS`` runs in all; offsets that still have not landed are given up on, and the
+``every_partition_landed`` check fails, naming them, where an operator looks (the asset's page).
+A run made before the tag existed is judged by its partitions: landed once all are materialised.
 """
 
 from collections.abc import Sequence
@@ -25,12 +25,13 @@ from dagster import (
     asset_check,
 )
 
-from azaion_assets.defs.annotations.annotations import INGEST_TAGS, annotations
-from azaion_assets.defs.annotations.ingest_job import run_partitions
+from azaion_assets.defs.annotations.annotations import INGEST_TAGS, OFFSETS_TAG, annotations
+from azaion_assets.defs.annotations.ingest_job import run_offsets, run_partitions
 from azaion_assets.defs.partitions import ANNOTATION_BATCHES
+from azaion_assets.lib.stream.offsets import OffsetRange
 from azaion_assets.lib.text import plural
 
-MAX_REQUESTS = 3  # runs one partition gets before it is given up on (the first included)
+MAX_REQUESTS = 3  # runs one segment gets before it is given up on (the first included)
 WINDOW = timedelta(days=7)  # how far back failed runs count
 CHECK = "every_partition_landed"
 ANNOTATIONS = AssetKey("annotations")
@@ -46,40 +47,69 @@ _SAMPLE = 20
 
 
 @dataclass(frozen=True)
+class Retry:
+    keys: list[str]  # the first and last partition of the failed run (one if the same)
+    offsets: OffsetRange
+    attempt: int  # the number of this next request
+
+
+@dataclass(frozen=True)
 class Stranded:
-    retry: list[tuple[str, int]]  # partition key, the number of this next request
-    given_up: list[str]
+    retry: list[Retry]  # oldest offsets first
+    given_up: list[str]  # offsets keys
+
+
+@dataclass
+class _Failed:
+    keys: list[str]
+    runs: int = 0
+    tagged: bool = False  # made with the offsets tag (else judged by its partitions)
 
 
 def find_stranded(instance: DagsterInstance) -> Stranded:
-    """Stranded partitions, oldest first, from the ingest runs of the last ``WINDOW``."""
+    """Stranded offsets, oldest first, from the ingest runs that ended badly in ``WINDOW``."""
     since = datetime.now(UTC) - WINDOW
-    failed = _spans(instance, RunsFilter(statuses=ENDED, tags=INGEST_TAGS, updated_after=since))
-    if not failed:  # the usual tick: one query of failed runs, none of the partitions
-        return Stranded([], [])
-    landed = instance.get_materialized_partitions(ANNOTATIONS)
-    flying = _spans(instance, RunsFilter(statuses=IN_FLIGHT, tags=INGEST_TAGS))
-    retry, given_up = [], []
-    for key in instance.get_dynamic_partitions(ANNOTATION_BATCHES):
-        if key in landed or any(first <= key <= last for first, last in flying):
+    failed: dict[OffsetRange, _Failed] = {}
+    ended = RunsFilter(statuses=ENDED, tags=INGEST_TAGS, updated_after=since)
+    for run in instance.get_runs(ended):  # the usual tick: this one query, of no run
+        tags = dict(run.tags)
+        offsets, span = run_offsets(tags), run_partitions(tags)
+        if offsets is None or span is None:
             continue
-        made = sum(first <= key <= last for first, last in failed)
-        if not made:
-            continue  # never run yet: its first run is still being launched
-        if made >= MAX_REQUESTS:
-            given_up.append(key)
+        entry = failed.setdefault(offsets, _Failed(sorted(set(span))))
+        entry.runs += 1
+        entry.tagged |= OFFSETS_TAG in tags
+    retry, given_up = [], []
+    landed: set[str] | None = None
+    for offsets, entry in sorted(failed.items()):
+        if _has_run(instance, offsets, [DagsterRunStatus.SUCCESS, *IN_FLIGHT]):
+            continue
+        if not entry.tagged:
+            if landed is None:
+                landed = instance.get_materialized_partitions(ANNOTATIONS)
+            if _partitions_landed(instance, entry.keys, landed):
+                continue
+        if entry.runs >= MAX_REQUESTS:
+            given_up.append(offsets.key)
         else:
-            retry.append((key, made + 1))
+            retry.append(Retry(entry.keys, offsets, entry.runs + 1))
     return Stranded(retry, given_up)
 
 
-def _spans(instance: DagsterInstance, runs: RunsFilter) -> list[tuple[str, str]]:
-    """The first and last partition of each run (keys sort in stream order)."""
-    return [span for run in instance.get_runs(runs) if (span := run_partitions(dict(run.tags)))]
+def _has_run(instance: DagsterInstance, offsets: OffsetRange, statuses: list) -> bool:
+    tags = {**INGEST_TAGS, OFFSETS_TAG: offsets.key}
+    return bool(instance.get_run_ids(RunsFilter(statuses=statuses, tags=tags), limit=1))
+
+
+def _partitions_landed(instance: DagsterInstance, keys: list[str], landed: set[str]) -> bool:
+    """A run made before the offsets tag covered whole partitions: landed once each is."""
+    first, last = keys[0], keys[-1]
+    span = [k for k in instance.get_dynamic_partitions(ANNOTATION_BATCHES) if first <= k <= last]
+    return bool(span) and set(span) <= landed
 
 
 def landed_evaluation(given_up: Sequence[str]) -> AssetCheckEvaluation:
-    """The check's verdict as the sensor records it, when its list of given-up partitions
+    """The check's verdict as the sensor records it, when its list of given-up offsets
     changes."""
     return AssetCheckEvaluation(
         asset_key=ANNOTATIONS,
@@ -94,17 +124,17 @@ def landed_evaluation(given_up: Sequence[str]) -> AssetCheckEvaluation:
 def _metadata(given_up: Sequence[str]) -> dict:
     return {
         "given_up": len(given_up),
-        "partitions": MetadataValue.json(list(given_up[:_SAMPLE])),
+        "offsets": MetadataValue.json(list(given_up[:_SAMPLE])),
     }
 
 
 def _describe(given_up: Sequence[str]) -> str:
     if not given_up:
-        return "every requested partition has landed or is in flight"
+        return "every requested offset has landed or is in flight"
     return (
-        f"given up on {plural(len(given_up), 'partition')} after "
+        f"given up on {plural(len(given_up), 'offset range')} after "
         f"{plural(MAX_REQUESTS, 'failed run')} each; fix the cause (see the runs), then "
-        "materialise each one again from this asset's partitions"
+        f"re-execute each one's last run (its {OFFSETS_TAG} tag names the offsets)"
     )
 
 

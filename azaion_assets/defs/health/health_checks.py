@@ -66,8 +66,7 @@ def annotations_health(
     age, record = _age(instance, ANNOTATIONS, now)
     if age is not None and age < limit:
         return Health(True, f"last partition landed {_hours(age)} ago")
-    key = record.partition_key if record is not None else None
-    landed = OffsetRange.parse(key).last if key is not None else -1
+    landed = _landed_through(record)
     if target is None:
         return Health(False, "nothing landed lately and the stream is not configured")
     try:
@@ -79,6 +78,19 @@ def annotations_health(
         return Health(True, f"{since}, and the stream holds nothing newer (quiet, not stuck)")
     waiting = plural(tail - landed, "offset")
     return Health(False, f"{waiting} waiting in the stream; {since}")
+
+
+def _landed_through(record: EventLogRecord | None) -> int:
+    """The last offset the newest annotations materialisation applied: its segment's end, or
+    for one recorded before segments, its partition's."""
+    if record is None:
+        return -1
+    materialization = record.asset_materialization
+    last = materialization.metadata.get("range_last") if materialization else None
+    if isinstance(getattr(last, "value", None), int):
+        return int(last.value)  # type: ignore[union-attr]
+    key = record.partition_key
+    return OffsetRange.parse(key).last if key is not None else -1
 
 
 def champion_health(instance: DagsterInstance, s: Settings, now: float) -> Health:

@@ -138,14 +138,22 @@ class Settings(BaseSettings):
         "base; 1: every one, 0: only when the class table changed or no champion can be read",
     )
     stream_batch_messages: AtLeastOne = _field(
-        1000, doc="Offsets per annotations partition (a partition holds at most this many messages)"
+        1000,
+        doc="Offsets per annotations partition (a partition holds at most this many messages; "
+        "it is materialised again by each ingest run while it fills); an ingest run starts as "
+        "soon as this many offsets are pending",
+    )
+    stream_max_delay_seconds: AtLeastOne = _field(
+        60,
+        doc="Longest a pending message waits before annotation_stream_sensor requests an ingest "
+        "run for fewer than STREAM_BATCH_MESSAGES (plus up to one sensor interval)",
     )
     stream_sensor_interval_seconds: AtLeastOne = _field(
         5,
         doc="How often annotation_stream_sensor looks for new offsets (read at location load)",
     )
     stream_sensor_max_partitions: AtLeastOne = _field(
-        50, doc="Most partitions one sensor tick adds; a larger backlog continues next tick"
+        50, doc="Most partitions one ingest run covers; a larger backlog continues in the next run"
     )
     stream_start_offset: Count = _field(
         0, doc="Where the sensor starts on a fresh Dagster instance (earlier offsets are skipped)"

@@ -16,6 +16,9 @@ Databases of older versions gain these columns in place when opened; their names
 
 Each name also keeps its ``fold`` (``portable_names``), indexed: a new name that collides with a
 stored one by case or Unicode form is found in one query per group.
+
+Each applied segment of a partition (the offsets one run applied; a whole partition before
+partitions filled over several runs) is a row with its summary: the day's totals sum them.
 """
 
 from __future__ import annotations
@@ -111,10 +114,10 @@ CREATE TABLE IF NOT EXISTS names (
     fold    TEXT               -- portable_names.fold(name): where case or Unicode forms collide
 );
 CREATE TABLE IF NOT EXISTS partitions (
-    partition   TEXT PRIMARY KEY,
+    partition   TEXT PRIMARY KEY,  -- the segment's range (a whole partition, before segments)
     first       INTEGER NOT NULL,
     last        INTEGER NOT NULL,
-    summary     TEXT,          -- JSON, once the partition has been applied completely
+    summary     TEXT,          -- JSON, once the segment has been applied completely
     applied_at  TEXT
 );
 CREATE INDEX IF NOT EXISTS partitions_applied_at ON partitions (applied_at);
@@ -262,8 +265,17 @@ class IngestState:
             (partition, first, last, json.dumps(summary), at),
         )
 
+    def applied_in(self, first: int, last: int) -> list[tuple[int, int]]:
+        """The applied segments that lie within ``[first, last]``, in stream order."""
+        rows = self._db.execute(
+            "SELECT first, last FROM partitions WHERE summary IS NOT NULL AND first >= ? "
+            "AND last <= ? ORDER BY first",
+            (first, last),
+        )
+        return [(int(a), int(b)) for a, b in rows]
+
     def applied_between(self, start: str, end: str) -> list[str]:
-        """The partitions first applied in ``[start, end)`` (ISO UTC times), in stream order."""
+        """The segments applied in ``[start, end)`` (ISO UTC times), in stream order."""
         rows = self._db.execute(
             f"SELECT partition FROM partitions WHERE {_APPLIED} ORDER BY first", (start, end)
         )
@@ -292,14 +304,14 @@ class IngestState:
         return {str(key): int(total) for key, total in rows}
 
     def totals(self) -> dict[str, int]:
-        """Sums over every applied partition, for summaries."""
-        out = {"partitions": 0, "messages": 0, "quarantined": 0, "unknown_names": 0}
+        """Sums over every applied segment, for summaries."""
+        out = {"segments": 0, "messages": 0, "quarantined": 0, "unknown_names": 0}
         resolved = 0
         for (summary,) in self._db.execute(
             "SELECT summary FROM partitions WHERE summary IS NOT NULL"
         ):
             data = json.loads(summary)
-            out["partitions"] += 1
+            out["segments"] += 1
             for key in ("messages", "quarantined", "unknown_names"):
                 out[key] += int(data.get(key, 0))
             resolved += int(data.get("unknown_resolved", 0))

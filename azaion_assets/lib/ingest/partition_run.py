@@ -6,9 +6,12 @@ planning, and the file work) run on two cores, and memory stays flat however lon
 since a full queue stops this thread from receiving and a full pipe stops the reader. Messages
 arrive in batches, so the threads do not trade the GIL and the queue's locks once per message.
 
-If retention has removed the start of the range, the missing offsets are reported as a gap and
-the rest is read. A partition applied completely before is not read again: its stored summary is
-returned, so a re-run is cheap and changes nothing.
+A run applies a *segment* of each partition: the offsets it was asked for (``offsets``) that
+fall in the partition's block, or the whole block. Each segment is recorded in the ingest state
+under its own range once applied completely, with its own summary, so a partition that fills over
+many runs is many segments. If retention has removed the start of a segment, the missing offsets
+are reported as a gap and the rest is read. A segment applied completely before is not read
+again: its stored summary is returned, so a re-run is cheap and changes nothing.
 
 A run of several partitions (a backlog) reads their whole span over one connection and applies
 each partition on its own, committing it before the next starts: a partition is either done,
@@ -20,7 +23,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,7 +49,7 @@ QUEUE_BYTES = 32 << 20
 @dataclass
 class IngestResult:
     partition: str
-    range: OffsetRange
+    range: OffsetRange  # the segment of the partition's block that this run applied
     summary: dict[str, Any]
     gap: OffsetRange | None  # offsets removed by retention before they were read
     reused: bool  # applied completely by an earlier run; nothing was read
@@ -131,34 +134,63 @@ def ingest_partitions(
     log: Callable[[str], None] = lambda _: None,
     group_size: int = GROUP_SIZE,
     message_limits: MessageLimits = DEFAULT_LIMITS,
+    segments: Mapping[str, OffsetRange] | None = None,
 ) -> Iterator[IngestResult]:
-    """Apply several partitions, each completely and in offset order, reading the stream once.
+    """Apply a segment of several partitions, each completely and in offset order, reading the
+    stream once: ``segments[partition]`` (``segment_of`` a run's offsets, ``resume_segments``),
+    or the whole partition.
 
     Yields each partition's result once it is committed (those applied before come first, and
     cost no read). A failure raises after the partitions before it were committed: a retry
     reuses them and reads from the first one that is not. Messages of partitions between the
     ones to read that were applied before are read and dropped.
     """
-    wanted = sorted((OffsetRange.parse(p), p) for p in partitions)
-    if len({p for _, p in wanted}) != len(wanted):
+    blocks = sorted((OffsetRange.parse(p), p) for p in partitions)
+    if len({p for _, p in blocks}) != len(blocks):
         raise ValueError("a partition is listed twice")
+    wanted = [(segments[p] if segments else block, p) for block, p in blocks]
     ensure_places(tree)
     with IngestState(state_path(tree)) as state:
         todo: list[tuple[OffsetRange, str]] = []
         for span, partition in wanted:
             started = time.monotonic()
-            stored = state.partition_summary(partition)
+            stored = state.partition_summary(span.key)
             if stored is None:
                 todo.append((span, partition))
                 continue
             stored = upgraded(stored)
-            log(f"{partition} was applied before; nothing to read")
+            log(f"{partition}: {span.key} was applied before; nothing to read")
             gap = OffsetRange(**stored["gap"]) if stored.get("gap") else None
             yield IngestResult(partition, span, stored, gap, True, time.monotonic() - started)
         if todo:
             yield from _read_and_apply(
                 target, tree, state, todo, max_bytes, idle_timeout, log, group_size, message_limits
             )
+
+
+def resume_segments(tree: DataTree, partitions: Sequence[str], tail: int) -> dict[str, OffsetRange]:
+    """What a run that names no offsets (one launched by hand) applies of each partition: from
+    its first offset that no applied segment covers to the stream's ``tail``, so it reads
+    nothing twice; a partition applied that far gets its newest segment again (reused, nothing
+    read). Raises ``ValueError`` for a partition the stream has not reached."""
+    out: dict[str, OffsetRange] = {}
+    with IngestState(state_path(tree)) as state:
+        for partition in partitions:
+            block = OffsetRange.parse(partition)
+            applied = state.applied_in(block.first, block.last)
+            position = block.first
+            for first, last in applied:
+                if first > position:
+                    break
+                position = max(position, last + 1)
+            end = min(block.last, tail)
+            if position <= end:
+                out[partition] = OffsetRange(position, end)
+            elif applied:
+                out[partition] = OffsetRange(*applied[-1])
+            else:
+                raise ValueError(f"partition {partition} is past the stream's tail {tail}")
+    return out
 
 
 def _read_and_apply(
@@ -263,9 +295,7 @@ class _Partition:
         summary = self.ingest.summary.to_json()
         summary["gap"] = {"first": gap.first, "last": gap.last} if gap else None
         s = self.span
-        self.state.finish_partition(
-            self.partition, s.first, s.last, summary, datetime.now(UTC).isoformat()
-        )
+        self.state.finish_partition(s.key, s.first, s.last, summary, datetime.now(UTC).isoformat())
         seconds = time.monotonic() - self.started
         return IngestResult(self.partition, s, summary, gap, False, seconds, swept)
 

@@ -1,8 +1,11 @@
 """The stream sensor, evaluated against a real broker and a real Dagster instance."""
 
 import asyncio
+import itertools
 import json
+import time
 
+import pytest
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckResult,
@@ -15,13 +18,15 @@ from azaion_assets.defs.annotations.annotation_stream_sensor import (
     build_annotation_stream_sensor,
     read_cursor,
 )
-from azaion_assets.defs.annotations.ingest_job import INGEST_JOB
+from azaion_assets.defs.annotations.ingest_job import INGEST_JOB, run_partitions
 from azaion_assets.defs.partitions import ANNOTATION_BATCHES
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.dev.messages import Author, synthetic
 from azaion_assets.lib.stream.client import probe_tail, publish
 from azaion_assets.lib.stream.offsets import OffsetRange
 from azaion_assets_tests.conftest import assert_tiles, requested_keys
+
+OFFSETS = "azaion/offsets"
 
 SENSOR = build_annotation_stream_sensor(30)
 
@@ -45,16 +50,29 @@ def _publish(stream, count, seed=0) -> int:
     return tail
 
 
-def test_new_offsets_become_partitions_and_one_run_for_them(stream_env, instance, monkeypatch):
+def _ago(cursor: str | None, seconds: float) -> str:
+    """``cursor`` as if its pending offsets had been first seen ``seconds`` ago."""
+    fields = json.loads(cursor or "{}")
+    fields["pending_since"] = time.time() - seconds
+    return json.dumps(fields)
+
+
+def _request(result):
+    assert isinstance(result, SensorResult), result
+    (request,) = result.run_requests or []
+    return request
+
+
+def test_a_full_batch_is_requested_at_once_in_fixed_blocks(stream_env, instance, monkeypatch):
     monkeypatch.setenv("STREAM_BATCH_MESSAGES", "10")
     tail = _publish(stream_env, 25)
     result = _tick(instance)
-    assert isinstance(result, SensorResult)
-    (request,) = result.run_requests or []
+    request = _request(result)
     keys = requested_keys(result)
-    ranges = assert_tiles(keys, 0, tail)
-    assert len(ranges) == 3 and all(len(r) <= 10 for r in ranges)
-    assert request.run_key == f"{keys[0]}..{keys[-1]}"  # never requested twice
+    ranges = assert_tiles(keys, 0, 29)  # whole blocks of 10 offsets; the last one still open
+    assert len(ranges) == 3 and all(len(r) == 10 for r in ranges)
+    assert request.tags[OFFSETS] == OffsetRange(0, tail).key  # the run applies what is there
+    assert request.run_key == OffsetRange(0, tail).key  # never requested twice
     assert request.tags["azaion/stage"] == "ingest"  # one ingest run at a time
     assert request.job_name == INGEST_JOB  # a named job, not the sensor's anonymous one
     assert instance.get_dynamic_partitions(ANNOTATION_BATCHES) == keys
@@ -63,38 +81,104 @@ def test_new_offsets_become_partitions_and_one_run_for_them(stream_env, instance
     assert json.loads(result.cursor or "") == {
         "next_offset": tail + 1,
         "tail_seen": tail,
+        "open_block": keys[-1],
+        "pending_since": None,
         "given_up": [],
     }
 
 
-def test_no_new_offsets_skips_and_new_ones_continue_from_the_cursor(stream_env, instance):
+def test_a_trickle_waits_for_the_delay_then_fills_the_open_block(stream_env, instance):
+    """Fewer messages than a batch wait, saying so, until the oldest has waited
+    STREAM_MAX_DELAY_SECONDS; the next runs apply the new offsets to the same open partition."""
     tail = _publish(stream_env, 5)
-    first = _tick(instance)
-    assert isinstance(first, SensorResult)
+    waiting = _tick(instance)
+    assert isinstance(waiting, SensorResult) and not waiting.run_requests
+    assert waiting.skip_reason is not None
+    assert waiting.skip_reason.skip_message == (
+        f"{tail + 1} messages pending for 0 s; ingest at 1000 messages or 60 s"
+    )
+    since = json.loads(waiting.cursor or "")["pending_since"]
+    assert since == pytest.approx(time.time(), abs=5)
+    still = _tick(instance, _ago(waiting.cursor, 31))
+    assert isinstance(still, SkipReason)  # nothing new seen: the cursor is not written again
+    assert (still.skip_message or "").startswith(f"{tail + 1} messages pending for 31 s;")
+
+    first = _tick(instance, _ago(waiting.cursor, 61))
+    request = _request(first)
+    assert requested_keys(first) == [OffsetRange(0, 999).key]
+    assert request.tags[OFFSETS] == OffsetRange(0, tail).key
     idle = _tick(instance, first.cursor)
     assert isinstance(idle, SkipReason)
     assert idle.skip_message == f"no new offsets: stream tail {tail}, next offset {tail + 1}"
+
     new_tail = _publish(stream_env, 3, seed=1)
-    more = _tick(instance, first.cursor)
-    assert isinstance(more, SensorResult)
-    (request,) = more.run_requests or []
-    assert request.partition_key == request.run_key == OffsetRange(tail + 1, new_tail).key
+    more = _tick(instance, _ago(first.cursor, 61))
+    request = _request(more)
+    assert not more.dynamic_partitions_requests  # the same block, materialised again
+    assert request.partition_key == OffsetRange(0, 999).key
+    assert request.tags[OFFSETS] == request.run_key == OffsetRange(tail + 1, new_tail).key
 
 
-def test_a_large_backlog_is_taken_a_bounded_step_per_tick(stream_env, instance, monkeypatch):
+def test_no_run_is_requested_while_an_ingest_run_is_in_flight(stream_env, instance, monkeypatch):
+    """A queue of ingest runs never builds up: with one in flight, a full batch waits, and the
+    first tick after it ends takes everything pending in one run."""
+    from dagster import DagsterRunStatus as S
+
+    monkeypatch.setenv("STREAM_BATCH_MESSAGES", "10")
+    _publish(stream_env, 12)
+    first = _tick(instance)
+    tags = dict(_request(first).tags)
+    tail = _publish(stream_env, 30, seed=1)
+    for status in (S.STARTING, S.STARTED):
+        run = _run(instance, status, **tags)
+        held = _tick(instance, first.cursor)
+        assert isinstance(held, SensorResult) and not held.run_requests
+        assert held.skip_reason is not None
+        assert held.skip_reason.skip_message == (
+            f"30 messages pending for 0 s; ingest run {run.run_id[:8]} is "
+            f"{status.value.lower()}: the first tick after it requests the next"
+        )
+        instance.delete_run(run.run_id)
+    _run(instance, S.SUCCESS, **tags)  # the run ended
+    after = _tick(instance, first.cursor)
+    request = _request(after)
+    assert request.tags[OFFSETS] == OffsetRange(12, tail).key  # all of it, in one run
+    assert run_partitions(dict(request.tags)) == (OffsetRange(10, 19).key, OffsetRange(40, 49).key)
+
+
+def test_a_large_backlog_is_taken_a_bounded_step_per_run(stream_env, instance, monkeypatch):
     monkeypatch.setenv("STREAM_BATCH_MESSAGES", "3")
     monkeypatch.setenv("STREAM_SENSOR_MAX_PARTITIONS", "2")
     tail = _publish(stream_env, 20)
-    cursor, seen = None, []
+    cursor, seen, offsets = None, [], []
     for _ in range(20):
-        result = _tick(instance, cursor)
+        result = _tick(instance, _ago(cursor, 61) if cursor else None)
         if isinstance(result, SkipReason):
             break
-        assert len(result.run_requests or []) == 1
+        request = _request(result)
         assert len(requested_keys(result)) <= 2
         seen += requested_keys(result)
+        offsets.append(OffsetRange.parse(request.tags[OFFSETS]))
         cursor = result.cursor
-    assert_tiles(seen, 0, tail)
+    assert_tiles(seen, 0, 20)  # 2 below a batch: taken once they have waited the delay
+    assert offsets[0] == OffsetRange(0, 5) and offsets[-1].last == tail
+    assert all(a.last + 1 == b.first for a, b in itertools.pairwise(offsets))
+
+
+def test_a_cursor_of_the_old_shape_continues_in_blocks_from_its_next_offset(
+    stream_env, instance, monkeypatch
+):
+    """An instance whose partitions were one per tick: its cursor had no open block, so the
+    first block starts at its next offset; the old partitions are left as they are."""
+    monkeypatch.setenv("STREAM_BATCH_MESSAGES", "10")
+    tail = _publish(stream_env, 14)
+    old = "000000000000-000000000003"
+    instance.add_dynamic_partitions(ANNOTATION_BATCHES, [old])
+    cursor = json.dumps({"next_offset": 4, "tail_seen": 3, "given_up": []})
+    result = _tick(instance, cursor)
+    assert requested_keys(result) == [OffsetRange(4, 13).key]
+    assert _request(result).tags[OFFSETS] == OffsetRange(4, tail).key
+    assert instance.get_dynamic_partitions(ANNOTATION_BATCHES) == [old, OffsetRange(4, 13).key]
 
 
 def test_an_unreachable_broker_skips_with_the_reason_and_keeps_the_cursor(
@@ -148,9 +232,11 @@ def test_an_empty_stream_skips(stream_env, instance):
 
 def test_a_fresh_sensor_starts_at_the_head_of_a_truncated_stream(truncated_stream, instance):
     head, tail = truncated_stream
-    result = _tick(instance)
-    assert isinstance(result, SensorResult)
-    assert_tiles(requested_keys(result), head, tail)
+    waiting = _tick(instance)
+    assert read_cursor(waiting.cursor, 0) == head  # type: ignore[union-attr]
+    request = _request(_tick(instance, _ago(waiting.cursor, 61)))  # type: ignore[union-attr]
+    assert request.tags[OFFSETS] == OffsetRange(head, tail).key
+    assert request.partition_key == OffsetRange(head, head + 999).key
 
 
 def test_a_cursor_beyond_the_tail_says_the_stream_was_recreated(stream_env, instance):
@@ -163,7 +249,7 @@ def test_a_cursor_beyond_the_tail_says_the_stream_was_recreated(stream_env, inst
     )
 
 
-# --- partitions left behind ------------------------------------------------------------------
+# --- offsets left behind ---------------------------------------------------------------------
 
 
 def _run(instance, status, **tags):
@@ -174,62 +260,68 @@ def _run(instance, status, **tags):
     )
 
 
-def _landed(instance, key):
-    from dagster import AssetMaterialization
-
-    instance.report_runless_asset_event(AssetMaterialization("annotations", partition=key))
-
-
-def test_a_partition_whose_run_died_is_requested_again_until_given_up(
+def test_offsets_whose_run_died_are_requested_again_until_given_up(
     stream_env, instance, monkeypatch
 ):
     from dagster import DagsterRunStatus as S
 
     from azaion_assets.defs.annotations.stranded_partitions import CHECK, MAX_REQUESTS
 
-    monkeypatch.setenv("STREAM_BATCH_MESSAGES", "2")
-    _publish(stream_env, 8)
+    monkeypatch.setenv("STREAM_BATCH_MESSAGES", "4")
+    tail = _publish(stream_env, 6)
     first = _tick(instance)
-    assert isinstance(first, SensorResult)
-    a, b, c, d = requested_keys(first)[:4]
-    range_tags = dict(first.run_requests[0].tags)  # type: ignore[index]
-    _run(instance, S.FAILURE, **range_tags)  # the worker died: nothing landed
-    _landed(instance, a)  # ...but a, applied by an earlier run, had
-    _run(instance, S.STARTED, **{"dagster/partition": c})  # c is being re-run right now
+    tags = dict(_request(first).tags)
+    assert tags[OFFSETS] == OffsetRange(0, tail).key
+    _run(instance, S.FAILURE, **tags)  # the worker died: nothing landed
+    new_tail = _publish(stream_env, 5, seed=1)
 
-    second = _tick(instance, first.cursor)
-    assert isinstance(second, SensorResult)
-    assert sorted((r.partition_key, r.run_key) for r in second.run_requests or []) == [
-        (b, f"{b}#2"),
-        (d, f"{d}#2"),
-    ]
+    second = _tick(instance, _ago(first.cursor, 61))
+    retry = _request(second)  # the failed offsets first, alone, with the same tag
+    assert (retry.run_key, retry.tags[OFFSETS]) == (f"{tags[OFFSETS]}#2", tags[OFFSETS])
+    assert run_partitions(dict(retry.tags)) == run_partitions(tags)  # the same partitions
     assert not second.asset_events  # nothing given up: the check's verdict stands
+    assert read_cursor(second.cursor, 0) == tail + 1  # the new offsets wait their turn
 
     cursor, result = second.cursor, second
-    _landed(instance, d)
-    for n in range(2, MAX_REQUESTS + 1):  # each re-request of b fails too
-        _run(instance, S.FAILURE, **{"dagster/partition": b})
-        result = _tick(instance, cursor)
+    for n in range(2, MAX_REQUESTS + 1):  # each re-request fails too
+        _run(instance, S.FAILURE, **tags)
+        result = _tick(instance, _ago(cursor, 61))
         assert isinstance(result, SensorResult)
         cursor = result.cursor
         if n < MAX_REQUESTS:
-            assert [r.run_key for r in result.run_requests or []] == [f"{b}#{n + 1}"]
-    assert not result.run_requests  # b was given up on; c is still in flight
+            assert [r.run_key for r in result.run_requests or []] == [f"{tags[OFFSETS]}#{n + 1}"]
     (verdict,) = result.asset_events
     assert isinstance(verdict, AssetCheckEvaluation)
     assert verdict.check_name == CHECK and not verdict.passed
-    assert verdict.metadata["partitions"].value == [b]
-    idle = _tick(instance, cursor)  # the same verdict is not recorded again
-    assert isinstance(idle, SkipReason)
+    assert verdict.metadata["offsets"].value == [tags[OFFSETS]]
+    # Given up on, the new offsets go on: in the same open block, from where the cursor was.
+    request = _request(result)
+    assert request.tags[OFFSETS] == OffsetRange(tail + 1, new_tail).key
 
-    _landed(instance, b)  # an operator fixed it and materialised it
+    _run(instance, S.SUCCESS, **tags)  # an operator fixed it and re-executed the run
     fixed = _tick(instance, cursor)
     assert isinstance(fixed, SensorResult)
     (verdict,) = fixed.asset_events
     assert isinstance(verdict, AssetCheckEvaluation) and verdict.passed
 
 
-def test_the_check_names_the_partitions_given_up(stream_env, instance, monkeypatch):
+def test_a_failed_run_of_the_old_shape_is_retried_by_its_partition(stream_env, instance):
+    """A run made before the offsets tag: its partition's whole range, until it has landed."""
+    from dagster import AssetMaterialization
+    from dagster import DagsterRunStatus as S
+
+    tail = _publish(stream_env, 4)
+    key = OffsetRange(0, tail).key
+    instance.add_dynamic_partitions(ANNOTATION_BATCHES, [key])
+    _run(instance, S.FAILURE, **{"dagster/partition": key})
+    cursor = json.dumps({"next_offset": tail + 1, "tail_seen": tail, "given_up": []})
+    retry = _request(_tick(instance, cursor))
+    assert (retry.partition_key, retry.run_key, retry.tags[OFFSETS]) == (key, f"{key}#2", key)
+    instance.report_runless_asset_event(AssetMaterialization("annotations", partition=key))
+    assert isinstance(_tick(instance, cursor), SkipReason)  # landed: nothing to do
+
+
+def test_the_check_names_the_offsets_given_up(stream_env, instance):
     from dagster import DagsterRunStatus as S
     from dagster import build_asset_check_context
 
@@ -238,12 +330,14 @@ def test_the_check_names_the_partitions_given_up(stream_env, instance, monkeypat
         every_partition_landed,
     )
 
-    instance.add_dynamic_partitions(ANNOTATION_BATCHES, ["000000000000-000000000009"])
+    key = "000000000000-000000000009"
     context = build_asset_check_context(instance=instance)
     before = every_partition_landed(context)
     assert isinstance(before, AssetCheckResult) and before.passed  # no run failed yet
     for _ in range(MAX_REQUESTS):
-        _run(instance, S.FAILURE, **{"dagster/partition": "000000000000-000000000009"})
+        _run(
+            instance, S.FAILURE, **{"dagster/partition": key, OFFSETS: "000000000002-000000000007"}
+        )
     result = every_partition_landed(context)
     assert isinstance(result, AssetCheckResult) and not result.passed
-    assert result.metadata["partitions"].value == ["000000000000-000000000009"]
+    assert result.metadata["offsets"].value == ["000000000002-000000000007"]

@@ -204,17 +204,22 @@ def test_a_frame_that_is_not_amqp_is_quarantined_and_its_chunk_still_applied(str
     assert any("undecodable AMQP" in r for r in reasons), reasons
 
 
-def _ingest_job(instance, keys: list[str]):
+def _ingest_job(instance, keys: list[str], offsets: OffsetRange | None = None):
+    """``ingest_job`` as the stream sensor requests it: ``offsets`` (default: the partitions'
+    whole span) applied to ``keys``."""
     from dagster import Definitions
 
     from azaion_assets.defs.annotations.ingest_job import INGEST_JOB, ingest_job, ingest_request
 
     job = Definitions(assets=[annotations], jobs=[ingest_job], resources=RESOURCES)
-    request = ingest_request(keys, "test")
+    first, last = OffsetRange.parse(keys[0]), OffsetRange.parse(keys[-1])
+    request = ingest_request(keys, offsets or OffsetRange(first.first, last.last))
     tags = dict(request.tags)
     if request.partition_key:
         tags["dagster/partition"] = request.partition_key
-    return job.resolve_job_def(INGEST_JOB).execute_in_process(instance=instance, tags=tags)
+    return job.resolve_job_def(INGEST_JOB).execute_in_process(
+        instance=instance, tags=tags, raise_on_error=False
+    )
 
 
 def _materialisations(instance) -> dict[str, dict[str, Any]]:
@@ -266,3 +271,64 @@ def test_a_range_run_materialises_each_partition_with_its_own_metadata(stream_en
     for key in keys[1:3]:
         meta = latest[key].metadata  # type: ignore[union-attr]
         assert meta["reused_earlier_run"].value and meta["validated"].value == 0
+
+
+def test_an_open_partition_is_materialised_once_per_run_with_only_its_segment(stream_env, instance):
+    """A block of 1,000 offsets fills over three runs: each materialises the partition again
+    with the segment it applied, and counts only what that segment validated."""
+    block = OffsetRange(0, 999).key
+    instance.add_dynamic_partitions(ANNOTATION_BATCHES, [block])
+    tails = []
+    for n in (3, 2, 4):
+        tails.append(_send(stream_env, synthetic(n, VALIDATOR, seed=n, prefix=f"s{n}", width=32)))
+        first = tails[-2] + 1 if len(tails) > 1 else 0
+        assert _ingest_job(instance, [block], OffsetRange(first, tails[-1])).success
+    records = instance.fetch_materializations(AssetKey("annotations"), limit=10).records
+    metas = [
+        {k: getattr(v, "value", v) for k, v in r.asset_materialization.metadata.items()}  # type: ignore[union-attr]
+        for r in reversed(records)
+    ]
+    assert [r.partition_key for r in records] == [block] * 3
+    firsts = [0, tails[0] + 1, tails[1] + 1]
+    assert [(m["range_first"], m["range_last"]) for m in metas] == list(
+        zip(firsts, tails, strict=True)
+    )
+    assert [m["messages"] for m in metas] == [3, 2, 4]
+    assert [m["validated"] for m in metas] == [3, 2, 4]  # each name counted by one segment
+    assert [len(m["validated_names"]) for m in metas] == [3, 2, 4]
+    assert len(list(_tree().data.labels.glob("*.txt"))) == 9
+    with IngestState(state_path(_tree())) as state:
+        assert state.totals()["messages"] == 9 and state.totals()["segments"] == 3
+
+    # Re-executing the second run (same tag) reads nothing and counts nothing again.
+    again = _ingest_job(instance, [block], OffsetRange(firsts[1], tails[1]))
+    assert again.success
+    (latest,) = instance.fetch_materializations(AssetKey("annotations"), limit=1).records
+    meta = latest.asset_materialization.metadata  # type: ignore[union-attr]
+    assert meta["reused_earlier_run"].value and meta["validated"].value == 0
+
+
+def test_a_run_launched_by_hand_resumes_where_the_segments_end(stream_env, instance):
+    """No offsets tag (the UI's Materialize): the partition's unapplied offsets up to the
+    tail, then, once applied that far, its newest segment again, reused."""
+    block = OffsetRange(0, 999).key
+    first_tail = _send(stream_env, synthetic(3, VALIDATOR, prefix="a", width=32, height=32))
+    instance.add_dynamic_partitions(ANNOTATION_BATCHES, [block])
+    assert _ingest_job(instance, [block], OffsetRange(0, first_tail)).success
+    tail = _send(stream_env, synthetic(2, VALIDATOR, prefix="b", width=32, height=32))
+    meta = _run(instance, block)
+    assert (meta["range_first"], meta["range_last"]) == (first_tail + 1, tail)
+    assert meta["messages"] == 2 and meta["validated"] == 2 and meta["already_applied"] == 0
+    again = _run(instance, block)
+    assert (again["range_first"], again["range_last"]) == (first_tail + 1, tail)
+    assert again["reused_earlier_run"] and again["validated"] == 0
+
+
+def test_a_tag_that_misses_its_partition_fails_without_retrying(stream_env, instance):
+    instance.add_dynamic_partitions(ANNOTATION_BATCHES, [OffsetRange(0, 9).key])
+    result = _ingest_job(instance, [OffsetRange(0, 9).key], OffsetRange(20, 29))
+    assert not result.success
+    failure = result.failure_data_for_node("annotations")
+    assert failure is not None and "offsets 000000000020-000000000029 do not reach" in str(
+        failure.error
+    )
