@@ -74,6 +74,7 @@ bench: install
 	$(BIN)/python -m bench.day_totals
 	$(BIN)/python -m bench.retraining_tick
 	$(BIN)/python -m bench.ingest_daemon
+	$(BIN)/python -m bench.trickle
 	$(BIN)/python -m bench.release_prepare
 	$(BIN)/python -m bench.champion_gate
 

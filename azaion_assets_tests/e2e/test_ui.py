@@ -289,7 +289,7 @@ def test_todays_arrivals_show_the_counts_and_the_summary(operator: Operator):
         f"\nmessages\n{sent.messages}\n",
         f"\nvalidated\n{sent.validated}\n",
         f"\nquarantined\n{sent.quarantined}\n",
-        f"{sent.messages} messages in {sent.partitions} annotation partitions on {day}",
+        f"{sent.messages} messages in {sent.partitions} ingest segments on {day}",
         f"{sent.validated} validated annotations reached data/",
         f"{sent.quarantined} quarantined: undecodable msgpack",
         "ingest_job",

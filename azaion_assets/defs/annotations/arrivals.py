@@ -1,9 +1,10 @@
 """``daily_arrivals``: what the stream brought each day, for the operator's "what arrived today".
 
-The annotation partitions are offset ranges, sized by the sensor's pace, not by the calendar; this
-sums the ingest summaries of the partitions applied on a day (``day_totals``). Each ingest run
-re-materialises today's partition as it ends, so the page is current within one sensor tick; the
-asset's own step rebuilds any day on request from the same records.
+The annotation partitions are blocks of stream offsets, filled by the stream's pace, not by the
+calendar; this sums the ingest summaries of the segments (what one ingest run applied of a
+partition) applied on a day (``day_totals``). Each ingest run re-materialises today's partition
+as it ends, so the page is current within one run; the asset's own step rebuilds any day on
+request from the same records.
 """
 
 from collections.abc import Iterable
@@ -35,7 +36,7 @@ from azaion_assets.lib.ingest.ingest_state import IngestState
 from azaion_assets.lib.text import plural
 
 DAILY_ARRIVALS = AssetKey("daily_arrivals")
-_LISTED = 30  # partitions named one by one; the rest are counted
+_LISTED = 30  # segments named one by one; the rest are counted
 COUNT_SCHEMA = TableSchema(columns=[TableColumn("what", "string"), TableColumn("count", "int")])
 
 
@@ -97,13 +98,13 @@ def arrivals_metadata(totals: DayTotals, names: dict[int, str]) -> dict[str, Any
         "validated": totals.validated,
         "quarantined": totals.quarantined,
         "boxes": sum(totals.boxes.values()),
-        "annotation_partitions": len(totals.partitions),
+        "ingest_segments": len(totals.partitions),
         "events": count_table(totals.events),
         "roles": count_table(totals.roles),
         "boxes_by_class": count_table(classes),
         "boxes_by_weather_mode": count_table(totals.boxes_by_mode()),
         "quarantine_reasons": count_table(totals.quarantine_reasons),
-        "partitions": MetadataValue.md(_partitions(totals.partitions)),
+        "segments": MetadataValue.md(_partitions(totals.partitions)),
     }
 
 
@@ -112,7 +113,7 @@ def _summary(t: DayTotals) -> str:
     if not t.partitions:
         return f"Nothing arrived on {t.day.isoformat()}."
     events = ", ".join(f"{n} {event}" for event, n in t.events.most_common()) or "no events"
-    batches = plural(len(t.partitions), "annotation partition")
+    batches = plural(len(t.partitions), "ingest segment")
     lines = [
         f"**{plural(t.messages, 'message')}** in {batches} on {t.day.isoformat()}: {events}.",
         f"**{plural(t.validated, 'validated annotation')}** reached data/ "

@@ -23,7 +23,7 @@ _PAGE = 1000
 @dataclass(frozen=True)
 class Changed:
     validated: int  # distinct names validated now and changed since the cutoff
-    partitions: int  # annotation partitions materialised since the cutoff
+    segments: int  # annotations materialisations since the cutoff (a segment each)
     events_only: int  # of ``validated``: counted as events, from partitions without names
 
 
@@ -41,7 +41,7 @@ def changed_since(instance: DagsterInstance, cutoff: dict) -> Changed:
     """Replay the ``annotations`` materialisations after ``cutoff`` (``cutoff_of``; empty:
     all of them) in the order they were recorded."""
     names: set[str] = set()
-    events_only = partitions = 0
+    events_only = segments = 0
     cursor = None
     while True:
         page = instance.fetch_materializations(
@@ -53,7 +53,7 @@ def changed_since(instance: DagsterInstance, cutoff: dict) -> Changed:
         for record in page.records:
             materialization = record.asset_materialization
             metadata = materialization.metadata if materialization else {}
-            partitions += 1
+            segments += 1
             into, out = metadata.get(VALIDATED_NAMES), metadata.get(LEFT_DATA_NAMES)
             if into is None or out is None:  # recorded before the names were kept
                 events_only += int(getattr(metadata.get(VALIDATED), "value", 0) or 0)
@@ -63,4 +63,4 @@ def changed_since(instance: DagsterInstance, cutoff: dict) -> Changed:
         if not page.has_more:
             break
         cursor = page.cursor
-    return Changed(len(names) + events_only, partitions, events_only)
+    return Changed(len(names) + events_only, segments, events_only)

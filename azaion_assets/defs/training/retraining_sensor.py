@@ -154,7 +154,7 @@ def gather_facts(instance: DagsterInstance, today: str) -> Facts:
         requested_today=requested_today(instance, today),
         last_dataset=last,
         new_validated=changed.validated,
-        new_partitions=changed.partitions,
+        new_segments=changed.segments,
         champion=champion,
         watch=latest_watch(instance, champion, cutoff),
     )

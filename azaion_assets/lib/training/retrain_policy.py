@@ -77,7 +77,7 @@ class Facts:
     requested_today: str | None  # "run <id> ended FAILURE": today's automatic run, or None
     last_dataset: str | None  # partition of the newest dataset, or None
     new_validated: int  # distinct annotations validated and changed since the newest dataset
-    new_partitions: int  # annotation partitions materialised since the newest dataset
+    new_segments: int  # annotations materialisations (ingest segments) since the newest dataset
     champion: str | None = None  # the partition the champion holds, or None
     watch: Watch | None = None  # the champion's latest score on new data, or None
 
@@ -114,7 +114,7 @@ def decide(facts: Facts, rules: Rules) -> Decision:
             f"today's retraining {facts.requested_today}: one a day; "
             f"re-execute it or launch {RETRAINING_JOB}",
         )
-    partitions = plural(facts.new_partitions, "partition")
+    partitions = plural(facts.new_segments, "ingest segment")
     where = (
         f"{partitions} since dataset {facts.last_dataset}"
         if facts.last_dataset

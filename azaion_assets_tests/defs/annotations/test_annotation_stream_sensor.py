@@ -4,6 +4,7 @@ import asyncio
 import itertools
 import json
 import time
+from typing import Any
 
 import pytest
 from dagster import (
@@ -31,7 +32,7 @@ OFFSETS = "azaion/offsets"
 SENSOR = build_annotation_stream_sensor(30)
 
 
-def _tick(instance, cursor=None) -> SensorResult | SkipReason:
+def _tick(instance, cursor=None) -> Any:  # SensorResult | SkipReason, asserted
     context = build_sensor_context(
         instance=instance, cursor=cursor, resources={"settings": AzaionSettingsResource()}
     )
@@ -341,3 +342,59 @@ def test_the_check_names_the_offsets_given_up(stream_env, instance):
     result = every_partition_landed(context)
     assert isinstance(result, AssetCheckResult) and not result.passed
     assert result.metadata["offsets"].value == ["000000000002-000000000007"]
+
+
+def test_an_instance_of_the_old_shape_keeps_its_history_and_goes_on(stream_env, instance):
+    """An instance made before partitions filled: one partition a tick, each its own offset
+    range, materialised once, and a cursor without an open block. The new sensor goes on from
+    its cursor in blocks; the old partitions keep their materialisations, and what the sensors
+    count (distinct validated names) and the day's totals span both shapes."""
+    from dagster import AssetKey, Definitions, materialize
+
+    from azaion_assets.defs.annotations.annotations import annotations
+    from azaion_assets.defs.annotations.changed_annotations import changed_since
+    from azaion_assets.defs.annotations.ingest_job import ingest_job
+    from azaion_assets.dev.messages import Role
+
+    validator = Author(Role.VALIDATOR, "val@azaion.com")
+    resources = {"settings": AzaionSettingsResource()}
+    old_keys, first = [], 0
+    for n in (3, 4):  # the old sensor's ticks: a partition each, applied as a whole
+        tail = asyncio.run(_send(stream_env, n, validator, f"old{n}"))
+        key = OffsetRange(first, tail).key
+        instance.add_dynamic_partitions(ANNOTATION_BATCHES, [key])
+        assert materialize(
+            [annotations], instance=instance, partition_key=key, resources=resources
+        ).success
+        old_keys.append(key)
+        first = tail + 1
+    cursor = json.dumps({"next_offset": first, "tail_seen": first - 1, "given_up": []})
+    history = instance.fetch_materializations(AssetKey("annotations"), limit=10).records
+
+    new_tail = asyncio.run(_send(stream_env, 5, validator, "new"))
+    result = _tick(instance, _ago(cursor, 61))
+    request = _request(result)
+    assert request.tags[OFFSETS] == OffsetRange(first, new_tail).key
+    job = Definitions(assets=[annotations], jobs=[ingest_job], resources=resources)
+    run = job.resolve_job_def(INGEST_JOB).execute_in_process(
+        instance=instance, tags={**request.tags, "dagster/partition": str(request.partition_key)}
+    )
+    assert run.success
+
+    block = OffsetRange(first, first + 999).key
+    assert instance.get_dynamic_partitions(ANNOTATION_BATCHES) == [*old_keys, block]
+    assert instance.get_materialized_partitions(AssetKey("annotations")) == {*old_keys, block}
+    now = instance.fetch_materializations(AssetKey("annotations"), limit=10).records
+    assert [r.storage_id for r in now[1:]] == [r.storage_id for r in history]  # kept as it was
+    assert changed_since(instance, {}).validated == 3 + 4 + 5
+    arrivals = instance.get_latest_materialization_event(AssetKey("daily_arrivals"))
+    metadata = arrivals.asset_materialization.metadata  # type: ignore[union-attr]
+    assert metadata["messages"].value == 12 and metadata["ingest_segments"].value == 3
+    assert read_cursor(result.cursor, 0) == new_tail + 1
+
+
+async def _send(stream, count: int, author, prefix: str) -> int:
+    await publish(stream, synthetic(count, author, prefix=prefix, width=32, height=32))
+    tail = await probe_tail(stream)
+    assert tail is not None
+    return tail

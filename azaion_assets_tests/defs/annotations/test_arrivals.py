@@ -50,7 +50,7 @@ def test_each_ingest_run_updates_todays_totals_across_partitions(stream_env, ins
         for key in ("annotations", "daily_arrivals")
     }
     assert newest["daily_arrivals"] > newest["annotations"]
-    assert first["messages"] == 3 and first["annotation_partitions"] == 1
+    assert first["messages"] == 3 and first["ingest_segments"] == 1
     assert first["validated"] == 3 and first["quarantined"] == 0
     second_batch = [
         *synthetic(2, OPERATOR, prefix="o", width=32),
@@ -59,14 +59,14 @@ def test_each_ingest_run_updates_todays_totals_across_partitions(stream_env, ins
     ]
     _ingest(instance, stream_env, second_batch, tail + 1)
     meta = _arrivals(instance)
-    assert meta["messages"] == 7 and meta["annotation_partitions"] == 2
+    assert meta["messages"] == 7 and meta["ingest_segments"] == 2
     assert meta["validated"] == 4  # three by a validator, one validated in bulk
     assert meta["quarantined"] == 1 and sum(_rows(meta["quarantine_reasons"]).values()) == 1
     assert _rows(meta["events"])["Created"] == 5
     assert _rows(meta["roles"])["Operator"] == 2 and _rows(meta["roles"])["Validator"] >= 3
     by_mode = _rows(meta["boxes_by_weather_mode"])
     assert sum(by_mode.values()) == meta["boxes"] == sum(_rows(meta["boxes_by_class"]).values())
-    assert "**7 messages** in 2 annotation partitions" in meta["summary"]
+    assert "**7 messages** in 2 ingest segments" in meta["summary"]
     assert "**1 quarantined**" in meta["summary"]
 
     rebuilt = materialize(
@@ -74,7 +74,7 @@ def test_each_ingest_run_updates_todays_totals_across_partitions(stream_env, ins
     )
     assert rebuilt.success
     again = _arrivals(instance)
-    for key in ("messages", "validated", "quarantined", "boxes", "annotation_partitions"):
+    for key in ("messages", "validated", "quarantined", "boxes", "ingest_segments"):
         assert again[key] == meta[key]
 
 

@@ -1,4 +1,4 @@
-"""A partition whose run died lands without an operator: a real ``dagster-daemon`` (the root
+"""Offsets whose run died land without an operator: a real ``dagster-daemon`` (the root
 ``dagster.yaml``, the project's workspace) runs the stream sensor and the ingest runs, and the
 test SIGKILLs an ingest run's worker before it materialises anything."""
 
@@ -7,6 +7,8 @@ import os
 import re
 import shutil
 import signal
+import threading
+import time
 from pathlib import Path
 
 import psutil
@@ -15,7 +17,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from azaion_assets.defs.annotations.stranded_partitions import IN_FLIGHT
 from azaion_assets.defs.partitions import ANNOTATION_BATCHES
-from azaion_assets.dev.instance_runs import wait_for
+from azaion_assets.dev.instance_runs import ingested_through, wait_for
 from azaion_assets.dev.localdaemon import local_daemon
 from azaion_assets.dev.messages import Author, synthetic
 from azaion_assets.lib.stream.client import probe_tail, publish
@@ -36,9 +38,26 @@ def _worker_of(instance: DagsterInstance, run_id: str) -> psutil.Process | None:
     return None
 
 
-def test_a_partition_whose_run_worker_was_killed_lands_without_an_operator(
+class _QueueWatch(threading.Thread):
+    """Samples the ingest runs in flight (queued, starting, started) until stopped."""
+
+    def __init__(self, instance: DagsterInstance) -> None:
+        super().__init__(daemon=True)
+        self.instance, self.most, self.done = instance, 0, threading.Event()
+
+    def run(self) -> None:
+        in_flight = RunsFilter(tags=INGEST, statuses=IN_FLIGHT)
+        while not self.done.is_set():
+            self.most = max(self.most, len(self.instance.get_run_ids(in_flight)))
+            time.sleep(0.1)
+
+
+def test_offsets_whose_run_worker_was_killed_land_without_an_operator_one_run_at_a_time(
     stream_env, root: Path, tmp_path: Path
 ):
+    """The worker of the backlog's run is killed; more annotations arrive while the sensor
+    requests the same offsets again: they wait for that run, then land in one more. Never more
+    than one ingest run is in flight."""
     # Enough messages that the run is still reading when its worker is killed.
     batch = list(synthetic(1500, Author(), seed=3, width=320, height=240))
     asyncio.run(publish(stream_env, batch))
@@ -51,12 +70,15 @@ def test_a_partition_whose_run_worker_was_killed_lands_without_an_operator(
         **os.environ,
         "DAGSTER_HOME": str(home),
         "STREAM_BATCH_MESSAGES": "500",
+        "STREAM_MAX_DELAY_SECONDS": "5",
         "RETRAIN_MIN_NEW_VALIDATED": "100000000",
     }
     with (
         DagsterInstance.from_config(str(home)) as instance,
         local_daemon(REPO / "workspace.yaml", REPO, env, tmp_path / "daemon.log"),
     ):
+        watch = _QueueWatch(instance)
+        watch.start()
         started = RunsFilter(tags=INGEST, statuses=[DagsterRunStatus.STARTED])
         run = wait_for(
             "the first ingest run to start",
@@ -67,27 +89,27 @@ def test_a_partition_whose_run_worker_was_killed_lands_without_an_operator(
         worker = wait_for("its run worker", lambda: _worker_of(instance, run.run_id), 180, 0.2)
         worker.send_signal(signal.SIGKILL)
         assert not instance.get_materialized_partitions(AssetKey("annotations"))
-
-        keys = instance.get_dynamic_partitions(ANNOTATION_BATCHES)
-        assert len(keys) == 3 and OffsetRange.parse(keys[-1]).last == tail
+        assert run.tags["azaion/offsets"] == OffsetRange(0, tail).key  # the backlog, one run
+        more = list(synthetic(40, Author(), seed=4, prefix="later", width=64, height=48))
+        asyncio.run(publish(stream_env, more))
+        new_tail = asyncio.run(probe_tail(stream_env))
+        assert new_tail is not None
 
         def landed():
-            done = instance.get_materialized_partitions(AssetKey("annotations"))
-            return done if set(keys) <= done else None
+            return ingested_through(instance, new_tail)
 
-        wait_for("every partition to land", landed, 180, every=0.2)
-        in_flight = RunsFilter(tags=INGEST, statuses=IN_FLIGHT)
-        wait_for(
-            "the runs to end",
-            lambda: None if instance.get_runs(in_flight) else True,
-            180,
-            every=0.2,
-        )
+        wait_for("every offset to land", landed, 240, every=0.2)
+        watch.done.set()
+        watch.join()
         killed = instance.get_run_by_id(run.run_id)
         assert killed is not None and killed.status == DagsterRunStatus.FAILURE
-        runs = instance.get_runs(RunsFilter(tags=INGEST))
-        again = sorted(str(r.tags.get("dagster/partition")) for r in runs if r.run_id != run.run_id)
-        assert again == keys  # each requested again, on its own, by the sensor
-        assert all(r.status == DagsterRunStatus.SUCCESS for r in runs if r.run_id != run.run_id)
-    names = sorted(p.stem for p in (root / "data" / "labels").glob("*.txt"))
-    assert len(names) == 1500  # nothing lost
+        runs = instance.get_runs(RunsFilter(tags=INGEST), ascending=True)
+        offsets = [r.tags["azaion/offsets"] for r in runs]
+        # The same offsets again, then the ones that arrived meanwhile, once.
+        assert offsets == [OffsetRange(0, tail).key] * 2 + [OffsetRange(tail + 1, new_tail).key]
+        assert [r.status for r in runs[1:]] == [DagsterRunStatus.SUCCESS] * 2
+        assert watch.most == 1  # never a second ingest run queued behind the first
+        keys = instance.get_dynamic_partitions(ANNOTATION_BATCHES)
+        assert len(keys) == 4 and OffsetRange.parse(keys[-1]).first <= new_tail
+    names = list((root / "data" / "labels").glob("*.txt"))
+    assert len(names) == 1540  # nothing lost

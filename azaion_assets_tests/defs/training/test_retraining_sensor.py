@@ -100,14 +100,15 @@ def _dataset(instance, day: str) -> None:
 
 def test_without_new_data_the_tick_says_so(instance):
     assert _skip_reason(instance) == (
-        "neither rule: count 0 of 100 (0 partitions, no dataset yet); degradation: no champion yet"
+        "neither rule: count 0 of 100 (0 ingest segments, no dataset yet); "
+        "degradation: no champion yet"
     )
 
 
 def test_enough_new_validated_data_requests_todays_retraining(instance):
     _annotations(instance, "000000000000-000000000999", 60)
     assert _skip_reason(instance).startswith(
-        "neither rule: count 60 of 100 (1 partition, no dataset yet); "
+        "neither rule: count 60 of 100 (1 ingest segment, no dataset yet); "
     )
     _annotations(instance, "000000001000-000000001999", 0)  # a re-run: nothing new
     _annotations(instance, "000000002000-000000002999", 45)
@@ -124,7 +125,7 @@ def test_only_data_since_the_newest_dataset_counts(instance):
     _dataset(instance, "2026-01-01")
     _annotations(instance, "000000001000-000000001999", 30)
     assert _skip_reason(instance).startswith(
-        "neither rule: count 30 of 100 (1 partition since dataset 2026-01-01); "
+        "neither rule: count 30 of 100 (1 ingest segment since dataset 2026-01-01); "
     )
 
 
@@ -198,7 +199,21 @@ def test_distinct_names_count_not_events(instance):
     _annotations(instance, "000000001000-000000001999", names=["a", "b"])  # re-sent, edited
     _annotations(instance, "000000002000-000000002999", names=["d"], left=["c"])  # c deleted
     _annotations(instance, "000000003000-000000003999", 4, legacy=True)  # counts as recorded
-    assert _skip_reason(instance).startswith("neither rule: count 7 of 100 (4 partitions, ")
+    assert _skip_reason(instance).startswith("neither rule: count 7 of 100 (4 ingest segments, ")
+
+
+def test_an_open_partition_counts_each_segment_once_and_only_after_the_dataset(instance):
+    """A partition filled by several runs has a materialisation a run: the names of each
+    segment count once, an edit in a later segment is not a second name, and the segments
+    recorded before the dataset do not count."""
+    block = "000000000000-000000000999"
+    _annotations(instance, block, names=["a", "b"])
+    _dataset(instance, "2026-01-01")
+    _annotations(instance, block, names=["c", "d"])
+    _annotations(instance, block, names=["d", "e"], left=["c"])  # d edited, c deleted
+    assert _skip_reason(instance).startswith(
+        "neither rule: count 2 of 100 (2 ingest segments since dataset 2026-01-01); "
+    )
 
 
 def _champion(instance, day: str) -> None:
@@ -228,7 +243,7 @@ def test_a_champion_behind_on_new_data_is_retrained_and_the_rule_is_named(instan
     )
     _score(instance, "2026-11-18", new=0.42, test=0.45, images=60)
     assert _skip_reason(instance) == (
-        "neither rule: count 60 of 100 (1 partition since dataset 2026-11-18); degradation: "
+        "neither rule: count 60 of 100 (1 ingest segment since dataset 2026-11-18); degradation: "
         "champion 2026-11-18 mAP50-95 0.420 on 60 new images vs 0.450 test, "
         "0.030 behind <= margin 0.05"
     )

@@ -26,7 +26,7 @@ def facts(**changes) -> Facts:
         "requested_today": None,
         "last_dataset": "2026-11-19",
         "new_validated": 12,
-        "new_partitions": 2,
+        "new_segments": 2,
     }
     return Facts(**{**values, **changes})
 
@@ -45,23 +45,24 @@ def test_below_both_rules_the_reason_names_each_rule_with_its_figures():
     decision = decide(facts(), rules(50))
     assert not decision.request
     assert decision.reason == (
-        "neither rule: count 12 of 50 (2 partitions since dataset 2026-11-19); "
+        "neither rule: count 12 of 50 (2 ingest segments since dataset 2026-11-19); "
         "degradation: no champion yet"
     )
     watch = Watch("2026-11-19", new_map50_95=0.43, test_map50_95=0.45, images=80)
     decision = decide(facts(champion="2026-11-19", watch=watch), rules(50))
     assert not decision.request
     assert decision.reason == (
-        "neither rule: count 12 of 50 (2 partitions since dataset 2026-11-19); degradation: "
+        "neither rule: count 12 of 50 (2 ingest segments since dataset 2026-11-19); degradation: "
         "champion 2026-11-19 mAP50-95 0.430 on 80 new images vs 0.450 test, "
         "0.020 behind <= margin 0.05"
     )
 
 
 def test_singular_counts_read_as_singular():
-    reason = decide(facts(new_validated=0, new_partitions=1, last_dataset=None), rules(1)).reason
+    reason = decide(facts(new_validated=0, new_segments=1, last_dataset=None), rules(1)).reason
     assert reason == (
-        "neither rule: count 0 of 1 (1 partition, no dataset yet); degradation: no champion yet"
+        "neither rule: count 0 of 1 (1 ingest segment, no dataset yet); "
+        "degradation: no champion yet"
     )
     busy = decide(
         facts(active_training="training in progress: run daa00b11 is STARTED", new_validated=1),
@@ -102,10 +103,10 @@ def test_every_reason_not_to_retrain_is_one_short_line(change, reason):
 
 
 def test_enough_new_data_requests_and_says_why():
-    decision = decide(facts(new_validated=105, new_partitions=3), rules(100))
+    decision = decide(facts(new_validated=105, new_segments=3), rules(100))
     assert decision.request and decision.rule == "count"
     assert decision.reason == (
-        "count: 105 new validated annotations in 3 partitions since dataset 2026-11-19 "
+        "count: 105 new validated annotations in 3 ingest segments since dataset 2026-11-19 "
         "(RETRAIN_MIN_NEW_VALIDATED 100): retraining"
     )
 
