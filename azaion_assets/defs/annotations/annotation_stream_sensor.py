@@ -18,10 +18,10 @@ Offsets whose run ended without landing them (``stranded_partitions``) are reque
 first, with the same offsets; the ``every_partition_landed`` check is kept up to date.
 
 The cursor is JSON with named fields: the next offset to request (``next_offset``), the tail the
-last tick saw (``tail_seen``), the newest partition (``open_block``), when the oldest pending
-offset was first seen (``pending_since``, epoch seconds; so a wait is measured from the tick
-that saw it, at most one interval late) and the offsets given up on (``given_up``). If the
-broker cannot be reached, the tick skips with the reason and the cursor stays.
+last tick saw (``tail_seen``), the newest partition (``open_block``), since when the oldest
+pending offset has waited (``pending_since``, epoch seconds: the end of the tick before the one
+that first saw it) and the offsets given up on (``given_up``). If the broker cannot be reached,
+the tick skips with the reason and the cursor stays.
 """
 
 import asyncio
@@ -165,7 +165,10 @@ class _Tick:
         if self.pending == 0:
             self.since = None
         elif self.since is None:
-            self.since = self.now
+            # The tick before saw none of them: the oldest arrived after it, so its end is when
+            # the wait began at the latest (a delay measured from this tick would be up to an
+            # interval late).
+            self.since = min(self.now, self.context.last_tick_completion_time or self.now)
 
     @property
     def pending(self) -> int:

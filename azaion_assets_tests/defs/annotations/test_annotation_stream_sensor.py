@@ -120,6 +120,30 @@ def test_a_trickle_waits_for_the_delay_then_fills_the_open_block(stream_env, ins
     assert request.tags[OFFSETS] == request.run_key == OffsetRange(tail + 1, new_tail).key
 
 
+def test_the_wait_is_counted_from_the_end_of_the_tick_before(stream_env, instance):
+    """The tick before saw none of the pending messages: they have waited since it ended at
+    least, so the delay is not an interval late."""
+    from dagster import SensorEvaluationContext
+    from dagster._core.execution.build_resources import wrap_resources_for_execution
+
+    tail = _publish(stream_env, 2)
+    context = SensorEvaluationContext(
+        instance_ref=None,
+        last_tick_completion_time=time.time() - 4,
+        last_run_key=None,
+        cursor=None,
+        log_key=None,
+        repository_name=None,
+        instance=instance,
+        resources=wrap_resources_for_execution({"settings": AzaionSettingsResource()}),
+    )
+    result = SENSOR(context)
+    assert isinstance(result, SensorResult) and result.skip_reason is not None
+    assert (result.skip_reason.skip_message or "").startswith(
+        f"{tail + 1} messages pending for 4 s;"
+    )
+
+
 def test_no_run_is_requested_while_an_ingest_run_is_in_flight(stream_env, instance, monkeypatch):
     """A queue of ingest runs never builds up: with one in flight, a full batch waits, and the
     first tick after it ends takes everything pending in one run."""
