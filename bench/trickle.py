@@ -16,9 +16,11 @@ interval is the default 5 s):
    the broker is down, for ``--stall-seconds``; the most ingest runs ever queued at once, and
    how long after the stall's end every message published before it had landed.
 
-CPU is the daemon's and all its children's (code server, run workers, stream readers), user +
-system, from ``getrusage`` of the reaped process tree, as a fraction of one core over the
-phase. The load average is printed beside each figure.
+Each phase is measured over a window that opens ``WARMUP`` seconds after the daemon's start (its
+code server loaded, every sensor ticked) and closes when the publisher stops: CPU of the daemon
+and all its children (code server, run workers, stream readers), user + system, including the
+children that ended meanwhile, as a fraction of one core; the instance's growth on disk, per
+hour. The load average is printed beside each figure.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import asyncio
 import multiprocessing
 import os
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -59,10 +60,9 @@ class Phase:
     partitions: int = 0
     messages: int = 0
     latencies: list[float] = field(default_factory=list)
-    instance_bytes: int = 0
+    instance_bytes: int = 0  # the instance's growth over the window
     max_queued: int = 0
     recovery: float | None = None
-    foreign_cpu: float = 0.0  # reaped meanwhile but not the daemon's: the hogs, the broker
     ticks: dict[str, float] = field(default_factory=dict)  # sensor -> seconds in its ticks
 
     @property
@@ -70,9 +70,43 @@ class Phase:
         return self.cpu / self.seconds if self.seconds else 0.0
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+WARMUP = 30.0  # seconds after the daemon's start before a phase's window opens
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU-seconds of a process tree so far: each live process's own time and that of its
+    children it has reaped (so a run worker that ended is counted once, in its parent's)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue  # ended just now: its parent's reaped time will hold it
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def _bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+class Window:
+    """The measured part of a phase: CPU of the daemon's tree, wall time and instance growth
+    between ``open`` and ``close``, after the daemon's start-up."""
+
+    def __init__(self, pid: int, home: Path, phase: Phase) -> None:
+        self.pid, self.home, self.phase = pid, home, phase
+
+    def open(self) -> None:
+        self.cpu, self.at, self.bytes = _tree_cpu(self.pid), time.monotonic(), _bytes(self.home)
+
+    def close(self) -> None:
+        self.phase.cpu = _tree_cpu(self.pid) - self.cpu
+        self.phase.seconds = time.monotonic() - self.at
+        self.phase.instance_bytes = _bytes(self.home) - self.bytes
 
 
 def _env(home: Path, root: Path, target: StreamTarget | None) -> dict[str, str]:
@@ -87,9 +121,9 @@ def _env(home: Path, root: Path, target: StreamTarget | None) -> dict[str, str]:
 
 
 @contextmanager
-def daemon(workdir: Path, name: str, target: StreamTarget) -> Iterator[tuple[object, Phase]]:
-    """A fresh instance and ``dagster-daemon run``; the phase's CPU and wall time are those of
-    the daemon's whole tree, from its start until it has stopped and been reaped."""
+def daemon(workdir: Path, name: str, target: StreamTarget) -> Iterator[tuple[object, Window]]:
+    """A fresh instance and ``dagster-daemon run``, past its start-up (``WARMUP``); yields the
+    instance and the phase's window, to open and close around what is measured."""
     from dagster import DagsterInstance
 
     home = workdir / name / "dagster"
@@ -98,13 +132,11 @@ def daemon(workdir: Path, name: str, target: StreamTarget) -> Iterator[tuple[obj
     env = _env(home, workdir / name / "azaion", target)
     with DagsterInstance.from_config(str(home)) as instance:  # storage made before the race
         phase = Phase(name)
-        before, started = _children_cpu(), time.monotonic()
-        with local_daemon(REPO / "workspace.yaml", REPO, env, workdir / name / "daemon.log"):
-            yield instance, phase
-        phase.seconds = time.monotonic() - started
-        phase.cpu = _children_cpu() - before - phase.foreign_cpu
+        log = workdir / name / "daemon.log"
+        with local_daemon(REPO / "workspace.yaml", REPO, env, log) as proc:
+            time.sleep(WARMUP)
+            yield instance, Window(proc.pid, home, phase)
         _count(instance, phase)
-    phase.instance_bytes = sum(p.stat().st_size for p in home.rglob("*") if p.is_file())
 
 
 def _count(instance, phase: Phase) -> None:
@@ -114,10 +146,10 @@ def _count(instance, phase: Phase) -> None:
 
     phase.runs = len(instance.get_run_ids(RunsFilter(tags=INGEST)))
     phase.partitions = len(instance.get_dynamic_partitions(ANNOTATION_BATCHES))
-    records = instance.fetch_materializations(AssetKey("annotations"), limit=100_000).records
+    records = instance.fetch_materializations(AssetKey("annotations"), limit=10_000).records
     phase.messages = sum(_value(r, "messages") for r in records)
     for state in instance.all_instigator_state():
-        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=100_000)
+        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=10_000)
         busy = sum((t.end_timestamp or t.timestamp) - t.timestamp for t in ticks)
         phase.ticks[state.instigator_name] = busy
 
@@ -217,9 +249,11 @@ def _hog(seconds: float) -> None:
 def trickle(workdir: Path, broker: LocalBroker, args, stall: str | None) -> Phase:
     name = f"stall-{stall}" if stall else "trickle"
     target = broker.target(f"bench-{name}")
-    with daemon(workdir, name, target) as (instance, phase):
+    with daemon(workdir, name, target) as (instance, window):
+        phase = window.phase
         landing = Landing(instance)
         publisher = Publisher(target, args.rate, args.size_kb * 1000)
+        window.open()
         publisher.start()
         started = time.monotonic()
         minutes = args.stall_minutes if stall else args.minutes
@@ -233,6 +267,7 @@ def trickle(workdir: Path, broker: LocalBroker, args, stall: str | None) -> Phas
                 print(f"  stall ({stall}) for {args.stall_seconds}s  load {load_average()}")
                 stall_end = _stall(stall, broker, publisher, args.stall_seconds, landing, phase)
                 stall_at = None
+        window.close()
         publisher.stop_event.set()
         publisher.join(30)
         _drain(landing, len(publisher.confirmed))
@@ -252,7 +287,6 @@ def _stall(
     """Hold the machine for ``seconds``: both cores busy, or the broker down (annotators'
     messages wait on the platform meanwhile). Returns when it ended (epoch seconds)."""
     end = time.monotonic() + seconds
-    reaped = _children_cpu()
 
     def watch() -> None:
         while time.monotonic() < end:
@@ -273,7 +307,6 @@ def _stall(
         watch()
         broker.start()
         publisher.paused.clear()
-    phase.foreign_cpu += _children_cpu() - reaped  # the daemon's tree is reaped only at its end
     return time.time()
 
 
@@ -288,10 +321,12 @@ def _drain(landing: Landing, count: int, timeout: float = 300) -> None:
 
 def idle(workdir: Path, broker: LocalBroker, minutes: float) -> Phase:
     target = broker.target("bench-idle")
-    with daemon(workdir, "idle", target) as (_instance, phase):
+    with daemon(workdir, "idle", target) as (_instance, window):
+        window.open()
         time.sleep(minutes * 60)
+        window.close()
         print(f"  idle: done  load {load_average()}", flush=True)
-    return phase
+    return window.phase
 
 
 def _pct(values: list[float], q: float) -> float:

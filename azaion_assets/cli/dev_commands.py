@@ -163,7 +163,7 @@ def _print_summary(tree: DataTree, partition: str) -> None:
     from azaion_assets.lib.ingest.ingest_state import IngestState
 
     with IngestState(state_path(tree)) as state:
-        print(f"stream        {state.totals()} (all annotations partitions)")
+        print(f"stream        {state.totals()} (every segment the ingest runs applied)")
     print(f"data tree     {tree.root}")
     print(f"champion      {tree.champion}")
     print(f"onnx          {tree.champion_onnx}")

@@ -2,8 +2,8 @@
 
 Production is a trickle all day: a run per tick would cost a run, a partition and some 3
 CPU-seconds for a handful of messages (``bench/trickle.py``). So a tick requests a run only when
-the pending offsets fill a batch (``STREAM_BATCH_MESSAGES``) or the oldest has waited
-``STREAM_MAX_DELAY_SECONDS``, and otherwise skips saying what it waits for. While an ingest run
+the pending offsets fill a batch (``STREAM_BATCH_MESSAGES``) or the oldest would have waited
+``STREAM_MAX_DELAY_SECONDS`` by the next tick, and otherwise skips saying what it waits for. While an ingest run
 is queued or running it requests none: the first tick after that run ends takes everything
 pending in one run, so no queue builds up behind a training or a broker outage.
 
@@ -116,8 +116,9 @@ def build_annotation_stream_sensor(interval_seconds: int) -> SensorDefinition:
             return tick.retry()
         if tick.pending == 0:
             return tick.skip(f"no new offsets: stream tail {tail}, next offset {tick.next_offset}")
+        # On the last tick before the oldest would have waited the delay, not the first after.
         due = tick.pending >= loaded.stream_batch_messages or (
-            tick.waited >= loaded.stream_max_delay_seconds
+            tick.waited + interval_seconds >= loaded.stream_max_delay_seconds
         )
         if not due:
             rule = (

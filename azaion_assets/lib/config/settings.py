@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     stream_max_delay_seconds: AtLeastOne = _field(
         60,
         doc="Longest a pending message waits before annotation_stream_sensor requests an ingest "
-        "run for fewer than STREAM_BATCH_MESSAGES (plus up to one sensor interval)",
+        "run for fewer than STREAM_BATCH_MESSAGES (it asks on the last tick before)",
     )
     stream_sensor_interval_seconds: AtLeastOne = _field(
         5,

@@ -89,8 +89,9 @@ def test_a_full_batch_is_requested_at_once_in_fixed_blocks(stream_env, instance,
 
 
 def test_a_trickle_waits_for_the_delay_then_fills_the_open_block(stream_env, instance):
-    """Fewer messages than a batch wait, saying so, until the oldest has waited
-    STREAM_MAX_DELAY_SECONDS; the next runs apply the new offsets to the same open partition."""
+    """Fewer messages than a batch wait, saying so, until the oldest would have waited
+    STREAM_MAX_DELAY_SECONDS by the next tick; the next runs apply the new offsets to the same
+    open partition."""
     tail = _publish(stream_env, 5)
     waiting = _tick(instance)
     assert isinstance(waiting, SensorResult) and not waiting.run_requests
@@ -100,11 +101,12 @@ def test_a_trickle_waits_for_the_delay_then_fills_the_open_block(stream_env, ins
     )
     since = json.loads(waiting.cursor or "")["pending_since"]
     assert since == pytest.approx(time.time(), abs=5)
-    still = _tick(instance, _ago(waiting.cursor, 31))
+    still = _tick(instance, _ago(waiting.cursor, 29))
     assert isinstance(still, SkipReason)  # nothing new seen: the cursor is not written again
-    assert (still.skip_message or "").startswith(f"{tail + 1} messages pending for 31 s;")
+    assert (still.skip_message or "").startswith(f"{tail + 1} messages pending for 29 s;")
 
-    first = _tick(instance, _ago(waiting.cursor, 61))
+    # The next tick (this sensor's interval is 30 s) would be past the delay: this one asks.
+    first = _tick(instance, _ago(waiting.cursor, 31))
     request = _request(first)
     assert requested_keys(first) == [OffsetRange(0, 999).key]
     assert request.tags[OFFSETS] == OffsetRange(0, tail).key
