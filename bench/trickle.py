@@ -109,31 +109,34 @@ class Window:
         self.phase.instance_bytes = _bytes(self.home) - self.bytes
 
 
-def _env(home: Path, root: Path, target: StreamTarget | None) -> dict[str, str]:
+def _env(home: Path, root: Path, target: StreamTarget | None, code: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "AZAION_ROOT_DIR": str(root),
         "DAGSTER_HOME": str(home),
         "RETRAIN_MIN_NEW_VALIDATED": "100000000",  # no training in this benchmark
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": str(code),
     }
     return {**env, **target.as_env()} if target else env
 
 
 @contextmanager
-def daemon(workdir: Path, name: str, target: StreamTarget) -> Iterator[tuple[object, Window]]:
-    """A fresh instance and ``dagster-daemon run``, past its start-up (``WARMUP``); yields the
-    instance and the phase's window, to open and close around what is measured."""
+def daemon(
+    workdir: Path, name: str, target: StreamTarget, code: Path = REPO
+) -> Iterator[tuple[object, Window]]:
+    """A fresh instance and ``dagster-daemon run`` on the project at ``code`` (its instance
+    config and workspace), past its start-up (``WARMUP``); yields the instance and the phase's
+    window, to open and close around what is measured."""
     from dagster import DagsterInstance
 
     home = workdir / name / "dagster"
     home.mkdir(parents=True)
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = _env(home, workdir / name / "azaion", target)
+    shutil.copy(code / "dagster.yaml", home / "dagster.yaml")
+    env = _env(home, workdir / name / "azaion", target, code)
     with DagsterInstance.from_config(str(home)) as instance:  # storage made before the race
         phase = Phase(name)
         log = workdir / name / "daemon.log"
-        with local_daemon(REPO / "workspace.yaml", REPO, env, log) as proc:
+        with local_daemon(code / "workspace.yaml", code, env, log) as proc:
             time.sleep(WARMUP)
             yield instance, Window(proc.pid, home, phase)
         _count(instance, phase)
@@ -247,9 +250,11 @@ def _hog(seconds: float) -> None:
 
 
 def trickle(workdir: Path, broker: LocalBroker, args, stall: str | None) -> Phase:
-    name = f"stall-{stall}" if stall else "trickle"
+    name = (f"stall-{stall}" if stall else "trickle") + (
+        f"-{args.code.name}" if args.code != REPO else ""
+    )
     target = broker.target(f"bench-{name}")
-    with daemon(workdir, name, target) as (instance, window):
+    with daemon(workdir, name, target, args.code) as (instance, window):
         phase = window.phase
         landing = Landing(instance)
         publisher = Publisher(target, args.rate, args.size_kb * 1000)
@@ -379,6 +384,13 @@ def main() -> int:
     parser.add_argument("--stall-seconds", type=float, default=60.0)
     parser.add_argument("--stall-minutes", type=float, default=4.0, help="the stall phase")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temp dir")
+    parser.add_argument(
+        "--code",
+        type=Path,
+        default=REPO,
+        help="the trickle phases run this checkout of the project (e.g. a worktree of an older "
+        "commit, for a before/after on the same machine); the idle baseline runs this one",
+    )
     args = parser.parse_args()
     from azaion_assets.lib.config.settings import Settings
 

@@ -53,17 +53,15 @@ def prime_instance() -> None:
 
 
 def ingested_through(instance: DagsterInstance, tail: int) -> list[str] | None:
-    """The materialised annotations partitions, once the newest materialisation has applied
-    every offset up to ``tail`` (ingest runs apply offsets in order, one at a time) and no
-    ingest run is in flight; else None."""
+    """The materialised annotations partitions, once the ingest has applied every offset up to
+    ``tail`` (runs apply offsets in order, one at a time) and no ingest run is in flight; else
+    None."""
     from dagster import AssetKey, RunsFilter
 
+    from azaion_assets.defs.annotations.changed_annotations import landed_through
     from azaion_assets.defs.annotations.stranded_partitions import IN_FLIGHT
 
-    newest = instance.fetch_materializations(AssetKey("annotations"), limit=1).records
-    materialization = newest[0].asset_materialization if newest else None
-    last = materialization.metadata.get("range_last") if materialization else None
-    if getattr(last, "value", -1) < tail:
+    if landed_through(instance) < tail:
         return None
     if instance.get_run_ids(RunsFilter(statuses=IN_FLIGHT, tags={"azaion/stage": "ingest"})):
         return None

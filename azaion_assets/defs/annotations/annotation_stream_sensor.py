@@ -3,9 +3,9 @@
 Production is a trickle all day: a run per tick would cost a run, a partition and some 3
 CPU-seconds for a handful of messages (``bench/trickle.py``). So a tick requests a run only when
 the pending offsets fill a batch (``STREAM_BATCH_MESSAGES``) or the oldest would have waited
-``STREAM_MAX_DELAY_SECONDS`` by the next tick, and otherwise skips saying what it waits for. While an ingest run
-is queued or running it requests none: the first tick after that run ends takes everything
-pending in one run, so no queue builds up behind a training or a broker outage.
+``STREAM_MAX_DELAY_SECONDS`` by the next tick, and otherwise skips saying what it waits for.
+While an ingest run is queued or running it requests none: the first tick after that run ends
+takes everything pending in one run, so no queue builds up behind a training or an outage.
 
 A tick reads no payloads: it probes the stream's tail (one chunk, about 0.2 s). A run applies
 the offsets from the cursor to the tail to the partitions that hold them, fixed blocks of

@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, EventLogRecord
 
 from azaion_assets.defs.annotations.annotations import LEFT_DATA_NAMES, VALIDATED, VALIDATED_NAMES
+from azaion_assets.lib.stream.offsets import OffsetRange
 
 _PAGE = 1000
+# More than one run's materialisations: a run records its partitions' in no particular order.
+_NEWEST = 500
 
 
 @dataclass(frozen=True)
@@ -64,3 +67,21 @@ def changed_since(instance: DagsterInstance, cutoff: dict) -> Changed:
             break
         cursor = page.cursor
     return Changed(len(names) + events_only, segments, events_only)
+
+
+def landed_through(instance: DagsterInstance) -> int:
+    """The last offset the ingest has applied (-1: none): the highest segment end among the
+    newest ``annotations`` materialisations, since one run records its partitions' in no
+    particular order. A materialisation made before segments ends where its partition does."""
+    records = instance.fetch_materializations(AssetKey("annotations"), limit=_NEWEST).records
+    return max((_segment_end(r) for r in records), default=-1)
+
+
+def _segment_end(record: EventLogRecord) -> int:
+    materialization = record.asset_materialization
+    last = materialization.metadata.get("range_last") if materialization else None
+    value = getattr(last, "value", None)
+    if isinstance(value, int):
+        return value
+    key = record.partition_key
+    return OffsetRange.parse(key).last if key is not None else -1

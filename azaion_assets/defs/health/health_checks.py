@@ -24,6 +24,7 @@ from dagster import (
     asset_check,
 )
 
+from azaion_assets.defs.annotations.changed_annotations import landed_through
 from azaion_assets.defs.release.champion import CHAMPION, promoted_partition
 from azaion_assets.defs.release.model_release_sensor import released_after
 from azaion_assets.lib.config.config_error import ConfigError
@@ -31,7 +32,6 @@ from azaion_assets.lib.config.fields import Scope
 from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.config.sources import load_settings
 from azaion_assets.lib.stream.client import probe_tail
-from azaion_assets.lib.stream.offsets import OffsetRange
 from azaion_assets.lib.stream.stream_connection import StreamError, StreamTarget
 from azaion_assets.lib.text import plural
 
@@ -63,10 +63,10 @@ def annotations_health(
     instance: DagsterInstance, s: Settings, now: float, target: StreamTarget | None
 ) -> Health:
     limit = s.health_stream_quiet_hours * 3600
-    age, record = _age(instance, ANNOTATIONS, now)
+    age, _ = _age(instance, ANNOTATIONS, now)
     if age is not None and age < limit:
         return Health(True, f"last partition landed {_hours(age)} ago")
-    landed = _landed_through(record)
+    landed = landed_through(instance)
     if target is None:
         return Health(False, "nothing landed lately and the stream is not configured")
     try:
@@ -78,19 +78,6 @@ def annotations_health(
         return Health(True, f"{since}, and the stream holds nothing newer (quiet, not stuck)")
     waiting = plural(tail - landed, "offset")
     return Health(False, f"{waiting} waiting in the stream; {since}")
-
-
-def _landed_through(record: EventLogRecord | None) -> int:
-    """The last offset the newest annotations materialisation applied: its segment's end, or
-    for one recorded before segments, its partition's."""
-    if record is None:
-        return -1
-    materialization = record.asset_materialization
-    last = materialization.metadata.get("range_last") if materialization else None
-    if isinstance(getattr(last, "value", None), int):
-        return int(last.value)  # type: ignore[union-attr]
-    key = record.partition_key
-    return OffsetRange.parse(key).last if key is not None else -1
 
 
 def champion_health(instance: DagsterInstance, s: Settings, now: float) -> Health:

@@ -9,6 +9,7 @@ import pytest
 from dagster import AssetKey, materialize
 
 from azaion_assets.defs.annotations.annotations import annotations
+from azaion_assets.defs.annotations.changed_annotations import landed_through
 from azaion_assets.defs.partitions import ANNOTATION_BATCHES
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.dev.messages import Author, annotation, bulk, synthetic
@@ -263,6 +264,8 @@ def test_a_range_run_materialises_each_partition_with_its_own_metadata(stream_en
         assert meta["messages"] == n and meta["validated"] == n, (key, meta)
         assert meta["reused_earlier_run"] == (key == keys[1])
     assert len(list(_tree().data.labels.glob("*.txt"))) == 10
+    # The run recorded its partitions in no particular order: the frontier is their highest end.
+    assert landed_through(instance) == spans[-1].last
 
     again = _ingest_job(instance, keys[1:3])  # an operator re-runs two: nothing counted twice
     assert again.success

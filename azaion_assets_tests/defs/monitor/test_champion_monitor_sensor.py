@@ -51,6 +51,20 @@ def test_scores_once_enough_new_data_arrived_since_the_champions_last_score(inst
     assert isinstance(_tick(instance), RunRequest)
 
 
+def test_the_segments_of_an_open_partition_add_up(instance, monkeypatch):
+    """A partition filled by several ingest runs: each run's segment brings its own names."""
+    monkeypatch.setenv("MONITOR_MIN_NEW_VALIDATED", "50")
+    block = "000000000000-000000000999"
+    _annotations(instance, block, names=[f"old{i}" for i in range(500)])
+    _dataset(instance, "2026-11-18")
+    _champion(instance, "2026-11-18")
+    _annotations(instance, block, names=[f"a{i}" for i in range(30)])
+    assert _skip(instance).startswith("30 of 50 new validated annotations since dataset")
+    _annotations(instance, block, names=[f"b{i}" for i in range(20)])
+    request = _tick(instance)
+    assert isinstance(request, RunRequest) and request.tags["azaion/new_validated"] == "50"
+
+
 def test_never_beside_a_training(instance, monkeypatch):
     monkeypatch.setenv("MONITOR_MIN_NEW_VALIDATED", "1")
     _champion(instance, "2026-11-18")
