@@ -61,7 +61,8 @@ VALIDATED = "validated"
 # to data-seed/): what the sensors count as changed since a dataset, replayed in order.
 VALIDATED_NAMES = "validated_names"
 LEFT_DATA_NAMES = "left_data_names"
-# A partition is materialised once a run while its block fills: a few dozen times at most.
+# A partition is materialised once a run while its block fills: at most once an offset, and in a
+# working day's trickle a few times. A re-execution is of a recent run: the newest 1000 suffice.
 _SEGMENTS_PER_PARTITION = 1000
 # Both tables count the messages that decoded; the quarantined ones are in "quarantined" only.
 _EVENTS_SCHEMA = TableSchema(
