@@ -56,34 +56,33 @@ def ingested_through(instance: DagsterInstance, tail: int) -> list[str] | None:
     """The materialised annotations partitions, once the ingest has applied every offset up to
     ``tail`` (runs apply offsets in order, one at a time) and no ingest run is in flight; else
     None."""
-    from dagster import AssetKey, RunsFilter
+    from dagster import AssetKey
 
     from azaion_assets.defs.annotations.changed_annotations import landed_through
-    from azaion_assets.defs.annotations.stranded_partitions import IN_FLIGHT
+    from azaion_assets.defs.annotations.stranded_partitions import ingest_in_flight
 
-    if landed_through(instance) < tail:
-        return None
-    if instance.get_run_ids(RunsFilter(statuses=IN_FLIGHT, tags={"azaion/stage": "ingest"})):
+    if landed_through(instance) < tail or ingest_in_flight(instance) is not None:
         return None
     return sorted(instance.get_materialized_partitions(AssetKey("annotations")))
 
 
 def wait_for_ingest(tail: int, timeout: float) -> list[str]:
-    """Until every offset up to ``tail`` is in a materialised annotations partition."""
-    from dagster import AssetKey, DagsterInstance
+    """Until every offset up to ``tail`` is applied and no ingest run is in flight."""
+    from dagster import DagsterInstance
 
-    from azaion_assets.defs.partitions import ANNOTATION_BATCHES
+    from azaion_assets.defs.annotations.changed_annotations import landed_through
+    from azaion_assets.defs.annotations.stranded_partitions import ingest_in_flight
 
     deadline = time.monotonic() + timeout
     with DagsterInstance.get() as instance:
         while (done := ingested_through(instance, tail)) is None:
             if time.monotonic() > deadline:
-                keys = instance.get_dynamic_partitions(ANNOTATION_BATCHES)
-                landed = instance.get_materialized_partitions(AssetKey("annotations"))
-                pending = [k for k in keys if k not in landed]
+                run = ingest_in_flight(instance)
+                flying = f"run {run.run_id[:8]} {run.status.value}" if run else "none"
                 raise TimeoutError(
-                    f"ingest did not reach offset {tail} in {timeout:.0f}s "
-                    f"(partitions {len(keys)}, pending {pending[:5]}); see the daemon log above"
+                    f"ingest did not reach offset {tail} in {timeout:.0f}s (applied through "
+                    f"{landed_through(instance)}, ingest in flight: {flying}); see the daemon "
+                    "log above"
                 )
             time.sleep(2)
         return done

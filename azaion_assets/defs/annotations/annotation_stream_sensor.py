@@ -31,7 +31,6 @@ import time
 from dagster import (
     DagsterRun,
     DefaultSensorStatus,
-    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -39,11 +38,10 @@ from dagster import (
     sensor,
 )
 
-from azaion_assets.defs.annotations.annotations import INGEST_TAGS
 from azaion_assets.defs.annotations.ingest_job import ingest_job, ingest_request
 from azaion_assets.defs.annotations.stranded_partitions import (
-    IN_FLIGHT,
     find_stranded,
+    ingest_in_flight,
     landed_evaluation,
 )
 from azaion_assets.defs.partitions import annotation_batches
@@ -87,10 +85,8 @@ def build_annotation_stream_sensor(interval_seconds: int) -> SensorDefinition:
         except ConfigError as exc:
             return SkipReason(f"settings to fix: {exc.summary()}")
         tick = _Tick(context, read_cursor(context.cursor, loaded.stream_start_offset))
-        flying = context.instance.get_runs(
-            RunsFilter(statuses=IN_FLIGHT, tags=INGEST_TAGS), limit=1
-        )
-        if not flying:
+        flying = ingest_in_flight(context.instance)
+        if flying is None:
             tick.recover()
         try:
             tail = asyncio.run(probe_tail(target))
@@ -110,8 +106,8 @@ def build_annotation_stream_sensor(interval_seconds: int) -> SensorDefinition:
                 "reset this sensor's cursor"
             )
         tick.saw(tail)
-        if flying:
-            return tick.skip(f"{tick.waiting()}; {_in_flight(flying[0])}", wait=True)
+        if flying is not None:
+            return tick.skip(f"{tick.waiting()}; {_in_flight(flying)}", wait=True)
         if tick.retries:
             return tick.retry()
         if tick.pending == 0:

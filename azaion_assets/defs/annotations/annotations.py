@@ -22,6 +22,7 @@ from dagster import (
     AssetRecordsFilter,
     BackfillPolicy,
     Backoff,
+    EventLogRecord,
     Failure,
     Jitter,
     MaterializeResult,
@@ -167,15 +168,21 @@ def _materialised_before(context: AssetExecutionContext, result: IngestResult) -
         AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[result.partition]),
         limit=_SEGMENTS_PER_PARTITION,
     )
-    for record in page.records:
-        metadata = record.asset_materialization.metadata if record.asset_materialization else {}
-        first, last = metadata.get("range_first"), metadata.get("range_last")
-        if (getattr(first, "value", None), getattr(last, "value", None)) == (
-            result.range.first,
-            result.range.last,
-        ):
-            return True
-    return False
+    return any(recorded_segment(record) == result.range for record in page.records)
+
+
+def recorded_segment(record: EventLogRecord) -> OffsetRange | None:
+    """The offsets a materialisation of ``annotations`` applied (``range_first``..
+    ``range_last``: its whole partition, before segments); its partition's range where the
+    metadata has none; None for neither."""
+    materialization = record.asset_materialization
+    metadata = materialization.metadata if materialization else {}
+    first = getattr(metadata.get("range_first"), "value", None)
+    last = getattr(metadata.get("range_last"), "value", None)
+    if isinstance(first, int) and isinstance(last, int):
+        return OffsetRange(first, last)
+    key = record.partition_key
+    return OffsetRange.parse(key) if key is not None else None
 
 
 def _names(summary: dict, counted: bool) -> dict:

@@ -15,8 +15,12 @@ from dataclasses import dataclass
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, EventLogRecord
 
-from azaion_assets.defs.annotations.annotations import LEFT_DATA_NAMES, VALIDATED, VALIDATED_NAMES
-from azaion_assets.lib.stream.offsets import OffsetRange
+from azaion_assets.defs.annotations.annotations import (
+    LEFT_DATA_NAMES,
+    VALIDATED,
+    VALIDATED_NAMES,
+    recorded_segment,
+)
 
 _PAGE = 1000
 # More than one run's materialisations: a run records its partitions' in no particular order.
@@ -72,16 +76,7 @@ def changed_since(instance: DagsterInstance, cutoff: dict) -> Changed:
 def landed_through(instance: DagsterInstance) -> int:
     """The last offset the ingest has applied (-1: none): the highest segment end among the
     newest ``annotations`` materialisations, since one run records its partitions' in no
-    particular order. A materialisation made before segments ends where its partition does."""
+    particular order."""
     records = instance.fetch_materializations(AssetKey("annotations"), limit=_NEWEST).records
-    return max((_segment_end(r) for r in records), default=-1)
-
-
-def _segment_end(record: EventLogRecord) -> int:
-    materialization = record.asset_materialization
-    last = materialization.metadata.get("range_last") if materialization else None
-    value = getattr(last, "value", None)
-    if isinstance(value, int):
-        return value
-    key = record.partition_key
-    return OffsetRange.parse(key).last if key is not None else -1
+    segments = [recorded_segment(r) for r in records]
+    return max((s.last for s in segments if s is not None), default=-1)

@@ -19,6 +19,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetKey,
     DagsterInstance,
+    DagsterRun,
     DagsterRunStatus,
     MetadataValue,
     RunsFilter,
@@ -66,6 +67,12 @@ class _Failed:
     tagged: bool = False  # made with the offsets tag (else judged by its partitions)
 
 
+def ingest_in_flight(instance: DagsterInstance) -> DagsterRun | None:
+    """An ingest run queued, starting or running, if any: there is at most one."""
+    runs = instance.get_runs(RunsFilter(statuses=IN_FLIGHT, tags=INGEST_TAGS), limit=1)
+    return runs[0] if runs else None
+
+
 def find_stranded(instance: DagsterInstance) -> Stranded:
     """Stranded offsets, oldest first, from the ingest runs that ended badly in ``WINDOW``."""
     since = datetime.now(UTC) - WINDOW
@@ -80,14 +87,13 @@ def find_stranded(instance: DagsterInstance) -> Stranded:
         entry.runs += 1
         entry.tagged |= OFFSETS_TAG in tags
     retry, given_up = [], []
-    landed: set[str] | None = None
+    old_shape: _OldShape | None = None
     for offsets, entry in sorted(failed.items()):
         if _has_run(instance, offsets, [DagsterRunStatus.SUCCESS, *IN_FLIGHT]):
             continue
         if not entry.tagged:
-            if landed is None:
-                landed = instance.get_materialized_partitions(ANNOTATIONS)
-            if _partitions_landed(instance, entry.keys, landed):
+            old_shape = old_shape or _OldShape(instance)
+            if old_shape.landed(entry.keys):
                 continue
         if entry.runs >= MAX_REQUESTS:
             given_up.append(offsets.key)
@@ -101,11 +107,18 @@ def _has_run(instance: DagsterInstance, offsets: OffsetRange, statuses: list) ->
     return bool(instance.get_run_ids(RunsFilter(statuses=statuses, tags=tags), limit=1))
 
 
-def _partitions_landed(instance: DagsterInstance, keys: list[str], landed: set[str]) -> bool:
-    """A run made before the offsets tag covered whole partitions: landed once each is."""
-    first, last = keys[0], keys[-1]
-    span = [k for k in instance.get_dynamic_partitions(ANNOTATION_BATCHES) if first <= k <= last]
-    return bool(span) and set(span) <= landed
+class _OldShape:
+    """Runs made before the offsets tag covered whole partitions: landed once each is. The
+    partitions are read once, and only if such a run failed."""
+
+    def __init__(self, instance: DagsterInstance) -> None:
+        self.keys = instance.get_dynamic_partitions(ANNOTATION_BATCHES)
+        self.done = instance.get_materialized_partitions(ANNOTATIONS)
+
+    def landed(self, span: list[str]) -> bool:
+        first, last = span[0], span[-1]
+        covered = [k for k in self.keys if first <= k <= last]
+        return bool(covered) and set(covered) <= self.done
 
 
 def landed_evaluation(given_up: Sequence[str]) -> AssetCheckEvaluation:
