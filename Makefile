@@ -85,7 +85,7 @@ env-example: install
 screenshots: install
 	AZAION_SCREENSHOTS=docs/screenshots $(BIN)/pytest azaion_assets_tests/e2e/test_ui.py
 
-# The configuration reference (docs/configuration.md) and README's list of setting groups.
+# The configuration reference (docs/configuration.md) and docs/configuring.md's list of groups.
 settings-doc: install
 	$(BIN)/azaion-assets settings-doc
 

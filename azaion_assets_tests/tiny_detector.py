@@ -54,14 +54,14 @@ def tiny_detector(
 
 
 def _build(base: Path, runtime_dir: Path, count: int) -> None:
+    from azaion_assets.lib.champion.card import build_card, embed_card
     from azaion_assets.lib.config.datatree import DataTree
     from azaion_assets.lib.config.settings import Settings
-    from azaion_assets.lib.dataset.classes import load_classes, slot_names
     from azaion_assets.lib.dataset.formed_dataset import DATA_YAML
     from azaion_assets.lib.dataset.forming import form_dataset
     from azaion_assets.lib.evaluation.export import export_onnx
-    from azaion_assets.lib.evaluation.modelcard import build_card, embed_card
-    from azaion_assets.lib.release.champion_files import sha256
+    from azaion_assets.lib.fsio.digest import sha256
+    from azaion_assets.lib.labels.classes import load_classes, slot_names
     from azaion_assets.lib.training.offline import disable_online_checks, prepare_ultralytics
 
     prepare_ultralytics(runtime_dir)
@@ -72,7 +72,7 @@ def _build(base: Path, runtime_dir: Path, count: int) -> None:
     write_samples(tree.data, count, seed=5)
     names = slot_names(load_classes(tree.classes_file))
     report = form_dataset(tree, PARTITION, (70, 20, 10), names)
-    # Straight to Ultralytics (core.training cannot skip warmup and validation): without them
+    # Straight to Ultralytics (lib.training.trainer cannot skip warmup and validation): without them
     # 30 epochs lift the one-to-one head's scores from its 1e-4 prior to real, image-dependent
     # ones, which the comparisons need.
     with contextlib.chdir(base):

@@ -1,6 +1,6 @@
 """The champion gate's scoring against Ultralytics' validation: ``python -m bench.champion_gate``.
 
-The gate scores the shipped ONNX file (``core.onnx_eval.score_onnx``: the project's
+The gate scores the shipped ONNX file (``lib.evaluation.onnx_eval.score_onnx``: the project's
 preprocessing, ONNX Runtime, Ultralytics' matching and AP), where it used to run
 ``YOLO(best.pt).val()``. Both score the same test split of a formed dataset, so the question is
 what scoring the artefact that ships costs. Contenders, same images, medians of ``--repeat``:
@@ -43,11 +43,11 @@ def main() -> None:
     from azaion_assets.dev.synthetic import write_samples
     from azaion_assets.lib.config.datatree import DataTree
     from azaion_assets.lib.config.settings import Settings
-    from azaion_assets.lib.dataset.classes import load_classes, slot_names
     from azaion_assets.lib.dataset.formed_dataset import DATA_YAML, split_images
     from azaion_assets.lib.dataset.forming import form_dataset
     from azaion_assets.lib.evaluation.export import export_onnx
     from azaion_assets.lib.evaluation.onnx_eval import score_onnx
+    from azaion_assets.lib.labels.classes import load_classes, slot_names
     from azaion_assets.lib.training.train_params import TrainParams
     from azaion_assets.lib.training.trainer import train
 

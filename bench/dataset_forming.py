@@ -25,10 +25,10 @@ from pathlib import Path
 from azaion_assets.dev.synthetic import render
 from azaion_assets.lib.config.datatree import AnnotationDir, DataTree
 from azaion_assets.lib.config.settings import Settings
-from azaion_assets.lib.dataset.classes import default_classes_json, parse_classes, slot_names
 from azaion_assets.lib.dataset.formed_dataset import read_manifest
 from azaion_assets.lib.dataset.forming import form_dataset
-from azaion_assets.lib.dataset.labels import format_label
+from azaion_assets.lib.labels.classes import default_classes_json, parse_classes, slot_names
+from azaion_assets.lib.labels.yolo_format import format_label
 
 GOAL = 1.5
 

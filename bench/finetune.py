@@ -49,15 +49,15 @@ def main() -> None:
     prepare_ultralytics(work / "runtime")
 
     from azaion_assets.dev.synthetic import write_samples
+    from azaion_assets.lib.champion.files import publish
+    from azaion_assets.lib.champion.start_weights import choose_start
     from azaion_assets.lib.config.datatree import DataTree
     from azaion_assets.lib.config.settings import Settings
-    from azaion_assets.lib.dataset.classes import load_classes, slot_names
     from azaion_assets.lib.dataset.formed_dataset import DATA_YAML
     from azaion_assets.lib.dataset.forming import form_dataset
     from azaion_assets.lib.evaluation.champion_gate import evaluate
     from azaion_assets.lib.evaluation.export import export_onnx
-    from azaion_assets.lib.release.champion_files import publish
-    from azaion_assets.lib.training.start_weights import choose_start
+    from azaion_assets.lib.labels.classes import load_classes, slot_names
     from azaion_assets.lib.training.train_params import TrainParams
     from azaion_assets.lib.training.trainer import train
 

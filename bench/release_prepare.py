@@ -1,9 +1,9 @@
 """Release preparation against OpenSSL: ``python -m bench.release_prepare``.
 
-``core.release.prepare`` encrypts the champion pair, splits each ciphertext and writes the parts
-atomically (temp file, fsync, rename). Its floor is one pass of AES over the same bytes plus the
-fsynced write, which ``openssl enc`` does in C. Contenders, on the same warm files (a 100 MB
-``azaion.onnx``-sized file and a 40 MB ``azaion.pt``-sized one), medians of 3:
+``lib.release.bundle.prepare`` encrypts the champion pair, splits each ciphertext and writes
+the parts atomically (temp file, fsync, rename). Its floor is one pass of AES over the same bytes
+plus the fsynced write, which ``openssl enc`` does in C. Contenders, on the same warm files (a
+100 MB ``azaion.onnx``-sized file and a 40 MB ``azaion.pt``-sized one), medians of 3:
 
 - ``openssl enc -aes-256-cbc`` of both files into a file, then ``sync`` (the baseline);
 - ``prepare`` with ``aes-256-cbc`` and with ``aes-256-gcm``, each from an empty folder;

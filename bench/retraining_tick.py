@@ -19,8 +19,11 @@ from pathlib import Path
 
 from dagster import AssetMaterialization, DagsterInstance, MetadataValue, build_sensor_context
 
+from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.defs.training.retraining_sensor import build_retraining_sensor
 from bench.timing import load_average, median_seconds
+
+SENSOR_RESOURCES = {"azaion_settings": AzaionSettingsResource()}
 
 
 def _fill(instance: DagsterInstance, partitions: int, names: int, with_names: bool) -> None:
@@ -55,7 +58,9 @@ def main() -> None:
             instances[label] = instance
 
         def tick(label: str) -> str:
-            result = sensor(build_sensor_context(instance=instances[label]))
+            result = sensor(
+                build_sensor_context(resources=SENSOR_RESOURCES, instance=instances[label])
+            )
             return getattr(result, "skip_message", "") or ""
 
         print(f"counts only: {tick('counts only')[:90]}")

@@ -11,8 +11,9 @@ import time
 
 def wait_serving(host: str, port: int, timeout: float) -> bool:
     """Until the code server on ``host:port`` lists its repositories, as the daemon's first
-    call does; False after ``timeout`` seconds."""
-    from dagster._core.errors import DagsterUserCodeUnreachableError
+    call does; False after ``timeout`` seconds. Dagster has no public client for this call
+    (``dagster api grpc-health-check`` answers before the code has loaded), so it uses the
+    daemon's own; any failure of it means not serving yet."""
     from dagster._grpc.client import DagsterGrpcClient
 
     client = DagsterGrpcClient(host=host, port=port)
@@ -21,7 +22,7 @@ def wait_serving(host: str, port: int, timeout: float) -> bool:
         try:
             client.list_repositories()
             return True
-        except DagsterUserCodeUnreachableError:
+        except Exception:  # unreachable, or the code is still loading
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.5)

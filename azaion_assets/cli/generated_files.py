@@ -1,8 +1,8 @@
 """``env-example`` and ``settings-doc``: the files generated from the settings schema.
 
-``.env.example``, ``docs/configuration.md`` and the group list in README.md are never edited by
-hand: whoever adds a setting reruns these. ``--check`` (in ``make lint``) exits 1 and names each
-file that is out of date, so a stale one cannot be merged unnoticed.
+``.env.example``, ``docs/configuration.md`` and the group list in ``docs/configuring.md`` are never
+edited by hand: whoever adds a setting reruns these. ``--check`` (in ``make lint``) exits 1 and
+names each file that is out of date, so a stale one cannot be merged unnoticed.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from azaion_assets.cli.settings_args import EXIT_CONFIG
 from azaion_assets.lib.config.envfile import render_env_example
 from azaion_assets.lib.config.settings_doc import (
     DOC_FILE,
-    README_FILE,
-    render_readme_block,
+    GUIDE_FILE,
+    render_group_list,
     render_reference,
     splice,
 )
@@ -42,15 +42,15 @@ def cmd_env_example(args: argparse.Namespace) -> int:
 
 
 def cmd_settings_doc(args: argparse.Namespace) -> int:
-    readme = Path(args.readme)
+    guide = Path(args.guide)
     try:
-        readme_text = splice(readme.read_text("utf-8"), render_readme_block())
+        guide_text = splice(guide.read_text("utf-8"), render_group_list())
     except (OSError, ValueError) as exc:
-        print(f"{readme}: {exc}", file=sys.stderr)
+        print(f"{guide}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     fresh = [
         _write_or_check(Path(args.output), render_reference(), args.check, "settings-doc"),
-        _write_or_check(readme, readme_text, args.check, "settings-doc"),
+        _write_or_check(guide, guide_text, args.check, "settings-doc"),
     ]
     return 0 if all(fresh) else 1
 
@@ -63,11 +63,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     doc = sub.add_parser(
         "settings-doc",
-        help=f"write the configuration reference ({DOC_FILE}) and the README's list of groups",
+        help=f"write the configuration reference ({DOC_FILE}) and the groups in {GUIDE_FILE}",
     )
     doc.add_argument("--output", default=DOC_FILE, help="the reference (default: %(default)s)")
     doc.add_argument(
-        "--readme", default=README_FILE, help="holds the group list between the settings markers"
+        "--guide", default=GUIDE_FILE, help="holds the group list between the settings markers"
     )
     doc.add_argument("--check", action="store_true", help="exit 1 if either file is out of date")
     doc.set_defaults(func=cmd_settings_doc)

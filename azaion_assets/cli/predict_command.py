@@ -1,9 +1,10 @@
 """``azaion-assets predict MODEL IMAGE...``: the detections a deployer must reproduce.
 
-``MODEL`` is ``azaion.onnx`` (run as its model card says, see ``core.predict.predict_onnx``) or
-``azaion.pt`` (Ultralytics at the export size, square letterbox, end-to-end head). Boxes are in
-original image pixels. Exit 2 on a usage error: a missing or unreadable file, a model that is not
-``.pt``/``.onnx``, an ``--imgsz`` the ONNX was not exported for.
+``MODEL`` is ``azaion.onnx`` (run as its model card says, see
+``lib.champion.edge_predict.predict_onnx``) or ``azaion.pt`` (Ultralytics at the export size, square
+letterbox, end-to-end head). Boxes are in original image pixels. Exit 2 on a usage error: a missing
+or unreadable file, a model that is not ``.pt``/``.onnx``, an ``--imgsz`` the ONNX was not exported
+for.
 """
 
 from __future__ import annotations
@@ -47,14 +48,14 @@ def _check_files(model: Path, images: list[Path]) -> list[tuple[int, int]]:
 
 
 def _card_of(model: Path) -> dict[str, Any] | None:
-    from azaion_assets.lib.evaluation.modelcard import read_card
+    from azaion_assets.lib.champion.card import read_card
 
     onnx_path = model.with_suffix(".onnx")
     return read_card(onnx_path) if onnx_path.is_file() else None
 
 
 def _run(args: argparse.Namespace, model: Path, images: list[Path], conf: float):
-    from azaion_assets.lib.evaluation import predictor as predict
+    from azaion_assets.lib.champion import edge_predict as predict
 
     if model.suffix.lower() == ".onnx":
         card = _card_of(model)

@@ -10,7 +10,7 @@ from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import Scope, owner
 from azaion_assets.lib.config.settings import Settings
-from azaion_assets.lib.config.settings_views import missing_for
+from azaion_assets.lib.config.settings_views import missing, missing_for
 from azaion_assets.lib.config.sources import load_settings
 from azaion_assets.lib.training.base_model import BaseModelError, resolve_base_model
 
@@ -35,7 +35,7 @@ def checked_settings(
     except ConfigError as exc:
         extra = missing_for(exc.absent, scopes) if exc.absent is not None else []
         raise ConfigError(exc.problems + extra) from None
-    problems = settings.missing(scopes)
+    problems = missing(settings, scopes)
     if scopes is None or Scope.TRAINING in scopes:
         try:
             resolve_base_model(settings.training_model, DataTree.from_settings(settings).models)

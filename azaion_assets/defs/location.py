@@ -37,17 +37,17 @@ from azaion_assets.defs.training.retraining_job import build_retraining_job
 from azaion_assets.defs.training.retraining_sensor import build_retraining_sensor
 from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.settings import Settings
-from azaion_assets.lib.config.sources import load_settings
 
 log = logging.getLogger(__name__)
 
 
-def location_settings() -> Settings:
-    """The values the location itself reads (sensor intervals, training run tags). Never
-    raises: an invalid value takes its default here and fails the sensor or step whose scope
-    it belongs to, which names it; an unreadable config file leaves every default."""
+def location_settings(azaion_settings: AzaionSettingsResource) -> Settings:
+    """The values the location itself reads (sensor intervals, training run tags), through the
+    resource that its runs get. Never raises: an invalid value takes its default here and fails
+    the sensor or step whose scope it belongs to, which names it; an unreadable config file
+    leaves every default."""
     try:
-        return load_settings(scopes=())
+        return azaion_settings.load()
     except ConfigError as exc:
         log.warning("the code location loads with default settings: %s", exc)
         return Settings.model_construct()
@@ -76,7 +76,7 @@ def graph(start: date) -> tuple[list[AssetsDefinition], list[AssetChecksDefiniti
 
 
 def build_definitions() -> Definitions:
-    settings = location_settings()
+    settings = location_settings(AzaionSettingsResource())  # its own: the runs' loads stay fresh
     resource = AzaionSettingsResource()
     assets, checks = graph(partitions_start(settings))
     return Definitions(
@@ -96,5 +96,8 @@ def build_definitions() -> Definitions:
             build_health_sensor(settings.health_sensor_interval_seconds),
             build_champion_monitor_sensor(settings.monitor_sensor_interval_seconds),
         ],
-        resources={"settings": resource, "azaion_api": AzaionApiResource(settings=resource)},
+        resources={
+            "azaion_settings": resource,
+            "azaion_api": AzaionApiResource(azaion_settings=resource),
+        },
     )

@@ -47,11 +47,11 @@ class AzaionApiResource(ConfigurableResource):
     per run and kept in memory only.
     """
 
-    settings: AzaionSettingsResource
+    azaion_settings: AzaionSettingsResource
 
     def client(self) -> AzaionApi:
-        return api_from_settings(self.settings.load(Scope.RELEASE))
+        return api_from_settings(self.azaion_settings.load(Scope.RELEASE))
 
     def cdn_config(self, api: AzaionApi, hardware: str) -> CdnConfig:
-        folder = self.settings.load(Scope.RELEASE).release_cdn_config_folder
+        folder = self.azaion_settings.load(Scope.RELEASE).release_cdn_config_folder
         return fetch_config(api, folder, hardware)

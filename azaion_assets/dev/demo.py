@@ -125,8 +125,8 @@ def run_demo(settings: Settings, count: int, seed: int, partition: str) -> int:
 
 
 def _is_champion(settings: Settings, partition: str) -> bool:
+    from azaion_assets.lib.champion.files import held_partition
     from azaion_assets.lib.config.datatree import DataTree
-    from azaion_assets.lib.release.champion_files import held_partition
 
     return held_partition(DataTree.from_settings(settings).champion) == partition
 
@@ -197,9 +197,11 @@ def _degradation() -> str:
     from azaion_assets.lib.config.sources import load_settings
     from azaion_assets.lib.training.retrain_policy import Rules, degradation
 
-    s = load_settings()
+    settings = load_settings()
     rules = Rules(
-        s.retrain_min_new_validated, s.retrain_degradation_margin, s.retrain_degradation_min_images
+        settings.retrain_min_new_validated,
+        settings.retrain_degradation_margin,
+        settings.retrain_degradation_min_images,
     )
     with DagsterInstance.get() as instance:
         facts = gather_facts(instance, datetime.now(UTC).date().isoformat())

@@ -34,7 +34,7 @@ def broker_for(settings: Settings) -> Iterator[tuple[StreamTarget, dict[str, str
 def release_services_for(settings: Settings) -> Iterator[dict[str, str]]:
     """The release settings the demo's runs get, overriding any configured ones: a local Azaion
     API stand-in (docs/azaion-api.md) and a local S3 server with per-role key pairs
-    (``core.localcdn``) for the demo's lifetime, with throwaway credentials and model key. A
+    (``dev.localcdn``) for the demo's lifetime, with throwaway credentials and model key. A
     demo never releases to the real API, whose pointer the whole edge fleet reads."""
     import secrets
 

@@ -58,8 +58,8 @@ def ingested_through(instance: DagsterInstance, tail: int) -> list[str] | None:
     None."""
     from dagster import AssetKey
 
-    from azaion_assets.defs.annotations.changed_annotations import landed_through
     from azaion_assets.defs.annotations.stranded_partitions import ingest_in_flight
+    from azaion_assets.defs.instance_facts import landed_through
 
     if landed_through(instance) < tail or ingest_in_flight(instance) is not None:
         return None
@@ -70,8 +70,8 @@ def wait_for_ingest(tail: int, timeout: float) -> list[str]:
     """Until every offset up to ``tail`` is applied and no ingest run is in flight."""
     from dagster import DagsterInstance
 
-    from azaion_assets.defs.annotations.changed_annotations import landed_through
     from azaion_assets.defs.annotations.stranded_partitions import ingest_in_flight
+    from azaion_assets.defs.instance_facts import landed_through
 
     deadline = time.monotonic() + timeout
     with DagsterInstance.get() as instance:

@@ -16,8 +16,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFilter
 
 from azaion_assets.lib.config.datatree import AnnotationDir
-from azaion_assets.lib.dataset.labels import format_label
 from azaion_assets.lib.fsio.atomic import atomic_write_bytes, atomic_write_text
+from azaion_assets.lib.labels.yolo_format import format_label
 
 # slot -> (shape, colour): ArmorVehicle, Truck, MilitaryMan, ArmorVehicle(Wint)
 CLASS_STYLES: dict[int, tuple[str, tuple[int, int, int]]] = {

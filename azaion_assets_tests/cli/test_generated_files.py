@@ -10,12 +10,12 @@ def test_env_example_check_detects_drift(tmp_path):
 
 
 def test_settings_doc_check_names_each_stale_file(tmp_path, capsys):
-    doc, readme = tmp_path / "configuration.md", tmp_path / "README.md"
-    readme.write_text(f"# intro\n{START}\nhand-written\n{END}\nrest\n")
-    paths = ["--output", str(doc), "--readme", str(readme)]
+    doc, guide = tmp_path / "configuration.md", tmp_path / "configuring.md"
+    guide.write_text(f"# intro\n{START}\nhand-written\n{END}\nrest\n")
+    paths = ["--output", str(doc), "--guide", str(guide)]
     assert main(["settings-doc", *paths]) == 0
-    assert "| [stream](docs/configuration.md#stream) |" in readme.read_text()
-    written = readme.read_text()
+    assert "| [stream](configuration.md#stream) |" in guide.read_text()
+    written = guide.read_text()
     assert written.endswith(f"{END}\nrest\n") and "hand-written" not in written
     assert main(["settings-doc", "--check", *paths]) == 0
     assert capsys.readouterr().err == ""
@@ -24,19 +24,19 @@ def test_settings_doc_check_names_each_stale_file(tmp_path, capsys):
     assert main(["settings-doc", "--check", *paths]) == 1
     err = capsys.readouterr().err
     assert f"{doc} is out of date; run: azaion-assets settings-doc" in err
-    assert str(readme) not in err
+    assert str(guide) not in err
 
     assert main(["settings-doc", *paths]) == 0
-    readme.write_text(readme.read_text().replace("| 11: ", "| 10: "))
+    guide.write_text(guide.read_text().replace("| 11: ", "| 10: "))
     assert main(["settings-doc", "--check", *paths]) == 1
     err = capsys.readouterr().err
-    assert f"{readme} is out of date" in err and str(doc) not in err
+    assert f"{guide} is out of date" in err and str(doc) not in err
 
 
-def test_settings_doc_names_a_readme_without_the_markers(tmp_path, capsys):
-    readme = tmp_path / "README.md"
-    readme.write_text("# no markers\n")
-    args = ["settings-doc", "--output", str(tmp_path / "c.md"), "--readme", str(readme)]
+def test_settings_doc_names_a_guide_without_the_markers(tmp_path, capsys):
+    guide = tmp_path / "configuring.md"
+    guide.write_text("# no markers\n")
+    args = ["settings-doc", "--output", str(tmp_path / "c.md"), "--guide", str(guide)]
     assert main(args) == EXIT_CONFIG
-    assert f"{readme}: no {START} ... {END} block" in capsys.readouterr().err
-    assert not (tmp_path / "c.md").exists() and readme.read_text() == "# no markers\n"
+    assert f"{guide}: no {START} ... {END} block" in capsys.readouterr().err
+    assert not (tmp_path / "c.md").exists() and guide.read_text() == "# no markers\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from azaion_assets.cli.main import EXIT_CONFIG, main
-from azaion_assets.lib.evaluation.predictor import predict_onnx
+from azaion_assets.lib.champion.edge_predict import predict_onnx
 from azaion_assets_tests.tiny_detector import EXPORT_IMGSZ, TinyDetector, tiny_detector
 
 CONF = "0.01"

@@ -18,6 +18,8 @@ from azaion_assets.dev.messages import Author, synthetic
 from azaion_assets.lib.stream.client import publish
 from azaion_assets_tests.conftest import requested_keys
 
+SENSOR_RESOURCES = {"azaion_settings": AzaionSettingsResource()}
+
 BAD = {"TRAINING_EPOCHS": "-3"}
 
 
@@ -45,7 +47,7 @@ def test_a_bad_training_value_stops_training_naming_it_and_the_stream_still_inge
     for name, value in BAD.items():
         monkeypatch.setenv(name, value)
     defs = load_defs()
-    resources = {"settings": AzaionSettingsResource()}
+    resources = {"azaion_settings": AzaionSettingsResource()}
     asyncio.run(publish(stream_env, synthetic(6, Author(), seed=3, width=32, height=32)))
 
     # The stream sensor asks for the new partitions and the ingest run lands them.
@@ -63,7 +65,7 @@ def test_a_bad_training_value_stops_training_naming_it_and_the_stream_still_inge
 
     # The retraining sensor skips, naming the variable.
     retrain_sensor = defs.get_sensor_def("retraining_sensor")
-    skipped = retrain_sensor(build_sensor_context(instance=instance))
+    skipped = retrain_sensor(build_sensor_context(resources=SENSOR_RESOURCES, instance=instance))
     assert isinstance(skipped, SkipReason) and "TRAINING_EPOCHS" in str(skipped.skip_message)
 
     # A training run started by hand fails its first step, naming the variable.

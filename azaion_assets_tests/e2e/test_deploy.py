@@ -643,7 +643,7 @@ def test_a_materialisation_is_recorded_in_the_docker_instances_postgresql(
             selection=[dataset],
             instance=instance,
             partition_key=partition,
-            resources={"settings": AzaionSettingsResource()},
+            resources={"azaion_settings": AzaionSettingsResource()},
         )
         assert result.success
         event = instance.get_latest_materialization_event(AssetKey("dataset"))

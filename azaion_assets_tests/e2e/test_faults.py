@@ -177,7 +177,7 @@ def test_the_sensor_resumes_after_a_broker_restart_and_covers_every_offset_once(
 ):
     target = _env_for(own_broker, "restart-sensor", monkeypatch, tmp_path / "azaion")
     sensor = build_annotation_stream_sensor(30)
-    resources = {"settings": AzaionSettingsResource()}
+    resources = {"azaion_settings": AzaionSettingsResource()}
     asyncio.run(publish(target, _history(120, seed=1)))
 
     def tick(cursor):
@@ -251,7 +251,7 @@ def test_a_run_retries_through_a_broker_restart_and_succeeds(
         [annotations],
         instance=instance,
         partition_key=key,
-        resources={"settings": AzaionSettingsResource()},
+        resources={"azaion_settings": AzaionSettingsResource()},
         raise_on_error=False,
     )
     restarter.join()

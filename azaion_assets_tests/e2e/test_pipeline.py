@@ -21,21 +21,17 @@ from azaion_assets.defs.annotations.annotations import annotations
 from azaion_assets.defs.release import onnx_model as onnx_module
 from azaion_assets.defs.resources import AzaionApiResource, AzaionSettingsResource
 from azaion_assets.dev.synthetic import samples, write_samples
+from azaion_assets.lib.champion.card import card_json, read_card
+from azaion_assets.lib.champion.files import held_partition, read_record, record_path
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.sources import load_settings
-from azaion_assets.lib.dataset.classes import load_classes, slot_names
-from azaion_assets.lib.dataset.labels import parse_label
 from azaion_assets.lib.evaluation import export as export_module
 from azaion_assets.lib.evaluation.champion_gate import evaluate, read_evaluation
 from azaion_assets.lib.evaluation.export import read_export_record
-from azaion_assets.lib.evaluation.modelcard import card_json, read_card
 from azaion_assets.lib.evaluation.parity import check_parity, row_agreement
-from azaion_assets.lib.release.champion_files import (
-    held_partition,
-    read_record,
-    record_path,
-    sha256,
-)
+from azaion_assets.lib.fsio.digest import sha256
+from azaion_assets.lib.labels.classes import load_classes, slot_names
+from azaion_assets.lib.labels.yolo_format import parse_label
 from azaion_assets_tests.conftest import TINY_PROFILE, clear_config_env, guard_network
 from azaion_assets_tests.dated import (
     champion,
@@ -62,8 +58,11 @@ GRAPH = [
 ]
 # annotations comes from the stream (see test_annotations); here data/ is written directly.
 SELECTION = [dataset, model, onnx_model, champion]
-RESOURCES = {"settings": AzaionSettingsResource()}
-RELEASE_RESOURCES = {**RESOURCES, "azaion_api": AzaionApiResource(settings=RESOURCES["settings"])}
+RESOURCES = {"azaion_settings": AzaionSettingsResource()}
+RELEASE_RESOURCES = {
+    **RESOURCES,
+    "azaion_api": AzaionApiResource(azaion_settings=RESOURCES["azaion_settings"]),
+}
 
 pytestmark = pytest.mark.slow
 

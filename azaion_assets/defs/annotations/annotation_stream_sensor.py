@@ -77,14 +77,14 @@ def build_annotation_stream_sensor(interval_seconds: int) -> SensorDefinition:
         description=DESCRIPTION,
     )
     def annotation_stream_sensor(
-        context: SensorEvaluationContext, settings: AzaionSettingsResource
+        context: SensorEvaluationContext, azaion_settings: AzaionSettingsResource
     ) -> SensorResult | SkipReason:
         try:
-            loaded = settings.load(Scope.STREAM)
-            target = StreamTarget.from_settings(loaded)
+            settings = azaion_settings.load(Scope.STREAM)
+            target = StreamTarget.from_settings(settings)
         except ConfigError as exc:
             return SkipReason(f"settings to fix: {exc.summary()}")
-        tick = _Tick(context, read_cursor(context.cursor, loaded.stream_start_offset))
+        tick = _Tick(context, read_cursor(context.cursor, settings.stream_start_offset))
         flying = ingest_in_flight(context.instance)
         if flying is None:
             tick.recover()
@@ -113,16 +113,16 @@ def build_annotation_stream_sensor(interval_seconds: int) -> SensorDefinition:
         if tick.pending == 0:
             return tick.skip(f"no new offsets: stream tail {tail}, next offset {tick.next_offset}")
         # On the last tick before the oldest would have waited the delay, not the first after.
-        due = tick.pending >= loaded.stream_batch_messages or (
-            tick.waited + interval_seconds >= loaded.stream_max_delay_seconds
+        due = tick.pending >= settings.stream_batch_messages or (
+            tick.waited + interval_seconds >= settings.stream_max_delay_seconds
         )
         if not due:
             rule = (
-                f"ingest at {loaded.stream_batch_messages} messages "
-                f"or {loaded.stream_max_delay_seconds} s"
+                f"ingest at {settings.stream_batch_messages} messages "
+                f"or {settings.stream_max_delay_seconds} s"
             )
             return tick.skip(f"{tick.waiting()}; {rule}", wait=True)
-        return tick.request(loaded.stream_batch_messages, loaded.stream_sensor_max_partitions)
+        return tick.request(settings.stream_batch_messages, settings.stream_sensor_max_partitions)
 
     return annotation_stream_sensor
 

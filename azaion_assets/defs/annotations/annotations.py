@@ -22,7 +22,6 @@ from dagster import (
     AssetRecordsFilter,
     BackfillPolicy,
     Backoff,
-    EventLogRecord,
     Failure,
     Jitter,
     MaterializeResult,
@@ -34,12 +33,17 @@ from dagster import (
 )
 
 from azaion_assets.defs.annotations.arrivals import arrivals_events, count_table, today
+from azaion_assets.defs.instance_facts import (
+    LEFT_DATA_NAMES,
+    VALIDATED,
+    VALIDATED_NAMES,
+    recorded_segment,
+)
 from azaion_assets.defs.partitions import annotation_batches
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import Scope
-from azaion_assets.lib.dataset.classes import load_classes, slot_names
 from azaion_assets.lib.ingest.day_totals import validated_count
 from azaion_assets.lib.ingest.partition_run import (
     IngestResult,
@@ -47,7 +51,9 @@ from azaion_assets.lib.ingest.partition_run import (
     resume_segments,
 )
 from azaion_assets.lib.ingest.summary import BULK_ROLE
+from azaion_assets.lib.labels.classes import load_classes, slot_names
 from azaion_assets.lib.stream.client import probe_tail
+from azaion_assets.lib.stream.limits import message_limits
 from azaion_assets.lib.stream.offsets import OffsetRange, segment_of
 from azaion_assets.lib.stream.stream_connection import StreamTarget
 from azaion_assets.lib.text import plural
@@ -55,13 +61,6 @@ from azaion_assets.lib.text import plural
 INGEST_TAGS = {"azaion/stage": "ingest"}
 # The offsets a run applies, an OffsetRange key: set by the stream sensor on every run it asks for.
 OFFSETS_TAG = "azaion/offsets"
-# Validated annotations this partition brought into data/ (new or edited content by a validator,
-# or moved from data-seed/ by a bulk Validate), as events; daily_arrivals sums them.
-VALIDATED = "validated"
-# The same as distinct names, and the names this partition took out of data/ (deleted, or back
-# to data-seed/): what the sensors count as changed since a dataset, replayed in order.
-VALIDATED_NAMES = "validated_names"
-LEFT_DATA_NAMES = "left_data_names"
 # A partition is materialised once a run while its block fills: at most once an offset, and in a
 # working day's trickle a few times. A re-execution is of a recent run: the newest 1000 suffice.
 _SEGMENTS_PER_PARTITION = 1000
@@ -103,13 +102,13 @@ _ROLES_SCHEMA = TableSchema(
     ),
 )
 def annotations(
-    context: AssetExecutionContext, settings: AzaionSettingsResource
+    context: AssetExecutionContext, azaion_settings: AzaionSettingsResource
 ) -> Iterator[MaterializeResult | AssetMaterialization]:
     try:
-        config = settings.load(Scope.STREAM)
-        target = StreamTarget.from_settings(config)
+        settings = azaion_settings.load(Scope.STREAM)
+        target = StreamTarget.from_settings(settings)
         keys = list(context.partition_keys)
-        tree = settings.tree()
+        tree = azaion_settings.tree()
         segments = _segments(context, target, tree, keys)
     except (ConfigError, ValueError) as exc:
         raise Failure(str(exc), allow_retries=False) from None
@@ -119,10 +118,10 @@ def annotations(
         target,
         tree,
         keys,
-        max_bytes=config.stream_max_message_bytes,
-        idle_timeout=config.stream_read_timeout_seconds,
+        max_bytes=settings.stream_max_message_bytes,
+        idle_timeout=settings.stream_read_timeout_seconds,
         log=context.log.info,
-        message_limits=config.message_limits,
+        message_limits=message_limits(settings),
         segments=segments,
     )
     for result in results:
@@ -169,20 +168,6 @@ def _materialised_before(context: AssetExecutionContext, result: IngestResult) -
         limit=_SEGMENTS_PER_PARTITION,
     )
     return any(recorded_segment(record) == result.range for record in page.records)
-
-
-def recorded_segment(record: EventLogRecord) -> OffsetRange | None:
-    """The offsets a materialisation of ``annotations`` applied (``range_first``..
-    ``range_last``: its whole partition, before segments); its partition's range where the
-    metadata has none; None for neither."""
-    materialization = record.asset_materialization
-    metadata = materialization.metadata if materialization else {}
-    first = getattr(metadata.get("range_first"), "value", None)
-    last = getattr(metadata.get("range_last"), "value", None)
-    if isinstance(first, int) and isinstance(last, int):
-        return OffsetRange(first, last)
-    key = record.partition_key
-    return OffsetRange.parse(key) if key is not None else None
 
 
 def _names(summary: dict, counted: bool) -> dict:

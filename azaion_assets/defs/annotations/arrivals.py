@@ -29,10 +29,10 @@ from dagster import (
 
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.datatree import DataTree
-from azaion_assets.lib.dataset.classes import load_classes, slot_names
 from azaion_assets.lib.ingest.apply_events import state_path
 from azaion_assets.lib.ingest.day_totals import DayTotals, day_totals
 from azaion_assets.lib.ingest.ingest_state import IngestState
+from azaion_assets.lib.labels.classes import load_classes, slot_names
 from azaion_assets.lib.text import plural
 
 DAILY_ARRIVALS = AssetKey("daily_arrivals")
@@ -46,8 +46,8 @@ def count_table(counts: dict[str, int], schema: TableSchema = COUNT_SCHEMA) -> M
     return MetadataValue.table(rows, schema=schema)
 
 
-def daily_arrivals(context: AssetExecutionContext, settings: AzaionSettingsResource):
-    tree = settings.tree()
+def daily_arrivals(context: AssetExecutionContext, azaion_settings: AzaionSettingsResource):
+    tree = azaion_settings.tree()
     day = date.fromisoformat(context.partition_key)
     names = slot_names(load_classes(tree.classes_file))
     return MaterializeResult(metadata=days_metadata(tree, names, [day])[day])

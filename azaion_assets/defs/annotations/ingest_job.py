@@ -14,15 +14,15 @@ from dagster import (
     define_asset_job,
     in_process_executor,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from azaion_assets.defs.annotations.annotations import INGEST_TAGS, OFFSETS_TAG, annotations
 from azaion_assets.lib.stream.offsets import OffsetRange
 
 INGEST_JOB = "ingest_job"
+# The run tags by which Dagster runs a range of partitions in one run (its backfill protocol,
+# shown on every such run's page); test_annotations runs a real range run with them.
+ASSET_PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+ASSET_PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 ingest_job = define_asset_job(
     INGEST_JOB,

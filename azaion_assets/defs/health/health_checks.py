@@ -24,18 +24,22 @@ from dagster import (
     asset_check,
 )
 
-from azaion_assets.defs.annotations.changed_annotations import landed_through
-from azaion_assets.defs.release.champion import CHAMPION, promoted_partition
-from azaion_assets.defs.release.model_release_sensor import released_after
+from azaion_assets.defs.instance_facts import (
+    ANNOTATIONS,
+    CHAMPION,
+    MODEL,
+    landed_through,
+    promoted_partition,
+    released_after,
+)
+from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.fields import Scope
 from azaion_assets.lib.config.settings import Settings
-from azaion_assets.lib.config.sources import load_settings
+from azaion_assets.lib.config.settings_views import missing
 from azaion_assets.lib.stream.client import probe_tail
 from azaion_assets.lib.stream.stream_connection import StreamError, StreamTarget
 from azaion_assets.lib.text import plural
-
-ANNOTATIONS, MODEL = AssetKey("annotations"), AssetKey("model")
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,9 @@ def _hours(seconds: float) -> str:
 
 
 def annotations_health(
-    instance: DagsterInstance, s: Settings, now: float, target: StreamTarget | None
+    instance: DagsterInstance, settings: Settings, now: float, target: StreamTarget | None
 ) -> Health:
-    limit = s.health_stream_quiet_hours * 3600
+    limit = settings.health_stream_quiet_hours * 3600
     age, _ = _age(instance, ANNOTATIONS, now)
     if age is not None and age < limit:
         return Health(True, f"last partition landed {_hours(age)} ago")
@@ -80,23 +84,23 @@ def annotations_health(
     return Health(False, f"{waiting} waiting in the stream; {since}")
 
 
-def champion_health(instance: DagsterInstance, s: Settings, now: float) -> Health:
+def champion_health(instance: DagsterInstance, settings: Settings, now: float) -> Health:
     age, record = _age(instance, CHAMPION, now)
     if record is None:
         return Health(True, "no champion yet")
     partition = promoted_partition(record) or "?"
     if released_after(instance, partition, record.storage_id):
         return Health(True, f"champion {partition} is released")
-    overdue = s.health_release_overdue_minutes * 60
+    overdue = settings.health_release_overdue_minutes * 60
     if age is not None and age < overdue:
         return Health(True, f"champion {partition} promoted {age / 60:.0f} min ago; releasing")
-    missing = s.missing({Scope.RELEASE})
-    why = f"release is not configured ({'; '.join(missing)})" if missing else "see model_release"
+    absent = missing(settings, {Scope.RELEASE})
+    why = f"release is not configured ({'; '.join(absent)})" if absent else "see model_release"
     return Health(False, f"champion {partition} unreleased for {_hours(age or 0)}: {why}")
 
 
-def training_health(instance: DagsterInstance, s: Settings, now: float) -> Health:
-    limit = s.health_training_stale_days * 86400
+def training_health(instance: DagsterInstance, settings: Settings, now: float) -> Health:
+    limit = settings.health_training_stale_days * 86400
     age, _ = _age(instance, MODEL, now)
     if age is not None and age < limit:
         return Health(True, f"last model trained {age / 86400:.1f} days ago")
@@ -108,20 +112,24 @@ def training_health(instance: DagsterInstance, s: Settings, now: float) -> Healt
     return Health(False, f"no model trained for {age / 86400:.1f} days")
 
 
-def _stream_target(s: Settings) -> StreamTarget | None:
+def _stream_target(azaion_settings: AzaionSettingsResource) -> StreamTarget | None:
     try:
-        return StreamTarget.from_settings(load_settings(scopes=[Scope.STREAM]))
+        return StreamTarget.from_settings(azaion_settings.load(Scope.STREAM))
     except ConfigError:
         return None
 
 
-Judge = Callable[[DagsterInstance, Settings, float], Health]
+# A judge reads the settings it needs through the resource: the thresholds are common to every
+# scope, and the stream's own variables are judged with the stream's scope.
+Judge = Callable[[DagsterInstance, AzaionSettingsResource, float], Health]
 CHECKS: dict[AssetCheckKey, Judge] = {
-    AssetCheckKey(ANNOTATIONS, "annotations_arriving"): lambda i, s, now: annotations_health(
-        i, s, now, _stream_target(s)
+    AssetCheckKey(ANNOTATIONS, "annotations_arriving"): lambda i, r, now: annotations_health(
+        i, r.load(), now, _stream_target(r)
     ),
-    AssetCheckKey(CHAMPION, "champion_released"): champion_health,
-    AssetCheckKey(MODEL, "training_recent"): training_health,
+    AssetCheckKey(CHAMPION, "champion_released"): lambda i, r, now: champion_health(
+        i, r.load(), now
+    ),
+    AssetCheckKey(MODEL, "training_recent"): lambda i, r, now: training_health(i, r.load(), now),
 }
 
 
@@ -137,8 +145,10 @@ def evaluation(key: AssetCheckKey, health: Health) -> AssetCheckEvaluation:
 
 
 def _check(key: AssetCheckKey, doc: str):
-    def run(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        health = CHECKS[key](context.instance, load_settings(scopes=()), time.time())
+    def run(
+        context: AssetCheckExecutionContext, azaion_settings: AzaionSettingsResource
+    ) -> AssetCheckResult:
+        health = CHECKS[key](context.instance, azaion_settings, time.time())
         return AssetCheckResult(
             passed=health.passed,
             severity=health.severity,

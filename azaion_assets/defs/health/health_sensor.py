@@ -19,8 +19,8 @@ from dagster import (
 )
 
 from azaion_assets.defs.health.health_checks import CHECKS, evaluation
+from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.config_error import ConfigError
-from azaion_assets.lib.config.sources import load_settings
 
 SENSOR = "health_sensor"
 
@@ -33,21 +33,23 @@ def build_health_sensor(interval_seconds: int) -> SensorDefinition:
         description="Checks that annotations keep landing, that each champion is released and "
         "that models keep being trained. A failed check shows on the asset's page.",
     )
-    def health_sensor(context: SensorEvaluationContext):
-        return evaluate(context)
+    def health_sensor(context: SensorEvaluationContext, azaion_settings: AzaionSettingsResource):
+        return evaluate(context, azaion_settings)
 
     return health_sensor
 
 
-def evaluate(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+def evaluate(
+    context: SensorEvaluationContext, azaion_settings: AzaionSettingsResource
+) -> SensorResult | SkipReason:
     try:
-        settings = load_settings(scopes=())
+        azaion_settings.load()  # the thresholds: a bad one skips the tick, naming it
     except ConfigError as exc:
         return SkipReason(f"settings to fix: {exc.summary()}")
     before = json.loads(context.cursor) if context.cursor else {}
     now, events = {}, []
     for key, judge in CHECKS.items():
-        health = judge(context.instance, settings, time.time())
+        health = judge(context.instance, azaion_settings, time.time())
         now[key.name] = {"passed": health.passed, "why": health.description}
         if before.get(key.name, {}).get("passed") != health.passed:
             events.append(evaluation(key, health))

@@ -20,7 +20,6 @@ from typing import Any
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetSelection,
     Failure,
     MaterializeResult,
@@ -32,27 +31,29 @@ from dagster import (
     define_asset_job,
 )
 
+from azaion_assets.defs.instance_facts import (
+    CHAMPION_ENTRY,
+    GPU_POOL,
+    MONITOR,
+    NEW_IMAGES,
+    NEW_SCORE,
+    TEST_SCORE,
+)
 from azaion_assets.defs.resources import AzaionSettingsResource
-from azaion_assets.defs.training.model import GPU_POOL
+from azaion_assets.lib.champion.files import UNKNOWN, held_file, publish_lock
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import Scope
-from azaion_assets.lib.dataset.classes import load_classes, slot_names
 from azaion_assets.lib.evaluation.champion_gate import read_evaluation
 from azaion_assets.lib.evaluation.new_data import by_mode, new_annotations, sample_by_video
 from azaion_assets.lib.evaluation.onnx_eval import Score, score_onnx
+from azaion_assets.lib.fsio.digest import sha256
 from azaion_assets.lib.fsio.linking import KINDS, link_slice
 from azaion_assets.lib.ingest.day_totals import weather_mode
-from azaion_assets.lib.release.champion_files import UNKNOWN, held_file, publish_lock, sha256
+from azaion_assets.lib.labels.classes import load_classes, slot_names
 from azaion_assets.lib.training.offline import prepare_ultralytics
 
-MONITOR = AssetKey("champion_monitor")
 MONITOR_JOB = "champion_monitor_job"
 NEW = "new"  # the folder the scored pairs are linked into
-# The entries retraining_sensor reads.
-CHAMPION_ENTRY = "champion"
-NEW_SCORE = "new_data_mAP50-95"
-TEST_SCORE = "champion_test_mAP50-95"
-NEW_IMAGES = "new_images"
 _CLASSES_SCHEMA = TableSchema(
     columns=[
         TableColumn("slot", "int"),
@@ -77,12 +78,12 @@ _CLASSES_SCHEMA = TableSchema(
     ),
 )
 def champion_monitor(
-    context: AssetExecutionContext, settings: AzaionSettingsResource
+    context: AssetExecutionContext, azaion_settings: AzaionSettingsResource
 ) -> Iterator[MaterializeResult]:
-    s = settings.load(Scope.TRAINING)
-    tree = settings.tree()
-    s.runtime_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="champion-", dir=s.runtime_dir) as tmp:
+    settings = azaion_settings.load(Scope.TRAINING)
+    tree = azaion_settings.tree()
+    settings.runtime_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="champion-", dir=settings.runtime_dir) as tmp:
         onnx, champion = _stable_copy(tree, Path(tmp))
         evaluation = read_evaluation(tree.model_dir(champion))
         dataset_dir = tree.dataset_dir(champion)
@@ -93,7 +94,9 @@ def champion_monitor(
                 allow_retries=False,
             )
         new = new_annotations(tree.data, dataset_dir)
-        sample = sample_by_video(tree, new, s.monitor_max_images_per_video, s.monitor_max_images)
+        sample = sample_by_video(
+            tree, new, settings.monitor_max_images_per_video, settings.monitor_max_images
+        )
         if not sample.images:
             context.log.info(f"no annotation validated since dataset {champion}: nothing to score")
             return
@@ -105,7 +108,7 @@ def champion_monitor(
         if not images:
             context.log.info("every sampled annotation was deleted meanwhile: nothing to score")
             return
-        prepare_ultralytics(s.runtime_dir)
+        prepare_ultralytics(settings.runtime_dir)
         names = slot_names(load_classes(tree.classes_file))
         score = score_onnx(onnx, images, Path(tmp) / NEW / "labels", names)
     test = evaluation["challenger"]  # the champion's own score when it was judged

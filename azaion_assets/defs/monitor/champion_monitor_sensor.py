@@ -1,7 +1,7 @@
 """``champion_monitor_sensor``: score the champion on new data once enough of it has arrived.
 
 New means validated or changed since the champion was last scored, or, before its first score,
-since its dataset was formed: counted from the instance (``changed_annotations``), as the
+since its dataset was formed: counted from the instance (``instance_facts.changed_since``), as the
 retraining sensor counts. It never starts a score beside a training (the score would wait for
 the ``gpu`` pool anyway, and the training would then wait behind it).
 """
@@ -21,12 +21,20 @@ from dagster import (
     sensor,
 )
 
-from azaion_assets.defs.annotations.changed_annotations import changed_since, cutoff_of
-from azaion_assets.defs.monitor.champion_monitor import CHAMPION_ENTRY, MONITOR, MONITOR_JOB
-from azaion_assets.defs.training.retraining_sensor import ACTIVE, active_training, current_champion
+from azaion_assets.defs.instance_facts import (
+    ACTIVE,
+    ANNOTATIONS,
+    CHAMPION_ENTRY,
+    MONITOR,
+    active_training,
+    changed_since,
+    current_champion,
+    cutoff_of,
+)
+from azaion_assets.defs.monitor.champion_monitor import MONITOR_JOB
+from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.fields import Scope
-from azaion_assets.lib.config.sources import load_settings
 from azaion_assets.lib.text import plural
 
 SENSOR = "champion_monitor_sensor"
@@ -69,9 +77,11 @@ def build_champion_monitor_sensor(interval_seconds: int) -> SensorDefinition:
         default_status=DefaultSensorStatus.RUNNING,
         description=DESCRIPTION,
     )
-    def champion_monitor_sensor(context: SensorEvaluationContext):
+    def champion_monitor_sensor(
+        context: SensorEvaluationContext, azaion_settings: AzaionSettingsResource
+    ):
         try:
-            wanted = load_settings(scopes=[Scope.TRAINING]).monitor_min_new_validated
+            wanted = azaion_settings.load(Scope.TRAINING).monitor_min_new_validated
         except ConfigError as exc:
             return SkipReason(f"settings to fix: {exc.summary()}")
         instance = context.instance
@@ -92,7 +102,7 @@ def build_champion_monitor_sensor(interval_seconds: int) -> SensorDefinition:
                 f"{since} (champion {champion}): below MONITOR_MIN_NEW_VALIDATED"
             )
         context.log.info(f"{changed.validated} new validated annotations: scoring {champion}")
-        latest = instance.fetch_materializations(AssetKey("annotations"), limit=1).records
+        latest = instance.fetch_materializations(ANNOTATIONS, limit=1).records
         mark = latest[0].storage_id if latest else 0
         return RunRequest(
             run_key=f"monitor-{champion}-{mark}",

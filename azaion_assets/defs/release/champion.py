@@ -19,10 +19,8 @@ from typing import Any
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetSelection,
     Config,
-    EventLogRecord,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -30,17 +28,13 @@ from dagster import (
     define_asset_job,
 )
 
+from azaion_assets.defs.instance_facts import CHAMPION
 from azaion_assets.defs.resources import AzaionSettingsResource
+from azaion_assets.lib.champion.files import UNKNOWN, Held, held_file
+from azaion_assets.lib.champion.promotion import NotPromotable, expected_champion, promote
 from azaion_assets.lib.config.datatree import DataTree
-from azaion_assets.lib.evaluation.champion_gate import (
-    NotPromotable,
-    expected_champion,
-    promote,
-    read_evaluation,
-)
-from azaion_assets.lib.release.champion_files import UNKNOWN, Held, held_file
+from azaion_assets.lib.evaluation.champion_gate import read_evaluation
 
-CHAMPION = AssetKey("champion")
 PROMOTE_JOB = "promote_model"
 _PARTITION_TAG = "dagster/partition"
 
@@ -65,9 +59,9 @@ class ChampionConfig(Config):
     ),
 )
 def champion(
-    context: AssetExecutionContext, config: ChampionConfig, settings: AzaionSettingsResource
+    context: AssetExecutionContext, config: ChampionConfig, azaion_settings: AzaionSettingsResource
 ) -> Iterator[MaterializeResult]:
-    tree = settings.tree()
+    tree = azaion_settings.tree()
     day = context.run.tags.get(_PARTITION_TAG)
     if config.partition:
         how, detail = "manual", config.reason or "(none given)"
@@ -92,13 +86,6 @@ def champion(
     metadata = champion_metadata(tree, how, detail, context.run.run_id)
     context.log.info(f"champion: {metadata['partition']} ({how})")
     yield MaterializeResult(metadata=metadata)
-
-
-def promoted_partition(record: EventLogRecord) -> str | None:
-    """The partition a materialisation of ``champion`` names (None: an event naming none)."""
-    materialization = record.asset_materialization
-    entry = materialization.metadata.get("partition") if materialization else None
-    return str(entry.value) if entry is not None else None
 
 
 def _promote(

@@ -3,7 +3,7 @@
 For partition P (which must be the champion: a release ships the model in production), each of
 ``azaion.pt`` and ``azaion.onnx`` is encrypted with ``MODEL_ENCRYPTION_KEY``; the small head of
 the ciphertext goes to the Azaion API, the big rest to the CDN bucket named by ``cdn.yaml``,
-and the manifest goes last (see ``core.release``). ``model_release_sensor`` requests it after
+and the manifest goes last (see ``lib.release.bundle``). ``model_release_sensor`` requests it after
 each promotion; an operator can re-run any partition, which sends the same objects again
 without duplicating them.
 
@@ -27,11 +27,12 @@ from dagster import (
 )
 
 from azaion_assets.defs.resources import AzaionApiResource, AzaionSettingsResource
+from azaion_assets.lib.champion.card import card_from_record
+from azaion_assets.lib.champion.files import read_record
 from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import Scope
 from azaion_assets.lib.config.settings import Settings
-from azaion_assets.lib.evaluation.modelcard import card_from_record
 from azaion_assets.lib.release import cdn
 from azaion_assets.lib.release.azaion_api import ApiError
 from azaion_assets.lib.release.bundle import (
@@ -46,7 +47,6 @@ from azaion_assets.lib.release.bundle import (
     upload_pointer,
 )
 from azaion_assets.lib.release.cdn import CdnError
-from azaion_assets.lib.release.champion_files import read_record
 from azaion_assets.lib.release.hardware import fingerprint
 from azaion_assets.lib.release.release_manifest import POINTER
 
@@ -57,15 +57,15 @@ PERMANENT = "permanent"
 
 def model_release(
     context: AssetExecutionContext,
-    settings: AzaionSettingsResource,
+    azaion_settings: AzaionSettingsResource,
     azaion_api: AzaionApiResource,
 ) -> MaterializeResult:
-    s = settings.load(Scope.RELEASE)
-    tree = settings.tree()
+    settings = azaion_settings.load(Scope.RELEASE)
+    tree = azaion_settings.tree()
     partition = context.partition_key
     try:
         with release_lock(tree, lambda: context.log.info("waiting for another release")):
-            released = _release(context, s, tree, partition, azaion_api)
+            released = _release(context, settings, tree, partition, azaion_api)
     except (ConfigError, NotReleasable) as exc:
         raise _failure(context, str(exc), transient=False) from None
     except ApiError as exc:
@@ -87,22 +87,22 @@ def _failure(context: AssetExecutionContext, message: str, transient: bool) -> F
 
 def _release(
     context: AssetExecutionContext,
-    s: Settings,
+    settings: Settings,
     tree: DataTree,
     partition: str,
     azaion_api: AzaionApiResource,
 ) -> dict[str, Any]:
     out = tree.model_dir(partition) / "release"
-    key = s.require("MODEL_ENCRYPTION_KEY")
+    key = settings.require("MODEL_ENCRYPTION_KEY")
     api = azaion_api.client()
-    limits = Split(s.release_small_max_bytes, s.release_small_fraction)
+    limits = Split(settings.release_small_max_bytes, settings.release_small_fraction)
     with champion_pair(tree, partition):
         pass  # not the champion: fail before any request
     hardware = fingerprint()
-    config = azaion_api.cdn_config(api, hardware)
-    s3 = cdn.client(config, "write")
-    folder = s.release_api_folder
-    restored = restore_from_live(out, partition, api, hardware, s3, config.bucket, folder)
+    cdn_config = azaion_api.cdn_config(api, hardware)
+    s3 = cdn.client(cdn_config, "write")
+    folder = settings.release_api_folder
+    restored = restore_from_live(out, partition, api, hardware, s3, cdn_config.bucket, folder)
     if restored:
         context.log.info(f"the kept parts were missing; took {partition}'s back from the edge")
     with champion_pair(tree, partition) as sources:
@@ -112,18 +112,20 @@ def _release(
             out,
             partition,
             key,
-            s.release_scheme,
+            settings.release_scheme,
             limits,
-            s.release_cdn_prefix,
+            settings.release_cdn_prefix,
             card=card,
         )
-    context.log.info(f"encrypted ({s.release_scheme}); kept parts reused: {manifest['reused']}")
-    uploaded = upload_parts(manifest, out, api, s3, config.bucket, folder)
+    context.log.info(
+        f"encrypted ({settings.release_scheme}); kept parts reused: {manifest['reused']}"
+    )
+    uploaded = upload_parts(manifest, out, api, s3, cdn_config.bucket, folder)
     # The pointer switches only if these are still the champion's bytes, and no promotion can
     # slip in between the check and the switch.
     with champion_pair(tree, partition, manifest):
-        public = upload_pointer(manifest, api, config.bucket, folder)
-    pruned = prune(s3, config.bucket, s.release_cdn_prefix, public)
+        public = upload_pointer(manifest, api, cdn_config.bucket, folder)
+    pruned = prune(s3, cdn_config.bucket, settings.release_cdn_prefix, public)
     context.log.info(
         f"released {partition}: CDN sent {uploaded.sent}, already there {uploaded.present}, "
         f"pruned {pruned}"

@@ -23,8 +23,6 @@ import math
 import time
 
 from dagster import (
-    AssetKey,
-    AssetRecordsFilter,
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -36,14 +34,14 @@ from dagster import (
     sensor,
 )
 
-from azaion_assets.defs.release.champion import CHAMPION, promoted_partition
+from azaion_assets.defs.instance_facts import CHAMPION, promoted_partition, released_after
 from azaion_assets.defs.release.model_release import FAILURE_TAG, PERMANENT, RELEASE_JOB
+from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.fields import Scope
-from azaion_assets.lib.config.sources import load_settings
+from azaion_assets.lib.config.settings_views import missing
 
 SENSOR = "model_release_sensor"
-RELEASE = AssetKey("model_release")
 _ENDED = (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
 
 
@@ -75,13 +73,17 @@ def build_model_release_sensor(interval_seconds: int) -> SensorDefinition:
         default_status=DefaultSensorStatus.RUNNING,
         description=DESCRIPTION,
     )
-    def model_release_sensor(context: SensorEvaluationContext):
-        return evaluate(context)
+    def model_release_sensor(
+        context: SensorEvaluationContext, azaion_settings: AzaionSettingsResource
+    ):
+        return evaluate(context, azaion_settings)
 
     return model_release_sensor
 
 
-def evaluate(context: SensorEvaluationContext) -> RunRequest | SkipReason:
+def evaluate(
+    context: SensorEvaluationContext, azaion_settings: AzaionSettingsResource
+) -> RunRequest | SkipReason:
     instance = context.instance
     records = instance.fetch_materializations(CHAMPION, limit=1, ascending=False).records
     if not records:
@@ -91,11 +93,11 @@ def evaluate(context: SensorEvaluationContext) -> RunRequest | SkipReason:
     if partition is None:
         return SkipReason("newest champion event names no partition: nothing to release")
     try:
-        settings = load_settings(scopes=[Scope.RELEASE])
+        settings = azaion_settings.load(Scope.RELEASE)
     except ConfigError as exc:
         return SkipReason(f"settings to fix: {exc.summary()}")
-    if missing := settings.missing({Scope.RELEASE}):
-        names = ", ".join(problem.split(":")[0] for problem in missing)
+    if absent := missing(settings, {Scope.RELEASE}):
+        names = ", ".join(problem.split(":")[0] for problem in absent)
         return SkipReason(f"champion {partition} not released: set {names}")
     cursor = make_cursor(newest.storage_id, partition)
     if read_cursor(context.cursor) != newest.storage_id:  # a promotion not yet acted on
@@ -106,16 +108,6 @@ def evaluate(context: SensorEvaluationContext) -> RunRequest | SkipReason:
     if context.cursor != cursor:  # an older bare cursor: named from now on
         context.update_cursor(cursor)
     return _retry(instance, partition, newest.storage_id, settings.release_retry_minutes)
-
-
-def released_after(instance: DagsterInstance, partition: str, promoted_at: int) -> bool:
-    """Whether ``partition`` has a release materialised after its promotion event."""
-    return bool(
-        instance.fetch_materializations(
-            AssetRecordsFilter(RELEASE, asset_partitions=[partition], after_storage_id=promoted_at),
-            limit=1,
-        ).records
-    )
 
 
 def _retry(

@@ -1,13 +1,13 @@
 """Asset ``onnx_model``: the NMS-free ONNX export of the day's model, its parity check, and the
 champion gate.
 
-The export is staged, checked against PyTorch (a blocking check) and only then moved into
-place with a record of its sha256 (``core.export``): an export that disagrees is never
-installed, never published, and stops anything downstream. The gate then judges what ships:
-this ONNX file against the champion's ``azaion.onnx``, both through ONNX Runtime with the
-project's preprocessing, on the day's test split (``core.champion``). A winner is promoted here,
-as a pair (``models/azaion.pt`` and ``models/azaion.onnx``); a challenger's export stays in its
-dated folder, ready if an operator promotes it.
+The export is staged, checked against PyTorch (a blocking check) and only then moved into place with
+a record of its sha256 (``lib.evaluation.export``): an export that disagrees is never installed,
+never published, and stops anything downstream. The gate then judges what ships: this ONNX file
+against the champion's ``azaion.onnx``, both through ONNX Runtime with the project's preprocessing,
+on the day's test split (``lib.evaluation.champion_gate``). A winner is promoted here, as a pair
+(``models/azaion.pt`` and ``models/azaion.onnx``); a challenger's export stays in its dated folder,
+ready if an operator promotes it.
 """
 
 import json
@@ -27,13 +27,14 @@ from dagster import (
     asset,
 )
 
+from azaion_assets.defs.instance_facts import TRAINING_RECORD
 from azaion_assets.defs.release.gate_metadata import gate_metadata
 from azaion_assets.defs.resources import AzaionSettingsResource
-from azaion_assets.defs.training.model import TRAINING_RECORD
+from azaion_assets.lib.champion.card import build_card, embed_card
+from azaion_assets.lib.champion.files import held_partition, publish_lock
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import IMGSZ_STRIDE, Scope
 from azaion_assets.lib.config.settings import Settings
-from azaion_assets.lib.dataset.classes import load_classes, slot_names
 from azaion_assets.lib.dataset.formed_dataset import read_manifest, split_images
 from azaion_assets.lib.evaluation.champion_gate import (
     Verdict,
@@ -42,9 +43,9 @@ from azaion_assets.lib.evaluation.champion_gate import (
     write_evaluation,
 )
 from azaion_assets.lib.evaluation.export import install_export, staged_export
-from azaion_assets.lib.evaluation.modelcard import build_card, embed_card
 from azaion_assets.lib.evaluation.parity import check_parity
-from azaion_assets.lib.release.champion_files import held_partition, publish_lock, sha256
+from azaion_assets.lib.fsio.digest import sha256
+from azaion_assets.lib.labels.classes import load_classes, slot_names
 from azaion_assets.lib.training.offline import prepare_ultralytics
 
 PARITY_CHECK = "onnx_parity"
@@ -57,18 +58,18 @@ class ExportConfig(Config):
 
 
 def onnx_model(
-    context: AssetExecutionContext, config: ExportConfig, settings: AzaionSettingsResource
+    context: AssetExecutionContext, config: ExportConfig, azaion_settings: AzaionSettingsResource
 ) -> MaterializeResult:
-    s = settings.load(Scope.TRAINING)
-    tree = settings.tree()
+    settings = azaion_settings.load(Scope.TRAINING)
+    tree = azaion_settings.tree()
     partition = context.partition_key
     model_dir = tree.model_dir(partition)
     weights = model_dir / "weights" / "best.pt"
     if not weights.is_file():
         raise FileNotFoundError(f"no trained model for {partition}: {weights} is missing")
-    prepare_ultralytics(s.runtime_dir)
-    sizes = _export_sizes(config, s, model_dir)
-    images = split_images(tree.dataset_dir(partition), "valid")[: s.export_parity_images]
+    prepare_ultralytics(settings.runtime_dir)
+    sizes = _export_sizes(config, settings, model_dir)
+    images = split_images(tree.dataset_dir(partition), "valid")[: settings.export_parity_images]
     names = slot_names(load_classes(tree.classes_file))
     started = time.monotonic()
     with staged_export(weights, sizes["imgsz"]) as staged:
@@ -79,7 +80,7 @@ def onnx_model(
             slot_names=names,
             training_imgsz=sizes["training_imgsz"],
             dataset_partition=read_manifest(tree.dataset_dir(partition))["partition"],
-            score_threshold=s.export_score_threshold,
+            score_threshold=settings.export_score_threshold,
             weights_sha256=sha256(weights),
         )
         embed_card(staged, card)
@@ -87,11 +88,11 @@ def onnx_model(
             weights,
             staged,
             images,
-            conf=s.export_parity_conf,
-            score_tol=s.export_parity_score_tol,
-            min_iou=s.export_parity_iou,
-            min_boxes=s.export_parity_min_boxes,
-            top_k=s.export_parity_top_k,
+            conf=settings.export_parity_conf,
+            score_tol=settings.export_parity_score_tol,
+            min_iou=settings.export_parity_iou,
+            min_boxes=settings.export_parity_min_boxes,
+            top_k=settings.export_parity_top_k,
         )
         context.log.info(f"parity {parity.as_dict()}")
         record = None
@@ -120,7 +121,7 @@ def onnx_model(
         failed = {"export": MetadataValue.json(export), "installed": False}
         return MaterializeResult(metadata={**export_meta, **failed}, check_results=[check])
     onnx_path = Path(record["onnx"])
-    verdict = _judge(tree, partition, onnx_path, names, s)
+    verdict = _judge(tree, partition, onnx_path, names, settings)
     write_evaluation(model_dir, verdict)  # the champion step applies it
     context.log.info(verdict.reason)
     return MaterializeResult(
@@ -162,7 +163,7 @@ def build_onnx_model(days: DailyPartitionsDefinition) -> AssetsDefinition:
     )(onnx_model)
 
 
-def _export_sizes(config: ExportConfig, s: Settings, model_dir: Path) -> dict:
+def _export_sizes(config: ExportConfig, settings: Settings, model_dir: Path) -> dict:
     """The export size (launchpad, else the training's own launchpad size, else
     EXPORT_ONNX_IMGSZ) and how it relates to the size the model was trained at."""
     path = model_dir / TRAINING_RECORD
@@ -178,7 +179,7 @@ def _export_sizes(config: ExportConfig, s: Settings, model_dir: Path) -> dict:
     elif training.get("imgsz_from") == "launchpad" and trained is not None:
         imgsz, source = int(trained), "the training's launchpad imgsz"
     else:
-        imgsz, source = s.export_onnx_imgsz, "EXPORT_ONNX_IMGSZ"
+        imgsz, source = settings.export_onnx_imgsz, "EXPORT_ONNX_IMGSZ"
     mismatch = (
         f"exported at {imgsz}, trained at {trained}"
         if trained is not None and trained != imgsz
@@ -187,13 +188,13 @@ def _export_sizes(config: ExportConfig, s: Settings, model_dir: Path) -> dict:
     return {
         "imgsz": imgsz,
         "imgsz_from": source,
-        "training_imgsz": trained or s.training_imgsz,  # a model trained before the record
+        "training_imgsz": trained or settings.training_imgsz,  # a model trained before the record
         "size_mismatch": mismatch,
     }
 
 
 def _judge(
-    tree: DataTree, partition: str, onnx_path: Path, names: dict[int, str], s: Settings
+    tree: DataTree, partition: str, onnx_path: Path, names: dict[int, str], settings: Settings
 ) -> Verdict:
     """Score the challenger's and the champion's ONNX files on the new test split."""
     dataset_dir = tree.dataset_dir(partition)
@@ -212,7 +213,7 @@ def _judge(
         challenger,
         champion,
         held,
-        s.retrain_promotion_tolerance,
-        floor=s.retrain_min_test_map50_95,
+        settings.retrain_promotion_tolerance,
+        floor=settings.retrain_min_test_map50_95,
         champion_error=error,
     )

@@ -6,8 +6,8 @@ model trained on it records that version, which is how lineage reaches from a mo
 exact annotations it saw.
 
 The split keeps the frames of one video together and never moves a recorded annotation (see
-``core/split.py``); the metadata counts videos and frames per split, and a check verifies that no
-video has frames in both train and test.
+``lib/dataset/split_record.py``); the metadata counts videos and frames per split, and a check
+verifies that no video has frames in both train and test.
 """
 
 from dagster import (
@@ -32,13 +32,13 @@ from dagster import (
 
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.fields import Scope
-from azaion_assets.lib.dataset.classes import load_classes, slot_names
 from azaion_assets.lib.dataset.formed_dataset import DatasetReport, split_images
 from azaion_assets.lib.dataset.forming import form_dataset
-from azaion_assets.lib.dataset.labels import LabelError, parse_label
 from azaion_assets.lib.dataset.split_record import tally_dataset
 from azaion_assets.lib.dataset.split_stats import SourceStats
 from azaion_assets.lib.dataset.video_split import SPLITS
+from azaion_assets.lib.labels.classes import load_classes, slot_names
+from azaion_assets.lib.labels.yolo_format import LabelError, parse_label
 from azaion_assets.lib.text import plural
 
 _SAMPLE = 20  # corrupted names listed in the run log and metadata
@@ -103,11 +103,13 @@ def _sample(items: dict[str, str]) -> str:
     return "\n".join(lines + ([f"- … and {more} more"] if more > 0 else [])) or "none"
 
 
-def dataset(context: AssetExecutionContext, settings: AzaionSettingsResource) -> MaterializeResult:
-    config = settings.load(Scope.TRAINING)
-    tree = settings.tree()
+def dataset(
+    context: AssetExecutionContext, azaion_settings: AzaionSettingsResource
+) -> MaterializeResult:
+    settings = azaion_settings.load(Scope.TRAINING)
+    tree = azaion_settings.tree()
     names = slot_names(load_classes(tree.classes_file))
-    report = form_dataset(tree, context.partition_key, config.split_percentages, names)
+    report = form_dataset(tree, context.partition_key, settings.split_percentages, names)
     for name, reason in list(report.corrupted.items())[:_SAMPLE]:
         context.log.warning(f"moved {name} to {tree.corrupted.root.name}/: {reason}")
     context.log.info(f"formed {report.path}: {report.images}, {len(report.corrupted)} corrupted")
@@ -123,7 +125,7 @@ def dataset(context: AssetExecutionContext, settings: AzaionSettingsResource) ->
             "source_dir": MetadataValue.path(str(tree.data.root)),
             "source_names": report.source_names,
             "source_snapshot": report.data_version,
-            "split": config.dataset_split,
+            "split": settings.dataset_split,
             **source_metadata(report.sources),
         },
         data_version=DataVersion(report.data_version),
@@ -131,10 +133,10 @@ def dataset(context: AssetExecutionContext, settings: AzaionSettingsResource) ->
 
 
 def dataset_splits_non_empty(
-    context: AssetCheckExecutionContext, settings: AzaionSettingsResource
+    context: AssetCheckExecutionContext, azaion_settings: AzaionSettingsResource
 ) -> AssetCheckResult:
     """Training needs images in train and valid; an empty test split makes the evaluation moot."""
-    root = settings.tree().dataset_dir(context.partition_key)
+    root = azaion_settings.tree().dataset_dir(context.partition_key)
     counts = {split: len(split_images(root, split)) for split in SPLITS}
     empty = [split for split, n in counts.items() if n == 0]
     return AssetCheckResult(
@@ -145,10 +147,10 @@ def dataset_splits_non_empty(
 
 
 def dataset_labels_valid(
-    context: AssetCheckExecutionContext, settings: AzaionSettingsResource
+    context: AssetCheckExecutionContext, azaion_settings: AzaionSettingsResource
 ) -> AssetCheckResult:
     """Re-validate every label in the formed dataset, independently of the forming code path."""
-    root = settings.tree().dataset_dir(context.partition_key)
+    root = azaion_settings.tree().dataset_dir(context.partition_key)
     checked, invalid = 0, {}
     for split in SPLITS:
         for label in sorted((root / split / "labels").glob("*.txt")):
@@ -169,13 +171,13 @@ def dataset_labels_valid(
 
 
 def dataset_no_video_across_train_and_test(
-    context: AssetCheckExecutionContext, settings: AzaionSettingsResource
+    context: AssetCheckExecutionContext, azaion_settings: AzaionSettingsResource
 ) -> AssetCheckResult:
     """Frames of one video are near-identical: one in train and another in test make the test
     score optimistic. Reads the formed dataset and the split record, not the split rule. Frames
     kept in their split from before their video was known (grandfathered) are counted, not
     failed; a dataset whose splits disagree with the record fails."""
-    tree = settings.tree()
+    tree = azaion_settings.tree()
     stats, unlike = tally_dataset(tree, tree.dataset_dir(context.partition_key))
     straddling = {video: "frames in train and test" for video in stats.straddling}
     passed = not straddling and not unlike

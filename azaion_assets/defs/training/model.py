@@ -1,20 +1,19 @@
 """Asset ``model``: ``models/azaion-YYYY-MM-DD/``, trained on the same day's dataset.
 
 It starts from the base model or, with TRAINING_START=champion, fine-tunes the champion
-(``lib.training.start_weights``); how many fine-tunings followed the last full retraining is
+(``lib.champion.start_weights``); how many fine-tunings followed the last full retraining is
 read from this asset's own earlier materialisations (``training_start_from``). The new model is
 a challenger either way. It is judged against the champion in ``onnx_model``, on its exported
 ONNX file (what ships), not here: the PyTorch validation figures recorded here are training
 diagnostics. A retry of a failed run resumes the interrupted training from its last
-checkpoint, and a cancel stops at the next batch (see ``core.training``). Torch and Ultralytics
-are imported inside the step only.
+checkpoint, and a cancel stops at the next batch (see ``lib.training.trainer``). Torch and
+Ultralytics are imported inside the step only.
 """
 
 import json
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     Config,
     DagsterInstance,
@@ -28,25 +27,23 @@ from dagster import (
     asset,
 )
 
+from azaion_assets.defs.instance_facts import GPU_POOL, MODEL, TRAINING_RECORD
 from azaion_assets.defs.resources import AzaionSettingsResource
+from azaion_assets.lib.champion.start_weights import (
+    CHAMPION,
+    NO_WEIGHTS,
+    StartWeights,
+    choose_start,
+)
 from azaion_assets.lib.config.fields import IMGSZ_STRIDE, Scope
 from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.dataset.formed_dataset import DATA_YAML, read_manifest
 from azaion_assets.lib.fsio.atomic import atomic_write_text
 from azaion_assets.lib.training.base_model import resolve_device
 from azaion_assets.lib.training.offline import prepare_ultralytics
-from azaion_assets.lib.training.start_weights import (
-    CHAMPION,
-    NO_WEIGHTS,
-    StartWeights,
-    choose_start,
-)
 from azaion_assets.lib.training.train_params import TrainParams, TrainResult
 from azaion_assets.lib.training.trainer import train
 
-TRAINING_RECORD = "training.json"
-GPU_POOL = "gpu"  # dagster.yaml limits it: one training step at a time, whoever launched it
-MODEL = AssetKey("model")
 HISTORY_CAP = 100  # earlier trainings read to count fine-tunings when none forces a full one
 _AP_SCHEMA = TableSchema(
     columns=[
@@ -73,19 +70,19 @@ class TrainingConfig(Config):
 
 
 def model(
-    context: AssetExecutionContext, config: TrainingConfig, settings: AzaionSettingsResource
+    context: AssetExecutionContext, config: TrainingConfig, azaion_settings: AzaionSettingsResource
 ) -> MaterializeResult:
-    s = settings.load(Scope.TRAINING)
-    tree = settings.tree()
+    settings = azaion_settings.load(Scope.TRAINING)
+    tree = azaion_settings.tree()
     partition = context.partition_key
     dataset_dir = tree.dataset_dir(partition)
     manifest = read_manifest(dataset_dir)
     _check_imgsz(config)
-    prepare_ultralytics(s.runtime_dir)
-    since_full = fine_tunings_since_full(context.instance, s.training_full_every)
-    start = choose_start(s, tree, since_full, model=config.model, epochs=config.epochs)
+    prepare_ultralytics(settings.runtime_dir)
+    since_full = fine_tunings_since_full(context.instance, settings.training_full_every)
+    start = choose_start(settings, tree, since_full, model=config.model, epochs=config.epochs)
     context.log.info(start.reason)
-    params = _params(config, s, start)
+    params = _params(config, settings, start)
     context.log.info(f"training {params.model} on {dataset_dir.name} ({params.device})")
     result = train(
         dataset_dir / DATA_YAML,
@@ -139,20 +136,20 @@ def _check_imgsz(config: TrainingConfig) -> None:
         )
 
 
-def _params(config: TrainingConfig, s: Settings, start: StartWeights) -> TrainParams:
+def _params(config: TrainingConfig, settings: Settings, start: StartWeights) -> TrainParams:
     return TrainParams(
         model=start.weights,
         epochs=start.epochs,
-        batch=config.batch_size or s.training_batch_size,
-        imgsz=config.imgsz or s.training_imgsz,
-        save_period=s.training_save_period,
-        workers=s.training_workers,
-        device=resolve_device(config.device or s.training_device),
-        seed=s.training_seed,
-        amp=s.training_amp,
-        plots=s.training_plots,
-        optimizer=s.training_optimizer,
-        lr0=s.training_lr0,
+        batch=config.batch_size or settings.training_batch_size,
+        imgsz=config.imgsz or settings.training_imgsz,
+        save_period=settings.training_save_period,
+        workers=settings.training_workers,
+        device=resolve_device(config.device or settings.training_device),
+        seed=settings.training_seed,
+        amp=settings.training_amp,
+        plots=settings.training_plots,
+        optimizer=settings.training_optimizer,
+        lr0=settings.training_lr0,
         start_sha256=start.sha256,
     )
 

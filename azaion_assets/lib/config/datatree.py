@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from azaion_assets.lib.config.settings import Settings
-from azaion_assets.lib.dataset.classes import default_classes_json
 from azaion_assets.lib.fsio.atomic import atomic_write_text
+from azaion_assets.lib.labels.classes import default_classes_json
 
 DATASET_PREFIX = "azaion-"
 

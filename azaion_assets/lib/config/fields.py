@@ -9,10 +9,12 @@ sensor, and the ingest goes on with the value's default (``load_settings(scopes=
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, Field
 
+Scheme = Literal["aes-256-cbc", "aes-256-gcm"]  # RELEASE_SCHEME: how the release is encrypted
+SCHEMES: tuple[str, ...] = get_args(Scheme)
 IMGSZ_STRIDE = 32  # the detector's largest stride: Ultralytics rounds image sizes up to it
 
 

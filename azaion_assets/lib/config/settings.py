@@ -32,19 +32,21 @@ from azaion_assets.lib.config.fields import (
     ImageSize,
     MoreThanZero,
     OpenFraction,
+    Scheme,
     Scope,
     TrainingStart,
     node_selector,
 )
 from azaion_assets.lib.config.fields import setting as _field
-from azaion_assets.lib.release.crypto import Scheme
-from azaion_assets.lib.stream.limits import (
-    DEFAULT_MAX_BOXES,
-    DEFAULT_MAX_BULK_NAMES,
-    DEFAULT_MAX_IMAGE_ASPECT,
-    DEFAULT_MAX_IMAGE_PIXELS,
-    MessageLimits,
-)
+from azaion_assets.lib.config.source_chain import sources
+
+# What one stream message may ask of the ingest (``stream.limits``): bytes are not work, so the
+# image and the lists are bounded too.
+# 4096x4096: a 4K frame (3840x2160, 8.3 MP) or a square 4K sensor, with margin; 48 MiB as RGB.
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
+DEFAULT_MAX_IMAGE_ASPECT = 8.0  # a 16:9 frame is 1.8; a strip of 8:1 is a letterboxed sliver
+DEFAULT_MAX_BOXES = 1000  # a dense frame holds tens; Ultralytics keeps at most 300 detections
+DEFAULT_MAX_BULK_NAMES = 10_000  # a day's validation by one person, in one message
 
 DEFAULT_CONFIG_FILE = Path("config.yaml")
 DEFAULT_ENV_FILE = Path(".env")
@@ -355,8 +357,6 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        from azaion_assets.lib.config.sources import sources  # the sources need this class
-
         return sources(settings_cls, init_settings, env_settings, dotenv_settings)
 
     # --- derived values ---
@@ -364,16 +364,6 @@ class Settings(BaseSettings):
     def split_percentages(self) -> tuple[int, int, int]:
         train, valid, test = (int(p) for p in self.dataset_split.split("/"))
         return train, valid, test
-
-    @property
-    def message_limits(self) -> MessageLimits:
-        """What one stream message may ask of the ingest (STREAM_MAX_IMAGE_*, _BOXES, ...)."""
-        return MessageLimits(
-            self.stream_max_image_pixels,
-            self.stream_max_image_aspect,
-            self.stream_max_boxes,
-            self.stream_max_bulk_names,
-        )
 
     @property
     def runtime_dir(self) -> Path:
@@ -385,15 +375,3 @@ class Settings(BaseSettings):
         if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
             raise ConfigError([f"{name.upper()} is not set"])
         return value.get_secret_value() if isinstance(value, SecretStr) else value
-
-    def missing(self, scopes: set[Scope] | None = None) -> list[str]:
-        """Variables required by ``scopes`` (all scopes when None) that are not set."""
-        from azaion_assets.lib.config.settings_views import missing_for  # it reads this schema
-
-        absent = {
-            name
-            for name in type(self).model_fields
-            if (value := getattr(self, name)) is None
-            or (isinstance(value, SecretStr) and not value.get_secret_value())
-        }
-        return missing_for(absent, scopes)

@@ -1,7 +1,7 @@
 """The configuration reference, generated from the settings schema as ``.env.example`` is.
 
-``docs/configuration.md`` holds every variable in Markdown tables, one per scope; README.md's
-Configuration section holds the list of those groups between two marker comments. Both are
+``docs/configuration.md`` holds every variable in Markdown tables, one per scope;
+``docs/configuring.md`` holds the list of those groups between two marker comments. Both are
 written by ``azaion-assets settings-doc`` and checked by its ``--check`` in ``make lint``, so a
 new setting reaches them when the command is rerun, never by hand.
 """
@@ -17,14 +17,14 @@ from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.config.settings_views import by_scope, field_extra
 
 DOC_FILE = "docs/configuration.md"
-README_FILE = "README.md"
+GUIDE_FILE = "docs/configuring.md"  # beside DOC_FILE: its links are relative to docs/
 START = "<!-- settings:start -->"
 END = "<!-- settings:end -->"
 GENERATED = "<!-- Generated from the settings schema by `azaion-assets settings-doc`. -->"
 COMMON = "common"
 DEPLOYMENT = "deployment"
 
-# What reads each group: one line in the README's list and under the group's heading.
+# What reads each group: one line in the guide's list and under the group's heading.
 _READERS: dict[Scope | None, str] = {
     None: "the data tree (where annotations, datasets and models live), the first dated "
     "partition, the health checks' thresholds. Every scope reads these, so an invalid value "
@@ -103,9 +103,9 @@ def render_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_readme_block() -> str:
-    """The README's list of groups, each linked to its table; goes between the markers."""
-    return "\n".join([GENERATED, "", *_group_list(f"{DOC_FILE}#"), "", ""])
+def render_group_list() -> str:
+    """The guide's list of groups, each linked to its table; goes between the markers."""
+    return "\n".join([GENERATED, "", *_group_list(f"{DOC_FILE.rsplit('/', 1)[-1]}#"), "", ""])
 
 
 def splice(text: str, block: str) -> str:

@@ -40,6 +40,17 @@ def render_dict(settings: Settings) -> dict[str, Any]:
     return out
 
 
+def missing(settings: Settings, scopes: set[Scope] | None = None) -> list[str]:
+    """Variables required by ``scopes`` (all scopes when None) that are not set."""
+    absent = {
+        name
+        for name in type(settings).model_fields
+        if (value := getattr(settings, name)) is None
+        or (isinstance(value, SecretStr) and not value.get_secret_value())
+    }
+    return missing_for(absent, scopes)
+
+
 def missing_for(absent: set[str], scopes: set[Scope] | None = None) -> list[str]:
     """Problems for the ``absent`` fields that ``scopes`` (all scopes when None) require."""
     problems = []

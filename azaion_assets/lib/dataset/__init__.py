@@ -1,1 +1,1 @@
-"""Dated datasets: classes, labels, the stable split by video, and forming."""
+"""Dated datasets: the stable split by video, slices, quarantine, and forming."""

@@ -41,7 +41,6 @@ from pathlib import Path
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.dataset import split_record
 from azaion_assets.lib.dataset.formed_dataset import MANIFEST, DatasetReport, write_data_yaml
-from azaion_assets.lib.dataset.labels import label_stems
 from azaion_assets.lib.dataset.quarantine import quarantine
 from azaion_assets.lib.dataset.slices import Batch, Former
 from azaion_assets.lib.dataset.split_record import SourceSplits
@@ -51,6 +50,7 @@ from azaion_assets.lib.fsio.linking import KINDS as _KINDS
 from azaion_assets.lib.fsio.linking import InProcess, LinkHelper
 from azaion_assets.lib.fsio.linking import Link as _Link
 from azaion_assets.lib.fsio.locks import file_lock
+from azaion_assets.lib.labels.yolo_format import label_stems
 
 _SLICE = 1024  # names per unit of work
 _HELPER_PROCESS_FROM = 5_000  # labels; below this, linking inline is faster than a helper

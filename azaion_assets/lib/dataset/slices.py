@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from azaion_assets.lib.config.datatree import DataTree
-from azaion_assets.lib.dataset.classes import NUM_SLOTS
-from azaion_assets.lib.dataset.labels import LabelError, parse_label
 from azaion_assets.lib.dataset.split_record import SourceSplits
 from azaion_assets.lib.dataset.video_split import SPLITS
 from azaion_assets.lib.fsio.linking import Link
+from azaion_assets.lib.labels.classes import NUM_SLOTS
+from azaion_assets.lib.labels.yolo_format import LabelError, parse_label
 
 _READ = 1 << 16  # bytes per label read: one read holds a label, a second one sees the end
 

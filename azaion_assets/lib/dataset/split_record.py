@@ -31,12 +31,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from azaion_assets.lib.config.datatree import DATASET_PREFIX, DataTree
-from azaion_assets.lib.dataset.labels import label_stems
 from azaion_assets.lib.dataset.split_stats import SourceStats, tally
 from azaion_assets.lib.dataset.video_split import SPLITS, assign_split
 from azaion_assets.lib.fsio import sqlitedb
 from azaion_assets.lib.fsio.locks import file_lock
 from azaion_assets.lib.ingest.ingest_state import IngestState, state_file
+from azaion_assets.lib.labels.yolo_format import label_stems
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS splits (

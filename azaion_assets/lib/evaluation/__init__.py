@@ -1,2 +1,2 @@
-"""The shipped artefact judged: preprocessing, ONNX export and parity, scoring, the champion
-gate, and the model card."""
+"""The shipped artefact judged: preprocessing, ONNX export and parity, scoring, and the
+champion gate's verdict."""

@@ -1,15 +1,14 @@
 """Champion/challenger: a new model replaces ``models/azaion.pt`` only if it is as good.
 
-Both models are judged as shipped: their ONNX files, scored by ``core.onnx_eval`` on the new
+Both models are judged as shipped: their ONNX files, scored by ``onnx_eval`` on the new
 dataset's test split, which neither trained on (a split, once assigned, never changes). The
 challenger wins when its mAP50-95 is at least the champion's minus RETRAIN_PROMOTION_TOLERANCE,
 and never when it is below RETRAIN_MIN_TEST_MAP50_95, not even the first model. If the champion
 cannot be scored on the new split (a different class list, a damaged file), nothing is promoted
 automatically; the reason is recorded and an operator can promote by hand.
 
-Each trained partition keeps its verdict in ``models/azaion-YYYY-MM-DD/evaluation.json``. The
-champion is always a pair, ``azaion.pt`` and the ``azaion.onnx`` exported from it, and only an
-export whose record still vouches for its bytes is published (``promote``).
+Each trained partition keeps its verdict in ``models/azaion-YYYY-MM-DD/evaluation.json``;
+``champion.promotion`` applies it.
 """
 
 from __future__ import annotations
@@ -19,13 +18,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.dataset.formed_dataset import split_images
-from azaion_assets.lib.evaluation.export import ExportError, verified_export
-from azaion_assets.lib.evaluation.modelcard import card_json, read_card
 from azaion_assets.lib.evaluation.onnx_eval import Score, score_onnx
 from azaion_assets.lib.fsio.atomic import atomic_write_text
-from azaion_assets.lib.release.champion_files import NO_CHAMPION, Published, publish_pair
 from azaion_assets.lib.text import plural
 
 EVALUATION = "evaluation.json"
@@ -89,50 +84,6 @@ def judge(
     if margin >= -tolerance:
         return verdict(True, f"promoted: {figures} (tolerance {tolerance})")
     return verdict(False, f"kept as challenger: {figures} (tolerance {tolerance})")
-
-
-class NotPromotable(RuntimeError):
-    """The partition has no model, or no ONNX export that passed parity, to publish as a pair."""
-
-
-def promote(
-    tree: DataTree,
-    partition: str,
-    extra: dict[str, Any],
-    expected: str | None = None,
-    force: bool = False,
-) -> Published:
-    """Publish a partition's ``best.pt`` and its ONNX export as the champion pair.
-
-    ``expected``: the champion the promotion was decided against (``NO_CHAMPION`` if none), so
-    a champion that changed meanwhile is not replaced; ``force`` for an operator's promotion.
-    """
-    model_dir = tree.model_dir(partition)
-    weights = model_dir / "weights" / "best.pt"
-    if not weights.is_file():
-        raise NotPromotable(f"no trained model for {partition}: {weights} is missing")
-
-    def verified_card() -> dict[Path, dict[str, Any]]:
-        """Under the publish lock, which ``onnx_model`` also holds to install an export: the
-        file copied next is the one whose record was just checked."""
-        try:
-            onnx_path = verified_export(model_dir, weights)
-        except ExportError as exc:
-            raise NotPromotable(
-                f"{exc}; materialise onnx_model for {partition} first (the champion is always "
-                "a .pt with the .onnx that passed parity)"
-            ) from None
-        card = read_card(onnx_path)
-        return {tree.champion_onnx: card_json(onnx_path, card)} if card else {}
-
-    files = [(weights.with_suffix(".onnx"), tree.champion_onnx), (weights, tree.champion)]
-    return publish_pair(
-        files, partition, extra, expected=expected, force=force, cards=verified_card
-    )
-
-
-def expected_champion(evaluation: dict[str, Any]) -> str:
-    return evaluation.get("champion_partition") or NO_CHAMPION
 
 
 def write_evaluation(model_dir: Path, verdict: Verdict) -> Path:

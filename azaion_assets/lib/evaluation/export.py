@@ -11,7 +11,7 @@ sha256, input shape and the sha256 of the weights it came from. A promotion beli
 only if both hashes still hold (``verified_export``), so a failed, interrupted or foreign export
 can never become the champion.
 
-Parity itself is ``core.parity``.
+Parity itself is ``parity``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 from azaion_assets.lib.evaluation.parity import Parity
 from azaion_assets.lib.fsio.atomic import atomic_write_text, fsync_dir
-from azaion_assets.lib.release.champion_files import sha256
+from azaion_assets.lib.fsio.digest import sha256
 
 EXPORT_RECORD = "export.json"
 

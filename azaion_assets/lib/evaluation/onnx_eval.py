@@ -4,7 +4,7 @@ The champion gate compares models on this score, because ``YOLO(.pt).val()`` mea
 artefact: the PyTorch weights at the training size, on rect batches, after the validator's own
 resize (``ceil`` where the predictor rounds). On one run the shipped ONNX scored test mAP50-95
 0.090 where that validation recorded 0.101. Here every test image goes through
-``core.preprocess`` at the size read from the ONNX file, the rows are mapped back to original
+``preprocess`` at the size read from the ONNX file, the rows are mapped back to original
 pixels, and the matching and AP are Ultralytics' own (``DetectionValidator.match_predictions``,
 ``DetMetrics``), so the figures mean what Ultralytics' figures mean, on the file the edge runs.
 """

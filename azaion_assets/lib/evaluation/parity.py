@@ -1,6 +1,6 @@
 """Parity of an ONNX export against the PyTorch weights it came from.
 
-Both runtimes run on the same images through ``core.preprocess``. Tiny models produce tied
+Both runtimes run on the same images through ``preprocess``. Tiny models produce tied
 scores, so rows come out in different orders; the comparison matches boxes by class and IoU
 instead of by row. Three figures must hold: every compared box has a partner, the sorted score
 vectors agree, and nearly all of the 300 rows (boxes included) agree order-free. When too few

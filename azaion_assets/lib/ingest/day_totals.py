@@ -11,8 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from azaion_assets.lib.dataset.classes import MAX_BASE_ID, MODE_OFFSETS
 from azaion_assets.lib.ingest.ingest_state import IngestState
+from azaion_assets.lib.labels.classes import MAX_BASE_ID, MODE_OFFSETS
 
 _MODES = sorted(MODE_OFFSETS.items(), key=lambda item: item[1])
 

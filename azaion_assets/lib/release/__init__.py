@@ -1,1 +1,1 @@
-"""The champion pair on disk, encrypted, split, and shipped to the Azaion API and CDN."""
+"""The champion pair, encrypted, split, and shipped to the Azaion API and CDN."""

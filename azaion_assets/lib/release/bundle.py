@@ -32,12 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from azaion_assets.lib.champion.files import held_partition, publish_lock, read_record
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.fsio.atomic import atomic_write_bytes, atomic_write_text
 from azaion_assets.lib.fsio.locks import file_lock
 from azaion_assets.lib.release import cdn
 from azaion_assets.lib.release.azaion_api import ApiError, AzaionApi
-from azaion_assets.lib.release.champion_files import held_partition, publish_lock, read_record
 from azaion_assets.lib.release.crypto import DecryptionError, Scheme, decrypt, encrypt, split
 from azaion_assets.lib.release.release_manifest import (
     FORMAT,

@@ -1,7 +1,7 @@
 """Model encryption for releases, and the big/small split of the ciphertext.
 
 Two schemes, both keyed by the SHA-256 of a key string (the secret ``MODEL_ENCRYPTION_KEY``, or
-the hardware-bound key of ``core.hardware``):
+the hardware-bound key of ``hardware``):
 
 - ``aes-256-cbc``: what existing Azaion consumers decrypt: a random 16-byte IV, then the
   PKCS7-padded ciphertext. It has no integrity: a flipped byte mostly decrypts to garbage, which
@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Literal, get_args
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from azaion_assets.lib.config.fields import SCHEMES, Scheme
 from azaion_assets.lib.text import plural
 
-Scheme = Literal["aes-256-cbc", "aes-256-gcm"]
-SCHEMES: tuple[str, ...] = get_args(Scheme)
 IV_BYTES = 16
 NONCE_BYTES = 12
 TAG_BYTES = 16

@@ -95,6 +95,6 @@ def hardware_hash(hardware: str) -> str:
 
 
 def hardware_key(hardware: str, email: str, password: str) -> str:
-    """The key string (see ``core.crypto.derive_key``) of API responses bound to this machine
+    """The key string (see ``crypto.derive_key``) of API responses bound to this machine
     and account. The API derives the same from the request's ``hardware`` and the account."""
     return f"{email}:{password}:{hardware_hash(hardware)}"

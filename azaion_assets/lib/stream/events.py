@@ -13,7 +13,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from azaion_assets.lib.dataset.labels import format_label
+from azaion_assets.lib.labels.yolo_format import format_label
 
 STATUS_PROPERTY = "AnnotationStatus"
 IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif"}

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# 4096x4096: a 4K frame (3840x2160, 8.3 MP) or a square 4K sensor, with margin; 48 MiB as RGB.
-DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
-DEFAULT_MAX_IMAGE_ASPECT = 8.0  # a 16:9 frame is 1.8; a strip of 8:1 is a letterboxed sliver
-DEFAULT_MAX_BOXES = 1000  # a dense frame holds tens; Ultralytics keeps at most 300 detections
-DEFAULT_MAX_BULK_NAMES = 10_000  # a day's validation by one person, in one message
+from azaion_assets.lib.config.settings import (
+    DEFAULT_MAX_BOXES,
+    DEFAULT_MAX_BULK_NAMES,
+    DEFAULT_MAX_IMAGE_ASPECT,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    Settings,
+)
 
 
 @dataclass(frozen=True)
@@ -28,3 +30,13 @@ class MessageLimits:
 
 
 DEFAULT_LIMITS = MessageLimits()
+
+
+def message_limits(settings: Settings) -> MessageLimits:
+    """The limits the settings give (STREAM_MAX_IMAGE_*, _BOXES, _BULK_NAMES)."""
+    return MessageLimits(
+        settings.stream_max_image_pixels,
+        settings.stream_max_image_aspect,
+        settings.stream_max_boxes,
+        settings.stream_max_bulk_names,
+    )

@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from azaion_assets.lib.dataset.classes import NUM_SLOTS
-from azaion_assets.lib.dataset.labels import LabelError, check_box
+from azaion_assets.lib.labels.classes import NUM_SLOTS
+from azaion_assets.lib.labels.yolo_format import LabelError, check_box
 from azaion_assets.lib.stream.events import Detection, Status
 from azaion_assets.lib.stream.limits import DEFAULT_MAX_BOXES
 

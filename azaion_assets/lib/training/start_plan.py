@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from azaion_assets.lib.fsio.digest import sha256
 from azaion_assets.lib.training.checkpoints import (
     Checkpoint,
     find_resumable,
@@ -86,3 +87,21 @@ def _trained(run_dir: Path, params: TrainParams, identity: dict[str, Any]) -> bo
         and _final(weights, params.epochs)
         and load_checkpoint(weights / "best.pt") is not None
     )
+
+
+class StartWeightsChanged(RuntimeError):
+    """The start weights are not the bytes the training was planned with (a promotion or a
+    retraining replaced them meanwhile); a retry plans again."""
+
+
+def verify_start_weights(weights: str, expected: str | None) -> None:
+    """Raise ``StartWeightsChanged`` unless ``weights`` still hash to ``expected``: what the
+    training identity names is what training loads."""
+    if expected is None:
+        return
+    found = sha256(Path(weights)) if Path(weights).is_file() else "missing"
+    if found != expected:
+        raise StartWeightsChanged(
+            f"start weights {weights} changed since this training was planned (sha256 "
+            f"{expected[:12]}, now {found[:12]}): a retry plans the start again"
+        )

@@ -3,7 +3,8 @@
 Heavy imports (torch, ultralytics) happen inside the functions, so importing this module stays
 cheap for the code location, sensors and ingest runs. ``prepare_ultralytics`` must have run in
 the process before ``train`` is called. What to train from (the base model or the champion) is
-``start_weights``; how an attempt starts (fresh, resumed, finished) is ``start_plan``.
+chosen by ``champion.start_weights`` and passed in; how an attempt starts (fresh, resumed,
+finished) is ``start_plan``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,13 @@ from azaion_assets.lib.training.checkpoints import (
     prune_epoch_files,
     write_resume_record,
 )
-from azaion_assets.lib.training.start_plan import Start, plan_start, training_identity
-from azaion_assets.lib.training.start_weights import verify_start_weights
+from azaion_assets.lib.training.offline import disable_online_checks
+from azaion_assets.lib.training.start_plan import (
+    Start,
+    plan_start,
+    training_identity,
+    verify_start_weights,
+)
 from azaion_assets.lib.training.train_params import (
     EpochStats,
     TrainParams,
@@ -99,8 +105,6 @@ def _train_locked(
     on_epoch: Callable[[EpochStats], None],
     log: Callable[[str], None],
 ) -> TrainResult:
-    from azaion_assets.lib.training.offline import disable_online_checks
-
     disable_online_checks(params.amp)
     staging = run_dir.with_name(f".{run_dir.name}.training")
     identity = training_identity(params, data_version)

@@ -34,7 +34,7 @@ SENSOR = build_annotation_stream_sensor(30)
 
 def _tick(instance, cursor=None) -> Any:  # SensorResult | SkipReason, asserted
     context = build_sensor_context(
-        instance=instance, cursor=cursor, resources={"settings": AzaionSettingsResource()}
+        instance=instance, cursor=cursor, resources={"azaion_settings": AzaionSettingsResource()}
     )
     result = SENSOR(context)
     assert isinstance(result, (SensorResult, SkipReason)), result
@@ -137,7 +137,7 @@ def test_the_wait_is_counted_from_the_end_of_the_tick_before(stream_env, instanc
         log_key=None,
         repository_name=None,
         instance=instance,
-        resources=wrap_resources_for_execution({"settings": AzaionSettingsResource()}),
+        resources=wrap_resources_for_execution({"azaion_settings": AzaionSettingsResource()}),
     )
     result = SENSOR(context)
     assert isinstance(result, SensorResult) and result.skip_reason is not None
@@ -378,12 +378,12 @@ def test_an_instance_of_the_old_shape_keeps_its_history_and_goes_on(stream_env, 
     from dagster import AssetKey, Definitions, materialize
 
     from azaion_assets.defs.annotations.annotations import annotations
-    from azaion_assets.defs.annotations.changed_annotations import changed_since
     from azaion_assets.defs.annotations.ingest_job import ingest_job
+    from azaion_assets.defs.instance_facts import changed_since
     from azaion_assets.dev.messages import Role
 
     validator = Author(Role.VALIDATOR, "val@azaion.com")
-    resources = {"settings": AzaionSettingsResource()}
+    resources = {"azaion_settings": AzaionSettingsResource()}
     old_keys, first = [], 0
     for n in (3, 4):  # the old sensor's ticks: a partition each, applied as a whole
         tail = asyncio.run(_send(stream_env, n, validator, f"old{n}"))

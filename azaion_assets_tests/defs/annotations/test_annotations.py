@@ -9,7 +9,7 @@ import pytest
 from dagster import AssetKey, materialize
 
 from azaion_assets.defs.annotations.annotations import annotations
-from azaion_assets.defs.annotations.changed_annotations import landed_through
+from azaion_assets.defs.instance_facts import landed_through
 from azaion_assets.defs.partitions import ANNOTATION_BATCHES
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.dev.messages import Author, annotation, bulk, synthetic
@@ -25,7 +25,7 @@ from azaion_assets.lib.stream.offsets import OffsetRange
 from azaion_assets_tests.conftest import raw_producer
 from azaion_assets_tests.treeview import places, snapshot
 
-RESOURCES = {"settings": AzaionSettingsResource()}
+RESOURCES = {"azaion_settings": AzaionSettingsResource()}
 VALIDATOR = Author(Role.VALIDATOR, "val@azaion.com")
 OPERATOR = Author(Role.OPERATOR, "op@azaion.com")
 

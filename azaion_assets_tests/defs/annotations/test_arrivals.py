@@ -14,7 +14,7 @@ from azaion_assets.lib.stream.events import STATUS_PROPERTY, Role, Status
 from azaion_assets.lib.stream.offsets import OffsetRange
 from azaion_assets_tests.dated import daily_arrivals
 
-RESOURCES = {"settings": AzaionSettingsResource()}
+RESOURCES = {"azaion_settings": AzaionSettingsResource()}
 VALIDATOR = Author(Role.VALIDATOR, "val@azaion.com")
 OPERATOR = Author(Role.OPERATOR, "op@azaion.com")
 TODAY = datetime.now(UTC).date().isoformat()

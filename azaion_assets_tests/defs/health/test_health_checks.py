@@ -23,18 +23,23 @@ from azaion_assets.defs.health.health_checks import (
     training_health,
 )
 from azaion_assets.defs.health.health_sensor import build_health_sensor
+from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.dev.messages import Author, synthetic
 from azaion_assets.lib.config.sources import load_settings
 from azaion_assets.lib.stream.client import probe_tail, publish
 from azaion_assets.lib.stream.events import Role
 from azaion_assets.lib.stream.offsets import OffsetRange
 
+SENSOR_RESOURCES = {"azaion_settings": AzaionSettingsResource()}
+
 HOUR, DAY = 3600.0, 86400.0
 
 
 def _tick(sensor, instance: DagsterInstance, cursor: str | None = None):
     """The verdicts a tick recorded and its cursor; ``{}`` for a skip."""
-    result = sensor(build_sensor_context(instance=instance, cursor=cursor))
+    result = sensor(
+        build_sensor_context(resources=SENSOR_RESOURCES, instance=instance, cursor=cursor)
+    )
     if isinstance(result, SkipReason):
         return {}, cursor
     assert isinstance(result, SensorResult) and result.cursor is not None

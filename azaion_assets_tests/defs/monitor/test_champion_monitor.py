@@ -16,11 +16,13 @@ from azaion_assets.defs.release.champion import champion
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.defs.training.retraining_sensor import build_retraining_sensor
 from azaion_assets.dev.synthetic import write_samples
-from azaion_assets.lib.dataset.classes import load_classes, slot_names
+from azaion_assets.lib.champion.files import publish_pair
 from azaion_assets.lib.dataset.forming import form_dataset
 from azaion_assets.lib.evaluation.champion_gate import evaluate, judge, write_evaluation
-from azaion_assets.lib.release.champion_files import publish_pair
+from azaion_assets.lib.labels.classes import load_classes, slot_names
 from azaion_assets_tests.tiny_detector import PARTITION, tiny_detector
+
+SENSOR_RESOURCES = {"azaion_settings": AzaionSettingsResource()}
 
 pytestmark = pytest.mark.slow
 IMAGES = 100
@@ -36,7 +38,7 @@ def _score(instance: DagsterInstance) -> dict:
     result = materialize(
         [champion_monitor],
         instance=instance,
-        resources={"settings": AzaionSettingsResource()},
+        resources={"azaion_settings": AzaionSettingsResource()},
     )
     assert result.success
     event = instance.get_latest_materialization_event(AssetKey("champion_monitor"))
@@ -56,11 +58,15 @@ def test_a_summer_champion_falls_behind_on_winter_and_retraining_names_the_rule(
     test = evaluate(tiny.onnx, dataset_dir, names)  # as the gate judged it
     write_evaluation(tree.model_dir(PARTITION), judge(test, None, None, 0.005))
     publish_pair([(weights, tree.champion), (tiny.onnx, tree.champion_onnx)], PARTITION)
-    materialize([champion], instance=instance, resources={"settings": AzaionSettingsResource()})
+    materialize(
+        [champion], instance=instance, resources={"azaion_settings": AzaionSettingsResource()}
+    )
 
     # Nothing validated since its dataset: nothing to score, no materialisation.
     assert materialize(
-        [champion_monitor], instance=instance, resources={"settings": AzaionSettingsResource()}
+        [champion_monitor],
+        instance=instance,
+        resources={"azaion_settings": AzaionSettingsResource()},
     ).success
     assert instance.get_latest_materialization_event(AssetKey("champion_monitor")) is None
 
@@ -85,7 +91,7 @@ def test_a_summer_champion_falls_behind_on_winter_and_retraining_names_the_rule(
 
     monkeypatch.setenv("RETRAIN_MIN_NEW_VALIDATED", "1000")
     monkeypatch.setenv("RETRAIN_DEGRADATION_MIN_IMAGES", "50")
-    context = build_sensor_context(instance=instance)
+    context = build_sensor_context(resources=SENSOR_RESOURCES, instance=instance)
     request = build_retraining_sensor(60)(context)
     assert isinstance(request, RunRequest), request
     assert request.tags["azaion/retrain_rule"] == "degradation"

@@ -4,6 +4,7 @@ from dagster import DagsterRunStatus, RunRequest, SkipReason, build_sensor_conte
 
 from azaion_assets.defs.monitor.champion_monitor_sensor import build_champion_monitor_sensor
 from azaion_assets_tests.defs.training.test_retraining_sensor import (
+    SENSOR_RESOURCES,
     _annotations,
     _champion,
     _dataset,
@@ -15,7 +16,7 @@ SENSOR = build_champion_monitor_sensor(60)
 
 
 def _tick(instance) -> RunRequest | SkipReason:
-    result = SENSOR(build_sensor_context(instance=instance))
+    result = SENSOR(build_sensor_context(resources=SENSOR_RESOURCES, instance=instance))
     assert isinstance(result, (RunRequest, SkipReason)), result
     return result
 

@@ -18,17 +18,20 @@ from azaion_assets.cli.main import main
 from azaion_assets.defs.release import model_release as model_release_module
 from azaion_assets.defs.release.model_release import FAILURE_TAG, PERMANENT
 from azaion_assets.defs.resources import AzaionApiResource, AzaionSettingsResource
+from azaion_assets.lib.champion.files import publish_pair
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.release.cdn import CDN_CONFIG
 from azaion_assets.lib.release.cdn import client as cdn_client
-from azaion_assets.lib.release.champion_files import publish_pair
 from azaion_assets.lib.release.release_manifest import POINTER
 from azaion_assets_tests.conftest import ReleaseServices
 from azaion_assets_tests.dated import champion, model_release, onnx_model
 
 P = "2026-11-20"
 _settings = AzaionSettingsResource()
-RESOURCES = {"settings": _settings, "azaion_api": AzaionApiResource(settings=_settings)}
+RESOURCES = {
+    "azaion_settings": _settings,
+    "azaion_api": AzaionApiResource(azaion_settings=_settings),
+}
 
 
 @pytest.fixture

@@ -16,9 +16,12 @@ from dagster import (
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 
-from azaion_assets.defs.release.champion import CHAMPION
+from azaion_assets.defs.instance_facts import CHAMPION
 from azaion_assets.defs.release.model_release import FAILURE_TAG, PERMANENT, RELEASE_JOB
 from azaion_assets.defs.release.model_release_sensor import build_model_release_sensor
+from azaion_assets.defs.resources import AzaionSettingsResource
+
+SENSOR_RESOURCES = {"azaion_settings": AzaionSettingsResource()}
 
 SENSOR = build_model_release_sensor(30)
 
@@ -30,7 +33,7 @@ def promote(instance, partition: str) -> None:
 
 
 def tick(instance, cursor: str | None = None):
-    context = build_sensor_context(instance=instance, cursor=cursor)
+    context = build_sensor_context(resources=SENSOR_RESOURCES, instance=instance, cursor=cursor)
     return SENSOR(context), context.cursor
 
 

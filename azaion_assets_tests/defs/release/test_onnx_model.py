@@ -6,8 +6,8 @@ import json
 import pytest
 from dagster import Failure
 
+from azaion_assets.defs.instance_facts import TRAINING_RECORD
 from azaion_assets.defs.release.onnx_model import ExportConfig, _export_sizes
-from azaion_assets.defs.training.model import TRAINING_RECORD
 from azaion_assets.lib.config.settings import Settings
 
 SETTINGS = Settings(EXPORT_ONNX_IMGSZ=640)  # type: ignore[call-arg]

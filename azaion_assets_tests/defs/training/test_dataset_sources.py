@@ -38,7 +38,7 @@ def _materialize(instance: DagsterInstance, partition: str):
         selection=[dataset],
         instance=instance,
         partition_key=partition,
-        resources={"settings": AzaionSettingsResource()},
+        resources={"azaion_settings": AzaionSettingsResource()},
         raise_on_error=False,
     )
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}

@@ -9,11 +9,12 @@ from dagster import DagsterInstance, FloatMetadataValue, IntMetadataValue, mater
 
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.dev.synthetic import write_samples
+from azaion_assets.lib.champion.files import publish
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.sources import load_settings
-from azaion_assets.lib.dataset.classes import load_classes, slot_names
 from azaion_assets.lib.dataset.forming import form_dataset
-from azaion_assets.lib.release.champion_files import publish, sha256
+from azaion_assets.lib.fsio.digest import sha256
+from azaion_assets.lib.labels.classes import load_classes, slot_names
 from azaion_assets.lib.training.checkpoints import RESUME_RECORD, find_resumable, load_checkpoint
 from azaion_assets.lib.training.offline import prepare_ultralytics
 from azaion_assets_tests.conftest import TINY_PROFILE
@@ -22,7 +23,7 @@ from azaion_assets_tests.dated import model
 pytestmark = pytest.mark.slow
 
 HELD, DAY, NEXT = "2026-11-28", "2026-11-29", "2026-11-30"
-RESOURCES = {"settings": AzaionSettingsResource()}
+RESOURCES = {"azaion_settings": AzaionSettingsResource()}
 
 
 @pytest.fixture

@@ -25,8 +25,11 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.utils import make_new_run_id
 
+from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.defs.training import retraining_sensor
 from azaion_assets.defs.training.retraining_sensor import build_retraining_sensor
+
+SENSOR_RESOURCES = {"azaion_settings": AzaionSettingsResource()}
 
 SENSOR = build_retraining_sensor(60)
 ORIGIN = RemoteJobOrigin(
@@ -55,7 +58,7 @@ def threshold(monkeypatch):
 
 
 def _tick(instance) -> RunRequest | SkipReason:
-    result = SENSOR(build_sensor_context(instance=instance))
+    result = SENSOR(build_sensor_context(resources=SENSOR_RESOURCES, instance=instance))
     assert isinstance(result, (RunRequest, SkipReason)), result
     return result
 
@@ -181,13 +184,15 @@ def test_a_configuration_problem_is_a_skip_that_names_it(instance, monkeypatch):
 
 
 def test_the_cursor_shows_the_last_decision_and_when(instance):
-    context = build_sensor_context(instance=instance)
+    context = build_sensor_context(resources=SENSOR_RESOURCES, instance=instance)
     skipped = SENSOR(context)
     assert isinstance(skipped, SkipReason)
     shown = json.loads(context.cursor or "{}")
     assert shown["last_decision"] == skipped.skip_message and shown["at"].startswith("20")
     _annotations(instance, "000000000000-000000000999", 150)
-    context = build_sensor_context(instance=instance, cursor=context.cursor)
+    context = build_sensor_context(
+        resources=SENSOR_RESOURCES, instance=instance, cursor=context.cursor
+    )
     assert isinstance(SENSOR(context), RunRequest)
     assert json.loads(context.cursor or "{}")["last_decision"].startswith(
         "count: 150 new validated"

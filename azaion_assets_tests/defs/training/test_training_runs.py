@@ -22,10 +22,10 @@ from azaion_assets.dev.localapi import LocalAzaionApi
 from azaion_assets.dev.localcdn import LocalCdn
 from azaion_assets.dev.localdaemon import local_daemon
 from azaion_assets.dev.synthetic import write_samples
+from azaion_assets.lib.champion.files import held_partition
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.release.azaion_api import AzaionApi
-from azaion_assets.lib.release.champion_files import held_partition
 from azaion_assets.lib.release.hardware import fingerprint
 from azaion_assets.lib.release.reassembly import fetch
 from azaion_assets.lib.training.checkpoints import find_resumable

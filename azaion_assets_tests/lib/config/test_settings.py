@@ -6,9 +6,9 @@ import yaml
 from azaion_assets.lib.config.config_error import ConfigError
 from azaion_assets.lib.config.fields import Scope
 from azaion_assets.lib.config.settings import Settings
-from azaion_assets.lib.config.settings_views import public_dict, secret_fields
+from azaion_assets.lib.config.settings_views import missing, public_dict, secret_fields
 from azaion_assets.lib.config.sources import load_settings
-from azaion_assets.lib.stream.limits import MessageLimits
+from azaion_assets.lib.stream.limits import MessageLimits, message_limits
 
 
 def test_defaults_follow_the_seed():
@@ -79,21 +79,21 @@ def test_invalid_values_are_never_echoed(monkeypatch):
 
 def test_missing_lists_each_scope_secret(monkeypatch):
     s = load_settings()
-    assert s.missing({Scope.TRAINING}) == []
-    assert [p.split(":")[0] for p in s.missing({Scope.STREAM})] == ["RABBITMQ_PASSWORD"]
-    assert [p.split(":")[0] for p in s.missing()] == [
+    assert missing(s, {Scope.TRAINING}) == []
+    assert [p.split(":")[0] for p in missing(s, {Scope.STREAM})] == ["RABBITMQ_PASSWORD"]
+    assert [p.split(":")[0] for p in missing(s)] == [
         "AZAION_API_EMAIL",
         "AZAION_API_PASSWORD",
         "RABBITMQ_PASSWORD",
         "MODEL_ENCRYPTION_KEY",
     ]
-    assert [p.split(":")[0] for p in s.missing({Scope.RELEASE})] == [
+    assert [p.split(":")[0] for p in missing(s, {Scope.RELEASE})] == [
         "AZAION_API_EMAIL",
         "AZAION_API_PASSWORD",
         "MODEL_ENCRYPTION_KEY",
     ]
     monkeypatch.setenv("RABBITMQ_PASSWORD", "s3cret")
-    assert load_settings().missing({Scope.STREAM}) == []
+    assert missing(load_settings(), {Scope.STREAM}) == []
 
 
 def test_require_names_the_variable_and_returns_the_secret(monkeypatch):
@@ -221,8 +221,8 @@ def test_values_given_in_code_are_used_below_the_environment(tmp_path, monkeypat
 def test_the_message_limits_come_from_the_stream_settings(monkeypatch):
     monkeypatch.setenv("STREAM_MAX_IMAGE_PIXELS", "1000")
     monkeypatch.setenv("STREAM_MAX_IMAGE_ASPECT", "2.5")
-    assert Settings().message_limits == MessageLimits(max_pixels=1000, max_aspect=2.5)
-    assert Settings(stream_max_image_aspect=8).message_limits.max_pixels == 1000
+    assert message_limits(Settings()) == MessageLimits(max_pixels=1000, max_aspect=2.5)
+    assert message_limits(Settings(stream_max_image_aspect=8)).max_pixels == 1000
     monkeypatch.setenv("STREAM_MAX_IMAGE_ASPECT", "0.5")  # a long side shorter than the short one
     with pytest.raises(ConfigError) as caught:
         load_settings(scopes=[Scope.STREAM])

@@ -8,9 +8,9 @@ from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.config.settings_doc import (
     DOC_FILE,
     END,
-    README_FILE,
+    GUIDE_FILE,
     START,
-    render_readme_block,
+    render_group_list,
     render_reference,
     splice,
 )
@@ -42,11 +42,11 @@ def _rows() -> dict[str, list[str]]:
     }
 
 
-def test_committed_reference_and_readme_list_are_generated_from_the_schema():
+def test_committed_reference_and_guide_list_are_generated_from_the_schema():
     regenerate = "regenerate with: azaion-assets settings-doc"
     assert (REPO / DOC_FILE).read_text("utf-8") == render_reference(), regenerate
-    readme = (REPO / README_FILE).read_text("utf-8")
-    assert splice(readme, render_readme_block()) == readme, regenerate
+    guide = (REPO / GUIDE_FILE).read_text("utf-8")
+    assert splice(guide, render_group_list()) == guide, regenerate
 
 
 def test_every_variable_appears_once_in_its_scope_table():
@@ -61,10 +61,10 @@ def test_every_variable_appears_once_in_its_scope_table():
     assert settings_rows == len(Settings.model_fields)
 
 
-def test_readme_names_every_group_and_links_its_table():
-    block = render_readme_block()
+def test_guide_names_every_group_and_links_its_table():
+    block = render_group_list()
     for group in GROUPS:
-        assert f"| [{group}]({DOC_FILE}#{group}) |" in block
+        assert f"| [{group}](configuration.md#{group}) |" in block
     assert "`RABBITMQ_*`, `STREAM_*`" in block
 
 

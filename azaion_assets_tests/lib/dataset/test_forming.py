@@ -6,10 +6,10 @@ import pytest
 import yaml
 
 from azaion_assets.dev.synthetic import write_samples
-from azaion_assets.lib.dataset.classes import load_classes, slot_names
 from azaion_assets.lib.dataset.formed_dataset import read_manifest
 from azaion_assets.lib.dataset.forming import form_dataset
 from azaion_assets.lib.dataset.video_split import assign_split
+from azaion_assets.lib.labels.classes import load_classes, slot_names
 
 SPLIT = (70, 20, 10)
 

@@ -7,13 +7,13 @@ import pytest
 from azaion_assets.dev.messages import Author, synthetic
 from azaion_assets.dev.synthetic import FRAME_TICKS, frame_source, write_samples
 from azaion_assets.lib.dataset import forming
-from azaion_assets.lib.dataset.classes import load_classes, slot_names
 from azaion_assets.lib.dataset.formed_dataset import read_manifest
 from azaion_assets.lib.dataset.forming import form_dataset
 from azaion_assets.lib.dataset.split_record import SourceSplits, record_path, tally_dataset
 from azaion_assets.lib.dataset.video_split import SPLITS, assign_split
 from azaion_assets.lib.ingest.apply_events import Ingest, state_path
 from azaion_assets.lib.ingest.ingest_state import IngestState
+from azaion_assets.lib.labels.classes import load_classes, slot_names
 from azaion_assets.lib.stream.events import Role
 
 SPLIT = (70, 20, 10)

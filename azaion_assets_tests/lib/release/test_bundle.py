@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from azaion_assets.lib.champion.files import publish_pair
 from azaion_assets.lib.release import cdn
 from azaion_assets.lib.release.azaion_api import AzaionApi
 from azaion_assets.lib.release.bundle import (
@@ -24,7 +25,6 @@ from azaion_assets.lib.release.bundle import (
     upload_pointer,
 )
 from azaion_assets.lib.release.cdn import KeyPair
-from azaion_assets.lib.release.champion_files import publish_pair
 from azaion_assets.lib.release.crypto import Scheme
 from azaion_assets.lib.release.reassembly import fetch, reassemble_local
 from azaion_assets.lib.release.release_manifest import (

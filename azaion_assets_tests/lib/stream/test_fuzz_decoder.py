@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from azaion_assets.dev.synthetic import render
-from azaion_assets.lib.dataset.labels import parse_label
+from azaion_assets.lib.labels.yolo_format import parse_label
 from azaion_assets.lib.stream.contract import ANNOTATION_FIELDS, decode_message, pack
 from azaion_assets.lib.stream.events import AnnotationEvent, BulkEvent, Rejected
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from azaion_assets.dev.synthetic import render
-from azaion_assets.lib.dataset.labels import LabelError, format_label, parse_label
+from azaion_assets.lib.labels.yolo_format import LabelError, format_label, parse_label
 from azaion_assets.lib.stream.contract import decode_message, pack
 from azaion_assets.lib.stream.events import AnnotationEvent, BulkEvent, Rejected, Status
 from azaion_assets.lib.stream.limits import MessageLimits

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from azaion_assets.dev.synthetic import write_samples
-from azaion_assets.lib.dataset.classes import load_classes, slot_names
 from azaion_assets.lib.dataset.formed_dataset import DATA_YAML
 from azaion_assets.lib.dataset.forming import form_dataset
+from azaion_assets.lib.labels.classes import load_classes, slot_names
 from azaion_assets.lib.training.checkpoints import find_resumable, load_checkpoint
 from azaion_assets.lib.training.offline import prepare_ultralytics
 from azaion_assets.lib.training.train_params import EpochStats

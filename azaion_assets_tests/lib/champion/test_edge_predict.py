@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
+from azaion_assets.lib.champion.edge_predict import Detection, predict_onnx, predict_pt
 from azaion_assets.lib.evaluation.parity import iou
-from azaion_assets.lib.evaluation.predictor import Detection, predict_onnx, predict_pt
 from azaion_assets.lib.evaluation.preprocess import Letterbox, prepare, read_bgr
 from azaion_assets_tests.tiny_detector import (
     EXPORT_IMGSZ,

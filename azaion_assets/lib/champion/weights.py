@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from azaion_assets.lib.champion.files import UNKNOWN, held_file, publish_lock
 from azaion_assets.lib.config.datatree import DATASET_PREFIX, DataTree
 from azaion_assets.lib.fsio.atomic import atomic_copy
-from azaion_assets.lib.release.champion_files import UNKNOWN, held_file, publish_lock, sha256
+from azaion_assets.lib.fsio.digest import sha256
 from azaion_assets.lib.training.checkpoints import load_checkpoint
 
 COPIES = ".champion-weights"  # under models/: hidden, like the staging folders

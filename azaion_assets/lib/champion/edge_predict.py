@@ -1,10 +1,10 @@
 """The reference predictor: what ``azaion.onnx`` and ``azaion.pt`` detect, in original pixels.
 
-``predict_onnx`` follows the model card step by step (``core/preprocess.py``), so its output is
-what a correct edge deployment must reproduce. ``predict_pt`` runs the PyTorch weights through
-Ultralytics with the arguments that make them agree with the ONNX: the export size, a square
-letterbox (``rect=False``) and the end-to-end one-to-one head (``nms=False``). Ultralytics'
-defaults (rectangular letterbox at the training size, one-to-many head plus NMS) give other boxes.
+``predict_onnx`` follows the model card step by step (``lib/evaluation/preprocess.py``), so its
+output is what a correct edge deployment must reproduce. ``predict_pt`` runs the PyTorch weights
+through Ultralytics with the arguments that make them agree with the ONNX: the export size, a square
+letterbox (``rect=False``) and the end-to-end one-to-one head (``nms=False``). Ultralytics' defaults
+(rectangular letterbox at the training size, one-to-many head plus NMS) give other boxes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from azaion_assets.lib.evaluation.modelcard import class_names, read_card
+from azaion_assets.lib.champion.card import class_names, read_card
 from azaion_assets.lib.evaluation.preprocess import onnx_input_size, prepare
 
 MAX_DET = 300

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from azaion_assets.lib.dataset.labels import LabelError, check_box, format_label, parse_label
+from azaion_assets.lib.labels.yolo_format import LabelError, check_box, format_label, parse_label
 
 
 def test_valid_label_returns_class_ids():

@@ -21,24 +21,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from azaion_assets.lib.champion.weights import champion_weights, weights_names
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import TrainingStart
 from azaion_assets.lib.config.settings import Settings
-from azaion_assets.lib.dataset.classes import load_classes, slot_names
-from azaion_assets.lib.release.champion_files import sha256
+from azaion_assets.lib.fsio.digest import sha256
+from azaion_assets.lib.labels.classes import load_classes, slot_names
 from azaion_assets.lib.text import plural
 from azaion_assets.lib.training.base_model import resolve_base_model
-from azaion_assets.lib.training.champion_weights import champion_weights, weights_names
 
 BASE: TrainingStart = "base"
 CHAMPION: TrainingStart = "champion"
 NO_WEIGHTS = "none: an architecture YAML starts from random weights"
 _SHOWN_CHANGES = 3  # slots named in the reason; a renamed class changes three (its modes)
-
-
-class StartWeightsChanged(RuntimeError):
-    """The start weights are not the bytes the training was planned with (a promotion or a
-    retraining replaced them meanwhile); a retry plans again."""
 
 
 @dataclass(frozen=True)
@@ -110,16 +105,3 @@ def class_changes(current: dict[int, str], champion: dict[int, str]) -> str:
     shown = [f"slot {s}: {champion.get(s, '-')} -> {current.get(s, '-')}" for s in slots]
     more = len(slots) - _SHOWN_CHANGES
     return ", ".join(shown[:_SHOWN_CHANGES]) + (f" and {more} more" if more > 0 else "")
-
-
-def verify_start_weights(weights: str, expected: str | None) -> None:
-    """Raise ``StartWeightsChanged`` unless ``weights`` still hash to ``expected``: what the
-    training identity names is what training loads."""
-    if expected is None:
-        return
-    found = sha256(Path(weights)) if Path(weights).is_file() else "missing"
-    if found != expected:
-        raise StartWeightsChanged(
-            f"start weights {weights} changed since this training was planned (sha256 "
-            f"{expected[:12]}, now {found[:12]}): a retry plans the start again"
-        )

@@ -4,7 +4,7 @@ Running the file with the wrong preprocessing fails silently: a rectangular lett
 input size, BGR pixels or the one-to-many head plus NMS all give plausible boxes that are not
 ours (``YOLO(azaion.pt).predict`` with default arguments matched 0% of the ONNX boxes on
 non-square images). The card writes the contract down, once, from the file itself and from
-``core/preprocess.py``, which is the reference implementation of every step it names.
+``lib/evaluation/preprocess.py``, which is the reference implementation of every step it names.
 
 The card travels inside the ONNX (``metadata_props``, one ``azaion.<field>`` key per top-level
 field, JSON values) so it cannot be separated from the weights, and as JSON beside it: the
@@ -18,10 +18,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from azaion_assets.lib.dataset.classes import MODE_OFFSETS, NUM_SLOTS
 from azaion_assets.lib.evaluation.preprocess import PAD_VALUE
 from azaion_assets.lib.fsio.atomic import replacing
-from azaion_assets.lib.release.champion_files import sha256
+from azaion_assets.lib.fsio.digest import sha256
+from azaion_assets.lib.labels.classes import MODE_OFFSETS, NUM_SLOTS
 
 CARD_FORMAT = "azaion-model-card"
 CARD_VERSION = 1

@@ -12,9 +12,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from azaion_assets.lib.dataset.classes import NUM_SLOTS
-from azaion_assets.lib.evaluation import modelcard
-from azaion_assets.lib.evaluation.modelcard import (
+from azaion_assets.lib.champion import card as card_module
+from azaion_assets.lib.champion.card import (
     CardError,
     build_card,
     card_json,
@@ -22,7 +21,8 @@ from azaion_assets.lib.evaluation.modelcard import (
     read_card,
 )
 from azaion_assets.lib.evaluation.preprocess import prepare
-from azaion_assets.lib.release.champion_files import sha256
+from azaion_assets.lib.fsio.digest import sha256
+from azaion_assets.lib.labels.classes import NUM_SLOTS
 from azaion_assets_tests.tiny_detector import (
     EXPORT_IMGSZ,
     PARTITION,
@@ -173,7 +173,7 @@ def test_embedding_changes_nothing_but_the_metadata(detector: TinyDetector):
 
     plain, carded = onnx.load(str(detector.plain_onnx)), onnx.load(str(detector.onnx))
     assert plain.graph.SerializeToString() == carded.graph.SerializeToString()
-    assert modelcard.KEY_PREFIX not in "".join(p.key for p in plain.metadata_props)
+    assert card_module.KEY_PREFIX not in "".join(p.key for p in plain.metadata_props)
     sessions = [
         ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
         for p in (detector.plain_onnx, detector.onnx)
@@ -187,9 +187,9 @@ def test_embedding_changes_nothing_but_the_metadata(detector: TinyDetector):
 
 def test_the_card_comes_back_whole_from_a_publish_record(tmp_path):
     path = _onnx(tmp_path / "m.onnx", [1, 3, 64, 64], [1, 300, 6])
-    card = modelcard.card_json(path, _card(path))
-    assert set(card) == set(modelcard.CARD_FIELDS)  # the field list names every field
+    card = card_module.card_json(path, _card(path))
+    assert set(card) == set(card_module.CARD_FIELDS)  # the field list names every field
     record = {**card, "partition": "2026-11-25", "source": "/azaion/models/x", "reason": "r"}
-    assert modelcard.card_from_record(record) == card
-    assert modelcard.card_from_record({"partition": "2026-11-25", "sha256": "00"}) is None
-    assert modelcard.card_from_record(None) is None
+    assert card_module.card_from_record(record) == card
+    assert card_module.card_from_record({"partition": "2026-11-25", "sha256": "00"}) is None
+    assert card_module.card_from_record(None) is None

@@ -14,7 +14,6 @@ promotion passes ``force`` to bypass both.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from azaion_assets.lib.fsio.atomic import atomic_copy, atomic_write_text
+from azaion_assets.lib.fsio.digest import sha256
 from azaion_assets.lib.fsio.locks import file_lock
 
 UNKNOWN = "unknown"  # a champion file without a believable record
@@ -43,14 +43,6 @@ def record_path(target: Path) -> Path:
 def read_record(target: Path) -> dict | None:
     path = record_path(target)
     return json.loads(path.read_text("utf-8")) if path.is_file() else None
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

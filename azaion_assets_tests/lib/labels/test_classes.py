@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from azaion_assets.lib.dataset.classes import (
+from azaion_assets.lib.labels.classes import (
     NUM_SLOTS,
     ClassesError,
     default_classes_json,

@@ -11,7 +11,7 @@ import math
 import os
 from pathlib import Path
 
-from azaion_assets.lib.dataset.classes import NUM_SLOTS
+from azaion_assets.lib.labels.classes import NUM_SLOTS
 
 DECIMALS = 6  # what format_label writes, and so what check_box judges
 EPS = 1e-6  # tolerance for float noise at the image edges

@@ -1,7 +1,7 @@
 import json
 import threading
 
-from azaion_assets.lib.release.champion_files import (
+from azaion_assets.lib.champion.files import (
     NO_CHAMPION,
     UNKNOWN,
     held_partition,
@@ -9,8 +9,8 @@ from azaion_assets.lib.release.champion_files import (
     publish_pair,
     read_record,
     record_path,
-    sha256,
 )
+from azaion_assets.lib.fsio.digest import sha256
 
 
 def _record(target) -> dict:

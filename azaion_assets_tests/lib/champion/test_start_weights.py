@@ -7,17 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from azaion_assets.lib.champion.files import publish
+from azaion_assets.lib.champion.start_weights import choose_start
+from azaion_assets.lib.champion.weights import COPIES
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.settings import Settings
-from azaion_assets.lib.dataset.classes import load_classes, slot_names
-from azaion_assets.lib.release.champion_files import publish, sha256
-from azaion_assets.lib.training.champion_weights import COPIES
+from azaion_assets.lib.fsio.digest import sha256
+from azaion_assets.lib.labels.classes import load_classes, slot_names
 from azaion_assets.lib.training.offline import prepare_ultralytics
-from azaion_assets.lib.training.start_weights import (
-    StartWeightsChanged,
-    choose_start,
-    verify_start_weights,
-)
+from azaion_assets.lib.training.start_plan import StartWeightsChanged, verify_start_weights
 
 HELD = "2026-11-30"
 
