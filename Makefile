@@ -51,8 +51,10 @@ demo: install $(VAR)/dagster/dagster.yaml
 dev: install $(VAR)/dagster/dagster.yaml
 	env $(DEMO_ENV) $(BIN)/dagster dev -w workspace.yaml
 
+# Two pytest-xdist workers, a module each at a time (module fixtures stay shared): most tests
+# wait on brokers, daemons and child processes, so two keep both cores busy.
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # The edit-test loop: everything but the tests marked slow (brokers, daemons, training).
 test-fast: install
@@ -77,6 +79,7 @@ bench: install
 	$(BIN)/python -m bench.trickle
 	$(BIN)/python -m bench.release_prepare
 	$(BIN)/python -m bench.champion_gate
+	$(BIN)/python -m bench.retraining_steps
 
 env-example: install
 	$(BIN)/azaion-assets env-example

@@ -48,6 +48,7 @@ CONFIG_PREFIXES = (  # every settings variable starts with one of these
 # their fixtures, and those under e2e/ by their folder; the rest carry @pytest.mark.slow.
 SLOW_FIXTURES = {
     "broker",
+    "_truncated",
     "stream",
     "stream_env",
     "truncated_stream",
@@ -57,11 +58,35 @@ SLOW_FIXTURES = {
 }
 
 
+# The longest modules, longest first (daemons, trainings, restarts: a minute or more each).
+# `make test` shares the modules out between two pytest-xdist workers as they come free, so
+# these go first: a long one left for last would keep one worker busy while the other idles.
+LONGEST_FIRST = (
+    "defs/training/test_training_runs.py",
+    "e2e/test_faults.py",
+    "e2e/test_host_services.py",
+    "e2e/test_ui.py",
+    "lib/champion/test_card.py",  # the first to ask trains the session's tiny detector
+    "defs/annotations/test_annotation_stream_sensor.py",
+    "defs/annotations/test_annotations.py",
+    "e2e/test_pipeline.py",
+    "lib/stream/test_fuzz_decoder.py",
+    "lib/training/test_trainer.py",
+    "defs/annotations/test_stranded_partitions.py",
+)
+
+
+def _rank(item: pytest.Item) -> int:
+    path = item.path.as_posix()
+    return next((i for i, m in enumerate(LONGEST_FIRST) if path.endswith(m)), len(LONGEST_FIRST))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & SLOW_FIXTURES or "e2e" in item.path.parts:
             item.add_marker(pytest.mark.slow)
+    items.sort(key=_rank)  # stable: each module keeps its own order
 
 
 # A tiny, CPU-friendly training profile used by every test that trains.
@@ -228,34 +253,49 @@ def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
         yield inst
 
 
-@pytest.fixture
-def truncated_stream(stream_env: StreamTarget) -> tuple[int, int]:
-    """``stream_env`` with small segments and a byte limit, filled until retention removed its
-    first segments; returns (head, tail)."""
+@pytest.fixture(scope="session")
+def _truncated(broker: StreamTarget) -> tuple[StreamTarget, int, int]:
+    """A stream with small segments and a byte limit, filled until retention removed its first
+    segments: (target, head, tail). Made once a session (the retention wait takes seconds);
+    the tests that use it only read it."""
     import asyncio
 
     from azaion_assets.dev.messages import Author, synthetic
     from azaion_assets.lib.stream.client import probe_head, probe_tail, publish
 
+    target = dataclasses.replace(broker, stream=f"truncated-{uuid.uuid4().hex[:12]}")
+
     async def create() -> None:
-        async with raw_producer(stream_env) as producer:
+        async with raw_producer(target) as producer:
             await producer.create_stream(
-                stream_env.stream,
+                target.stream,
                 arguments={"max-length-bytes": 100_000, "stream-max-segment-size-bytes": 50_000},
             )
 
     asyncio.run(create())
     for seed in range(8):  # segments roll over and retention drops the oldest
         batch = list(synthetic(5, Author(), seed=seed, width=160, height=128))
-        asyncio.run(publish(stream_env, batch))
+        asyncio.run(publish(target, batch))
     # The broker applies retention in the background: wait until the head has moved and settled.
     deadline = time.monotonic() + 20
-    previous, head = None, asyncio.run(probe_head(stream_env))
+    previous, head = None, asyncio.run(probe_head(target))
     while (not head or head != previous) and time.monotonic() < deadline:
         time.sleep(0.5)
-        previous, head = head, asyncio.run(probe_head(stream_env))
-    tail = asyncio.run(probe_tail(stream_env, timeout=10))
+        previous, head = head, asyncio.run(probe_head(target))
+    tail = asyncio.run(probe_tail(target, timeout=10))
     assert head is not None and head > 0 and tail is not None, "retention did not truncate"
+    return target, head, tail
+
+
+@pytest.fixture
+def truncated_stream(
+    _truncated: tuple[StreamTarget, int, int], root: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, int]:
+    """Settings (through the environment) pointing at the session's truncated stream and a data
+    tree in tmp; returns (head, tail)."""
+    target, head, tail = _truncated
+    for key, value in target.as_env().items():
+        monkeypatch.setenv(key, value)
     return head, tail
 
 

@@ -1,8 +1,10 @@
 """A tiny trained detector exported to ONNX with its model card, for the predict and card tests.
 
-Trained once per test session (the first module to ask trains it, later ones reuse the folder):
-``yolo26n.yaml`` from scratch on 48 synthetic images, 30 epochs at 96 on the CPU, exported at 128,
-so training size and export size differ as they may in production.
+Trained once per test session and shared by every module that needs a trained detector (the
+first to ask trains it, later ones reuse the folder): ``yolo26n.yaml`` from scratch on 100
+synthetic summer images, 30 epochs at 96 on the CPU, exported at 128, so training size and export
+size differ as they may in production. 100 images make it good enough to lose measurably on
+other scenes (the champion monitor's tests).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import pytest
 
 from azaion_assets.dev.synthetic import write_samples
 from azaion_assets.lib.config.datatree import AnnotationDir
+from azaion_assets.lib.fsio.locks import file_lock
 
 PARTITION = "2026-11-24"
 TRAIN_IMGSZ = 96
@@ -35,14 +39,23 @@ class TinyDetector:
     slot_names: dict[int, str]
 
 
-def tiny_detector(
-    tmp_path_factory: pytest.TempPathFactory, runtime_dir: Path, images: int = 48
-) -> TinyDetector:
-    """``images``: how many synthetic (summer) images it learns from, seed 5; 100 make a
-    detector good enough to lose measurably on other scenes (the champion monitor's tests)."""
-    base = tmp_path_factory.getbasetemp() / f"tiny-detector-{images}"
-    if not (base / "done.json").is_file():
-        _build(base, runtime_dir, images)
+IMAGES = 100  # synthetic summer images it learns from, seed 5
+
+
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's temp root: under pytest-xdist each worker has a basetemp of its own below
+    it, so what one worker builds there the others find."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def tiny_detector(tmp_path_factory: pytest.TempPathFactory, runtime_dir: Path) -> TinyDetector:
+    images = IMAGES
+    base = session_dir(tmp_path_factory) / f"tiny-detector-{images}"
+    with file_lock(base.with_name(base.name + ".lock")):  # one build, whichever worker asks
+        if not (base / "done.json").is_file():
+            shutil.rmtree(base, ignore_errors=True)  # what a failed build left
+            _build(base, runtime_dir, images)
     done = json.loads((base / "done.json").read_text())
     return TinyDetector(
         pt=Path(done["pt"]),

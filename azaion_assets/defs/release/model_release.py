@@ -24,6 +24,7 @@ from dagster import (
     RetryPolicy,
     asset,
     define_asset_job,
+    in_process_executor,
 )
 
 from azaion_assets.defs.resources import AzaionApiResource, AzaionSettingsResource
@@ -177,6 +178,7 @@ def build_model_release(days: DailyPartitionsDefinition) -> AssetsDefinition:
 model_release_job = define_asset_job(
     RELEASE_JOB,
     selection=["model_release"],
+    executor_def=in_process_executor,  # one step: no second process start per release
     tags={"azaion/stage": "release"},
     description="Encrypt the champion pair and ship it: small parts to the API, big to the CDN",
 )

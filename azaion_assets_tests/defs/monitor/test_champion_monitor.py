@@ -20,18 +20,17 @@ from azaion_assets.lib.champion.files import publish_pair
 from azaion_assets.lib.dataset.forming import form_dataset
 from azaion_assets.lib.evaluation.champion_gate import evaluate, judge, write_evaluation
 from azaion_assets.lib.labels.classes import load_classes, slot_names
-from azaion_assets_tests.tiny_detector import PARTITION, tiny_detector
+from azaion_assets_tests.tiny_detector import IMAGES, PARTITION, tiny_detector
 
 SENSOR_RESOURCES = {"azaion_settings": AzaionSettingsResource()}
 
 pytestmark = pytest.mark.slow
-IMAGES = 100
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, runtime_dir):
     """Built before the test's own data tree is configured (it forms one of its own)."""
-    return tiny_detector(tmp_path_factory, runtime_dir, images=IMAGES)
+    return tiny_detector(tmp_path_factory, runtime_dir)
 
 
 def _score(instance: DagsterInstance) -> dict:

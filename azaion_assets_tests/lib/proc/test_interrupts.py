@@ -8,6 +8,17 @@ import pytest
 from azaion_assets.lib.proc.interrupts import deferred_interrupts
 
 
+@pytest.fixture(autouse=True)
+def default_handlers():
+    """Python's own SIGINT handler, whatever an earlier test in this process left (an in-process
+    Dagster execution installs its own): the tests deliver signals to this very process."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_a_signal_is_recorded_and_delivered_on_exit():
     reached_safe_point = False
     with pytest.raises(KeyboardInterrupt), deferred_interrupts() as stop:
