@@ -58,35 +58,11 @@ SLOW_FIXTURES = {
 }
 
 
-# The longest modules, longest first (daemons, trainings, restarts: a minute or more each).
-# `make test` shares the modules out between two pytest-xdist workers as they come free, so
-# these go first: a long one left for last would keep one worker busy while the other idles.
-LONGEST_FIRST = (
-    "defs/training/test_training_runs.py",
-    "e2e/test_faults.py",
-    "e2e/test_host_services.py",
-    "e2e/test_ui.py",
-    "lib/champion/test_card.py",  # the first to ask trains the session's tiny detector
-    "defs/annotations/test_annotation_stream_sensor.py",
-    "defs/annotations/test_annotations.py",
-    "e2e/test_pipeline.py",
-    "lib/stream/test_fuzz_decoder.py",
-    "lib/training/test_trainer.py",
-    "defs/annotations/test_stranded_partitions.py",
-)
-
-
-def _rank(item: pytest.Item) -> int:
-    path = item.path.as_posix()
-    return next((i for i, m in enumerate(LONGEST_FIRST) if path.endswith(m)), len(LONGEST_FIRST))
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & SLOW_FIXTURES or "e2e" in item.path.parts:
             item.add_marker(pytest.mark.slow)
-    items.sort(key=_rank)  # stable: each module keeps its own order
 
 
 # A tiny, CPU-friendly training profile used by every test that trains.

@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    config = sub.add_parser("config", help="check or render the configuration")
-    config_sub = config.add_subparsers(dest="action", required=True)
+    config_command = sub.add_parser("config", help="check or render the configuration")
+    config_sub = config_command.add_subparsers(dest="action", required=True)
     scope_help = "only the variables these parts need (default: all)"
     check = config_sub.add_parser("check", help="list every missing or invalid variable")
     check.add_argument(

@@ -108,10 +108,16 @@ def dataset_formed(partition: str) -> bool:
 
 
 def launch_retraining(
-    instance: DagsterInstance, env: dict[str, str], partition: str, trigger: str, cwd=None
+    instance: DagsterInstance,
+    env: dict[str, str],
+    partition: str,
+    trigger: str,
+    cwd=None,
+    epochs: int | None = None,
 ) -> str:
     """Submit retraining_job for ``partition`` to the run queue, as the UI's launchpad does;
-    returns the new run's id. ``cwd`` holds the ``workspace.yaml`` to load."""
+    returns the new run's id. ``cwd`` holds the ``workspace.yaml`` to load; ``epochs``, the
+    launchpad's override of the model's epochs."""
     from dagster import RunsFilter
 
     from azaion_assets.lib.training.retrain_policy import TRIGGER_TAG
@@ -120,6 +126,8 @@ def launch_retraining(
     mine = RunsFilter(job_name="retraining_job", tags=tags)  # sensors may add runs meanwhile
     before = {r.run_id for r in instance.get_runs(mine)}
     cmd = [_tool("dagster"), "job", "launch", "-w", "workspace.yaml", "-j", "retraining_job"]
+    if epochs is not None:
+        cmd += ["--config-json", json.dumps({"ops": {"model": {"config": {"epochs": epochs}}}})]
     subprocess.run([*cmd, "--tags", json.dumps(tags)], cwd=cwd, env=env, check=True)
     (run_id,) = {r.run_id for r in instance.get_runs(mine)} - before
     return run_id

@@ -122,7 +122,8 @@ def _form(tree, partition, percentages, slot_names, final: Path, staging: Path) 
     sources = splits.commit((n for n in names if n not in left_out), total.counts)
 
     # The version covers the split and the class names too: either changes the dataset.
-    config = hashlib.blake2b(f"{percentages}{sorted(slot_names.items())}".encode(), digest_size=16)
+    layout = f"{percentages}{sorted(slot_names.items())}".encode()
+    layout_digest = int.from_bytes(hashlib.blake2b(layout, digest_size=16).digest(), "big")
     report = DatasetReport(
         partition=partition,
         path=final,
@@ -130,7 +131,7 @@ def _form(tree, partition, percentages, slot_names, final: Path, staging: Path) 
         boxes=total.boxes,
         corrupted={name: reason for name, (_, reason) in sorted(total.rejected.items())},
         unpaired=dict(sorted(total.unpaired.items())),
-        data_version=f"{(total.digest + int.from_bytes(config.digest(), 'big')) % (1 << 128):032x}",
+        data_version=f"{(total.digest + layout_digest) % (1 << 128):032x}",
         source_names=len(names),
         sources=sources,
     )

@@ -55,9 +55,12 @@ class Server:
     tree: DataTree
     api: LocalAzaionApi  # where model_release_sensor's runs ship the champion
 
-    def launch(self, partition: str) -> str:
-        """Submit retraining_job for ``partition`` as the UI's launchpad would; returns its id."""
-        return launch_retraining(self.instance, self.env, partition, "test", cwd=self.base)
+    def launch(self, partition: str, epochs: int | None = None) -> str:
+        """Submit retraining_job for ``partition`` as the UI's launchpad would (``epochs``: its
+        override); returns its id."""
+        return launch_retraining(
+            self.instance, self.env, partition, "test", cwd=self.base, epochs=epochs
+        )
 
     def status(self, run_id: str) -> DagsterRunStatus:
         run = self.instance.get_run_by_id(run_id)
@@ -174,8 +177,9 @@ def _interval(server: Server, run_id: str) -> tuple[float, float]:
 
 
 def test_two_requested_trainings_never_overlap(server: Server):
-    first = server.launch("2026-11-20")
-    second = server.launch("2026-11-21")
+    # One epoch each: the queue is what is tested here, not the training.
+    first = server.launch("2026-11-20", epochs=1)
+    second = server.launch("2026-11-21", epochs=1)
     # While the first holds the GPU, the second waits in the queue.
     server.wait(lambda: server.status(first) == DagsterRunStatus.STARTED, "the first run")
     assert server.status(second) == DagsterRunStatus.QUEUED
@@ -185,6 +189,7 @@ def test_two_requested_trainings_never_overlap(server: Server):
     assert end_1 <= start_2, f"overlap: {start_1}-{end_1} and {start_2}-{end_2}"
     run = server.instance.get_run_by_id(second)
     assert run is not None and run.tags["azaion/gpu"] == "auto"
+    assert server.model_metadata("2026-11-21")["training_run"]["epochs"] == 1
 
 
 def test_a_training_whose_process_died_is_retried_and_resumes(server: Server):
