@@ -41,6 +41,8 @@ CONFIG_PREFIXES = (  # every settings variable starts with one of these
     "DAILY_",
     "HEALTH_",
     "MONITOR_",
+    "KEEP_",
+    "HOUSEKEEPING_",
 )
 
 # Tests that start a broker, a daemon or a code server, or train or export a model, are slow and

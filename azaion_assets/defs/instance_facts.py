@@ -161,6 +161,31 @@ def current_champion(instance: DagsterInstance) -> str | None:
     return promoted_partition(record) if record is not None else None
 
 
+def champion_history(instance: DagsterInstance, count: int) -> tuple[str, ...]:
+    """The live champion's partition and up to ``count`` champions before it, newest first
+    (each once: a champion promoted again counts where it last was)."""
+    seen: list[str] = []
+    cursor = None
+    while len(seen) <= count:
+        page = instance.fetch_materializations(CHAMPION, limit=_PAGE, cursor=cursor)
+        for record in page.records:
+            partition = promoted_partition(record)
+            if partition is not None and partition not in seen:
+                seen.append(partition)
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return tuple(seen[: count + 1])
+
+
+def released_since(instance: DagsterInstance, timestamp: float) -> frozenset[str]:
+    """The partitions ``model_release`` materialised after ``timestamp``."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(RELEASE, after_timestamp=timestamp), limit=_PAGE
+    ).records
+    return frozenset(r.partition_key for r in records if r.partition_key is not None)
+
+
 def released_after(instance: DagsterInstance, partition: str, promoted_at: int) -> bool:
     """Whether ``partition`` has a release materialised after its promotion event."""
     return bool(

@@ -23,6 +23,7 @@ from azaion_assets.defs.annotations.arrivals import build_daily_arrivals
 from azaion_assets.defs.annotations.ingest_job import ingest_job
 from azaion_assets.defs.health.health_checks import build_health_checks
 from azaion_assets.defs.health.health_sensor import build_health_sensor
+from azaion_assets.defs.housekeeping.housekeeping_job import housekeeping_job, housekeeping_schedule
 from azaion_assets.defs.monitor.champion_monitor import champion_monitor, champion_monitor_job
 from azaion_assets.defs.monitor.champion_monitor_sensor import build_champion_monitor_sensor
 from azaion_assets.defs.partitions import daily_partitions, partitions_start
@@ -88,7 +89,9 @@ def build_definitions() -> Definitions:
             promote_model,
             model_release_job,
             champion_monitor_job,
+            housekeeping_job,
         ],
+        schedules=[housekeeping_schedule],
         sensors=[
             build_annotation_stream_sensor(settings.stream_sensor_interval_seconds),
             build_retraining_sensor(settings.retrain_sensor_interval_seconds),

@@ -24,6 +24,7 @@ class Scope(enum.StrEnum):
     TRAINING = "training"
     STREAM = "stream"
     RELEASE = "release"
+    HOUSEKEEPING = "housekeeping"
 
 
 # Who owns a variable, by its prefix; the rest (the data tree) is common to every scope.
@@ -31,6 +32,7 @@ _OWNERS: tuple[tuple[tuple[str, ...], Scope], ...] = (
     (("rabbitmq_", "stream_"), Scope.STREAM),
     (("training_", "export_", "dataset_", "retrain_", "monitor_", "k8s_"), Scope.TRAINING),
     (("release_", "model_encryption_", "azaion_api_"), Scope.RELEASE),
+    (("keep_", "housekeeping_"), Scope.HOUSEKEEPING),
 )
 
 

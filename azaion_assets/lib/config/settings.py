@@ -283,6 +283,27 @@ class Settings(BaseSettings):
     health_release_overdue_minutes: MoreThanZero = _field(
         60.0, doc="The champion_released check fails when a champion is unreleased this long"
     )
+    keep_datasets_days: AtLeastOne = _field(
+        30,
+        doc="Datasets formed in this many days are kept; older ones only if a kept model was "
+        "trained on them",
+    )
+    keep_models_days: AtLeastOne = _field(
+        30,
+        doc="Models trained in this many days are kept, besides the champion, the champions "
+        "before it and what was released in that window",
+    )
+    keep_champions: Count = _field(
+        3, doc="Champions before the live one whose models are kept, to roll back to"
+    )
+    keep_quarantine_days: AtLeastOne = _field(
+        90,
+        doc="Release parts of earlier champions and stream quarantine files older than this "
+        "many days are removed",
+    )
+    housekeeping_dry_run: bool = _field(
+        False, doc="Housekeeping plans and reports what it would remove, and removes nothing"
+    )
     health_training_stale_days: MoreThanZero = _field(
         7.0, doc="The training_recent check fails when no model was trained for this long"
     )

@@ -36,6 +36,8 @@ _READERS: dict[Scope | None, str] = {
     "`champion_monitor_sensor` and `champion_monitor`",
     Scope.RELEASE: "the Azaion API, the encryption and the CDN split of the champion: "
     "`model_release_sensor` and `model_release_job`",
+    Scope.HOUSEKEEPING: "what the pipeline derives and how long it is kept (datasets, models, "
+    "checkpoints, release parts, quarantine): `housekeeping_job` and its daily schedule",
 }
 _DEPLOYMENT_READERS = (
     "read by `docker-compose.yml` and `deploy/`, not by azaion-assets (the last section of "
@@ -67,7 +69,13 @@ def groups() -> list[tuple[str, Scope | None, list[str]]]:
     """(name, scope, field names) in pipeline order: common, stream, training, release, then any
     scope added later; a scope without a line in ``_READERS`` is an error, not a silent gap."""
     fields = by_scope()
-    order: list[Scope | None] = [None, Scope.STREAM, Scope.TRAINING, Scope.RELEASE]
+    order: list[Scope | None] = [
+        None,
+        Scope.STREAM,
+        Scope.TRAINING,
+        Scope.RELEASE,
+        Scope.HOUSEKEEPING,
+    ]
     order += [s for s in Scope if s not in order]
     missing = [s.value for s in order if s is not None and s not in _READERS]
     if missing:

@@ -51,7 +51,14 @@ def test_committed_reference_and_guide_list_are_generated_from_the_schema():
 
 def test_every_variable_appears_once_in_its_scope_table():
     tables = _tables(render_reference())
-    assert list(tables) == ["common", "stream", "training", "release", "deployment"]
+    assert list(tables) == [
+        "common",
+        "stream",
+        "training",
+        "release",
+        "housekeeping",
+        "deployment",
+    ]
     for field in Settings.model_fields:
         scope = owner(field)
         homes = [group for group, rows in tables.items() if field.upper() in rows]

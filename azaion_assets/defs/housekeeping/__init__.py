@@ -1,0 +1,1 @@
+"""Housekeeping: what the pipeline derives, kept within the KEEP_* policy, daily."""
