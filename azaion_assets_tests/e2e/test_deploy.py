@@ -29,6 +29,7 @@ import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance, materialize
 from dagster._config import process_config
+from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.instance.config import dagster_instance_config
 from dagster._core.launcher import DefaultRunLauncher, RunLauncher
 from dagster._core.run_coordinator import QueuedRunCoordinator, RunCoordinator
@@ -271,6 +272,28 @@ def _run_limits(config: dict[str, Any]) -> list[dict[str, Any]]:
 def test_host_and_docker_instances_give_the_model_step_one_gpu_slot(instance_file: Path):
     pools = _validated(instance_file)["concurrency"]["pools"]
     assert pools == {"default_limit": 1, "granularity": "op"}
+
+
+@pytest.mark.parametrize("instance_file", ["host", "docker"], indirect=True)
+def test_host_and_docker_instances_purge_skipped_ticks_after_a_week_and_the_rest_in_a_quarter(
+    instance_file: Path, tmp_path: Path
+):
+    """What Dagster's daemon reads: every tick status has a limit (Dagster's default keeps a
+    sensor's successful and failed ticks for ever)."""
+    config = _validated(instance_file)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml.safe_dump({"retention": config["retention"]}))
+    with DagsterInstance.from_config(str(home)) as instance:
+        sensor = instance.get_tick_retention_settings(InstigatorType.SENSOR)
+        schedule = instance.get_tick_retention_settings(InstigatorType.SCHEDULE)
+    assert {s.value: d for s, d in sensor.items()} == {
+        "STARTED": 90,
+        "SKIPPED": 7,
+        "SUCCESS": 90,
+        "FAILURE": 90,
+    }
+    assert set(schedule.values()) == {90}
 
 
 # --- Docker -----------------------------------------------------------------------------------

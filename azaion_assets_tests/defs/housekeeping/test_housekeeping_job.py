@@ -4,13 +4,15 @@ a dry run only reports, a real run removes and says so on the pruned partitions'
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from dagster import AssetKey, AssetMaterialization, DagsterInstance
+from dagster import AssetKey, AssetMaterialization, DagsterInstance, materialize
 
 from azaion_assets.defs.housekeeping.housekeeping_job import housekeeping_job
 from azaion_assets.defs.location import build_definitions
 from azaion_assets.defs.resources import AzaionSettingsResource
+from azaion_assets.dev.synthetic import write_samples
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.housekeeping.retention import dated_folders
+from azaion_assets_tests.dated import dataset, dataset_labels_valid, dataset_splits_non_empty
 
 RESOURCES = {"azaion_settings": AzaionSettingsResource()}
 TODAY = datetime.now(UTC).date()
@@ -82,3 +84,25 @@ def test_the_location_schedules_it_daily_and_on_by_default():
     assert schedule.cron_schedule == "30 3 * * *"
     assert schedule.default_status.value == "RUNNING"
     assert schedule.job_name == "housekeeping_job"
+
+
+def test_a_pruned_dataset_is_formed_again_when_materialised(tree, instance, monkeypatch):
+    monkeypatch.setenv("KEEP_DATASETS_DAYS", "5")
+    write_samples(tree.data, 20, seed=3)
+    old = _day(20)
+
+    def form() -> bool:
+        return materialize(
+            [dataset, dataset_splits_non_empty, dataset_labels_valid],
+            selection=[dataset],
+            instance=instance,
+            partition_key=old,
+            resources=RESOURCES,
+        ).success
+
+    assert form() and tree.dataset_dir(old).is_dir()
+    assert housekeeping_job.execute_in_process(instance=instance, resources=RESOURCES).success
+    assert not tree.dataset_dir(old).exists()
+    (observed,) = instance.fetch_observations(AssetKey("dataset"), limit=10).records
+    assert observed.partition_key == old
+    assert form() and len(list((tree.dataset_dir(old) / "train" / "images").iterdir())) > 0
