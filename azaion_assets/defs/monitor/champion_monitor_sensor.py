@@ -9,7 +9,6 @@ the ``gpu`` pool anyway, and the training would then wait behind it).
 from __future__ import annotations
 
 from dagster import (
-    AssetKey,
     AssetRecordsFilter,
     DagsterInstance,
     DefaultSensorStatus,
@@ -25,11 +24,13 @@ from azaion_assets.defs.instance_facts import (
     ACTIVE,
     ANNOTATIONS,
     CHAMPION_ENTRY,
+    DATASET,
     MONITOR,
     active_training,
     changed_since,
     current_champion,
     cutoff_of,
+    value_of,
 )
 from azaion_assets.defs.monitor.champion_monitor import MONITOR_JOB
 from azaion_assets.defs.resources import AzaionSettingsResource
@@ -48,13 +49,10 @@ def since_last_score(instance: DagsterInstance, champion: str) -> tuple[dict, st
     """The cutoff after which annotations are new to the champion's last score, and what it is:
     its last score, else the formation of its dataset, else (a dataset formed elsewhere) all."""
     scores = instance.fetch_materializations(MONITOR, limit=1).records
-    if scores:
-        materialization = scores[0].asset_materialization
-        scored = materialization.metadata.get(CHAMPION_ENTRY) if materialization else None
-        if scored is not None and scored.value == champion:
-            return cutoff_of(instance, scores[0]), "its last score"
+    if scores and value_of(scores[0], CHAMPION_ENTRY) == champion:
+        return cutoff_of(instance, scores[0]), "its last score"
     formed = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey("dataset"), asset_partitions=[champion]), limit=1
+        AssetRecordsFilter(asset_key=DATASET, asset_partitions=[champion]), limit=1
     ).records
     if formed:
         return cutoff_of(instance, formed[0]), f"dataset {champion}"

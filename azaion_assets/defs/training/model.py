@@ -27,7 +27,7 @@ from dagster import (
     asset,
 )
 
-from azaion_assets.defs.instance_facts import GPU_POOL, MODEL, TRAINING_RECORD
+from azaion_assets.defs.instance_facts import GPU_POOL, MODEL, TRAINING_RECORD, value_of
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.champion.start_weights import (
     CHAMPION,
@@ -119,9 +119,7 @@ def fine_tunings_since_full(instance: DagsterInstance, full_every: int) -> int:
     limit = full_every or HISTORY_CAP
     count = 0
     for record in instance.fetch_materializations(MODEL, limit=limit).records:
-        event = record.asset_materialization
-        entry = event.metadata.get("training_start_from") if event is not None else None
-        if getattr(entry, "value", None) != CHAMPION:
+        if value_of(record, "training_start_from") != CHAMPION:
             break
         count += 1
     return count
