@@ -31,6 +31,7 @@ from azaion_assets.defs.instance_facts import (
     released_since,
 )
 from azaion_assets.defs.resources import AzaionSettingsResource
+from azaion_assets.lib.champion.files import UNKNOWN, held_partition
 from azaion_assets.lib.config.fields import Scope
 from azaion_assets.lib.housekeeping import retention
 from azaion_assets.lib.housekeeping.pruning import carry_out
@@ -48,8 +49,13 @@ def housekeeping(context: OpExecutionContext, azaion_settings: AzaionSettingsRes
     keep = retention_of(settings)
     today = datetime.now(UTC).date()
     window = datetime.combine(today - timedelta(days=keep.models_days), datetime.min.time(), UTC)
+    # The pair on disk names the live champion even where the instance does not (a promotion
+    # by hand outside Dagster, an instance started afresh); the instance names those before it.
+    held = held_partition(tree.champion)
+    history = champion_history(context.instance, keep.champions)
+    live = (held,) if held not in (None, UNKNOWN) else ()
     facts = Facts(
-        champions=champion_history(context.instance, keep.champions),
+        champions=tuple(dict.fromkeys(live + history)),
         released=released_since(context.instance, window.timestamp()),
     )
     decisions = plan(tree, today, keep, facts)

@@ -10,6 +10,7 @@ from azaion_assets.defs.housekeeping.housekeeping_job import housekeeping_job
 from azaion_assets.defs.location import build_definitions
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.dev.synthetic import write_samples
+from azaion_assets.lib.champion.files import publish_pair
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.housekeeping.retention import dated_folders
 from azaion_assets_tests.dated import dataset, dataset_labels_valid, dataset_splits_non_empty
@@ -106,3 +107,14 @@ def test_a_pruned_dataset_is_formed_again_when_materialised(tree, instance, monk
     (observed,) = instance.fetch_observations(AssetKey("dataset"), limit=10).records
     assert observed.partition_key == old
     assert form() and len(list((tree.dataset_dir(old) / "train" / "images").iterdir())) > 0
+
+
+def test_the_pair_on_disk_names_the_live_champion_where_the_instance_does_not(days, instance):
+    """A champion promoted outside this instance (by hand, or before it was started afresh)."""
+    weights = days.model_dir(_day(10)) / "weights" / "best.pt"
+    publish_pair([(weights, days.champion)], _day(10), force=True)
+    result = housekeeping_job.execute_in_process(instance=instance, resources=RESOURCES)
+    assert result.success
+    assert _day(10) in dated_folders(days.models)
+    assert _metadata(result)["kept"]["model: the live champion"] == 1
+    assert _metadata(result)["left_for_a_later_run"] == []
