@@ -34,7 +34,7 @@ from dagster import (
     sensor,
 )
 
-from azaion_assets.defs.instance_facts import CHAMPION, promoted_partition, released_after
+from azaion_assets.defs.instance_facts import champion_record, promoted_partition, released_after
 from azaion_assets.defs.release.model_release import FAILURE_TAG, PERMANENT, RELEASE_JOB
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.config_error import ConfigError
@@ -85,10 +85,9 @@ def evaluate(
     context: SensorEvaluationContext, azaion_settings: AzaionSettingsResource
 ) -> RunRequest | SkipReason:
     instance = context.instance
-    records = instance.fetch_materializations(CHAMPION, limit=1, ascending=False).records
-    if not records:
+    newest = champion_record(instance)
+    if newest is None:
         return SkipReason("no champion yet")
-    newest = records[0]
     partition = promoted_partition(newest)
     if partition is None:
         return SkipReason("newest champion event names no partition: nothing to release")

@@ -57,8 +57,9 @@ _HELPER_PROCESS_FROM = 5_000  # labels; below this, linking inline is faster tha
 
 
 @contextmanager
-def _partition_lock(tree: DataTree, partition: str):
-    """One forming run per partition at a time (runs of one partition may overlap in Dagster)."""
+def forming_lock(tree: DataTree, partition: str):
+    """One forming run per partition at a time (runs of one partition may overlap in Dagster);
+    housekeeping takes it too before it removes the partition's dataset."""
     with file_lock(tree.datasets / f".azaion-{partition}.lock"):
         yield
 
@@ -72,7 +73,7 @@ def form_dataset(
     """Build ``datasets/azaion-<partition>/`` from ``data/`` and return what it holds."""
     tree.ensure()
     final = tree.dataset_dir(partition)
-    with _partition_lock(tree, partition), split_record.locked(tree):
+    with forming_lock(tree, partition), split_record.locked(tree):
         for stale in tree.datasets.glob(f".{final.name}.staging-*"):
             shutil.rmtree(stale, ignore_errors=True)  # left by a crashed run (we hold the lock)
         staging = Path(tempfile.mkdtemp(dir=tree.datasets, prefix=f".{final.name}.staging-"))

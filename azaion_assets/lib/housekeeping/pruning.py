@@ -21,10 +21,12 @@ from pathlib import Path
 
 from azaion_assets.lib.champion.files import held_partition, publish_lock
 from azaion_assets.lib.config.datatree import DataTree
+from azaion_assets.lib.dataset.forming import forming_lock
 from azaion_assets.lib.fsio.atomic import fsync_dir
 from azaion_assets.lib.fsio.locks import file_lock
 from azaion_assets.lib.housekeeping.retention import DATASET, MODEL, RELEASE, Decision
 from azaion_assets.lib.release.bundle import release_lock
+from azaion_assets.lib.training.trainer import training_lock_file
 
 PRUNED = ".pruned-"
 
@@ -78,9 +80,9 @@ def _locked(tree: DataTree, decision: Decision) -> Iterator[str | None]:
     with ExitStack() as stack:
         day = decision.partition
         if decision.kind == DATASET:
-            stack.enter_context(file_lock(tree.datasets / f".azaion-{day}.lock"))
+            stack.enter_context(forming_lock(tree, str(day)))
         elif decision.kind in (MODEL, RELEASE):
-            stack.enter_context(file_lock(tree.models / f".azaion-{day}.lock"))
+            stack.enter_context(file_lock(training_lock_file(tree.model_dir(str(day)))))
             stack.enter_context(release_lock(tree))  # before the publish lock, as a release
             stack.enter_context(publish_lock(tree.models))
             if held_partition(tree.champion) == day:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from azaion_assets.lib.config.datatree import DATASET_PREFIX, DataTree
 from azaion_assets.lib.config.settings import Settings
+from azaion_assets.lib.ingest.planning import quarantine_dir
 
 DATASET, MODEL, CHECKPOINTS, RELEASE, QUARANTINE = (
     "dataset",
@@ -141,7 +142,7 @@ def _datasets(tree: DataTree, today: date, keep: Retention, models: set) -> list
 
 
 def _quarantine(tree: DataTree, today: date, keep: Retention) -> list[Decision]:
-    folder = tree.corrupted.root / "stream"  # the ingest's quarantine of undecodable messages
+    folder = quarantine_dir(tree)  # the ingest's quarantine of undecodable messages
     if not folder.is_dir():
         return []
     since = _since(today, keep.quarantine_days)

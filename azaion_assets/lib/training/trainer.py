@@ -93,8 +93,14 @@ def partition_lock(run_dir: Path, log: Callable[[str], None]) -> Iterator[None]:
     meanwhile; it waits here. The kernel releases the lock of a process that died."""
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     waiting = f"waiting for an earlier attempt at {run_dir.name} to stop"
-    with file_lock(run_dir.with_name(f".{run_dir.name}.lock"), on_wait=lambda: log(waiting)):
+    with file_lock(training_lock_file(run_dir), on_wait=lambda: log(waiting)):
         yield
+
+
+def training_lock_file(run_dir: Path) -> Path:
+    """The lock ``partition_lock`` holds; housekeeping takes it too before it removes the
+    partition's model folder."""
+    return run_dir.with_name(f".{run_dir.name}.lock")
 
 
 def _train_locked(
