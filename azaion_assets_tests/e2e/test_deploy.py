@@ -167,6 +167,21 @@ def render_helm_instance(values: Mapping[str, Any], kubeconfig: Path | None) -> 
         "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": launcher},
         "run_monitoring": {_snake(k): v for k, v in daemon["runMonitoring"].items()},
         "run_retries": {_snake(k): v for k, v in daemon["runRetries"].items()},
+        **_retention(values.get("retention") or {}),
+    }
+
+
+def _retention(values: Mapping[str, Any]) -> dict[str, Any]:
+    """templates/configmap-instance.yaml's ``retention`` block: written only when enabled."""
+    if not values.get("enabled"):
+        return {}
+    kinds = {"sensor": "sensor", "schedule": "schedule", "autoMaterialize": "auto_materialize"}
+    return {
+        "retention": {
+            name: {"purge_after_days": values[key]["purgeAfterDays"]}
+            for key, name in kinds.items()
+            if values.get(key)
+        }
     }
 
 
@@ -274,8 +289,8 @@ def test_host_and_docker_instances_give_the_model_step_one_gpu_slot(instance_fil
     assert pools == {"default_limit": 1, "granularity": "op"}
 
 
-@pytest.mark.parametrize("instance_file", ["host", "docker"], indirect=True)
-def test_host_and_docker_instances_purge_skipped_ticks_after_a_week_and_the_rest_in_a_quarter(
+@pytest.mark.parametrize("instance_file", INSTANCES, indirect=True)
+def test_every_instance_purges_skipped_ticks_after_a_week_and_the_rest_in_a_quarter(
     instance_file: Path, tmp_path: Path
 ):
     """What Dagster's daemon reads: every tick status has a limit (Dagster's default keeps a
