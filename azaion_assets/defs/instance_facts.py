@@ -57,6 +57,7 @@ ACTIVE = [
     DagsterRunStatus.CANCELING,
 ]
 _PAGE = 1000
+_SLACK = 3600.0  # seconds: events of one moment may be recorded slightly out of order
 # More than one run's materialisations: a run records its partitions' in no particular order.
 _NEWEST = 500
 
@@ -100,9 +101,18 @@ def cutoff_of(instance: DagsterInstance, record: EventLogRecord) -> dict:
     those applied while it was forming may be missing from it, so they count again (retraining
     a little early beats never counting them)."""
     run = instance.get_run_record_by_id(record.run_id) if record.run_id else None
-    if run is not None and run.start_time is not None:
-        return {"after_timestamp": run.start_time}
-    return {"after_storage_id": record.storage_id}
+    if run is None or run.start_time is None:
+        return {"after_storage_id": record.storage_id}
+    cutoff: dict = {"after_timestamp": run.start_time}
+    # A timestamp alone is a scan of a year of segments from the oldest (bench/year.py); a
+    # storage id an hour older bounds it to the recent ones, and the timestamp stays exact.
+    before = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=ANNOTATIONS, before_timestamp=run.start_time - _SLACK),
+        limit=1,
+    ).records
+    if before:
+        cutoff["after_storage_id"] = before[0].storage_id
+    return cutoff
 
 
 def changed_since(instance: DagsterInstance, cutoff: dict) -> Changed:

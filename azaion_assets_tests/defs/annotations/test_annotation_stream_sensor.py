@@ -332,6 +332,28 @@ def test_offsets_whose_run_died_are_requested_again_until_given_up(
     assert isinstance(verdict, AssetCheckEvaluation) and verdict.passed
 
 
+def test_runs_of_other_jobs_neither_hold_the_stream_nor_count_as_stranded(
+    stream_env, instance, monkeypatch
+):
+    """Runs are matched to ingest by their tag after the status query, not in it (a tag filter
+    reads a year of ingest runs each tick): a training in flight, or a failed run of another
+    job that happens to carry offsets, changes nothing."""
+    from dagster import DagsterRunStatus as S
+    from dagster._core.test_utils import create_run_for_test
+
+    monkeypatch.setenv("STREAM_BATCH_MESSAGES", "4")
+    _publish(stream_env, 6)
+    first = _request(_tick(instance))
+    create_run_for_test(instance, job_name="retraining_job", status=S.STARTED)
+    offsets_only = {k: v for k, v in first.tags.items() if k != "azaion/stage"}
+    create_run_for_test(instance, job_name="housekeeping_job", status=S.FAILURE, tags=offsets_only)
+    again = _request(_tick(instance))
+    assert (again.run_key, again.tags[OFFSETS]) == (first.run_key, first.tags[OFFSETS])
+    _run(instance, S.FAILURE, **first.tags)  # the same, with the stage tag: stranded
+    retry = _request(_tick(instance, _ago(_tick(instance).cursor, 61)))
+    assert retry.run_key == f"{first.tags[OFFSETS]}#2"
+
+
 def test_a_failed_run_of_the_old_shape_is_retried_by_its_partition(stream_env, instance):
     """A run made before the offsets tag: its partition's whole range, until it has landed."""
     from dagster import AssetMaterialization
