@@ -205,7 +205,9 @@ class Settings(BaseSettings):
         50, doc="The degradation rule needs a score on new data over at least this many images"
     )
     monitor_min_new_validated: AtLeastOne = _field(
-        50, doc="Validated annotations new since the champion's last score that trigger a new one"
+        1000,
+        doc="Validated annotations new since the champion's last score that trigger a new one "
+        "(at 30,000 a day, a score about every 20 minutes of annotating)",
     )
     monitor_max_images_per_video: AtLeastOne = _field(
         20, doc="New images scored per source video, spread over it (one long video not to rule)"
