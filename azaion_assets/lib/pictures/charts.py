@@ -1,0 +1,95 @@
+"""Charts as PNG bytes (matplotlib's Agg canvas: no display, no global pyplot state).
+
+The curves a person reads before the figures: a training's losses and validation mAP per epoch
+from Ultralytics' ``results.csv`` (its loss columns differ by model, so they are found by name),
+and precision-recall curves of two models on one split.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+Series = tuple[Sequence[float], Sequence[float]]  # xs, ys
+
+_DPI = 100
+MAP_COLUMNS = ("metrics/mAP50-95(B)", "metrics/mAP50(B)")
+
+
+def _figure(width_px: int, height_px: int):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI)
+
+
+def _png(figure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=_DPI)
+    return buffer.getvalue()
+
+
+def line_chart(
+    series: Mapping[str, Series],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    size: tuple[int, int] = (640, 360),
+    colors: Mapping[str, str] | None = None,
+) -> bytes:
+    """One chart of named lines, a legend naming each."""
+    if not series:
+        raise ValueError(f"{title}: nothing to draw")
+    figure = _figure(*size)
+    axes = figure.add_subplot()
+    for name, (xs, ys) in series.items():
+        axes.plot(list(xs), list(ys), label=name, color=(colors or {}).get(name))
+    axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def read_results(path: Path) -> dict[str, list[float]]:
+    """Ultralytics' ``results.csv`` as columns of floats (its headers may carry spaces)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise ValueError(f"{path}: no epochs recorded")
+    return {k.strip(): [float(r[k]) for r in rows] for k in rows[0] if k is not None}
+
+
+def training_curves(path: Path, size: tuple[int, int] = (900, 360)) -> bytes:
+    """Losses (train solid, validation dashed) and validation mAP per epoch, side by side."""
+    columns = read_results(path)
+    if "epoch" not in columns:
+        raise ValueError(f"{path}: no epoch column")
+    epochs = columns["epoch"]
+    losses = sorted(k for k in columns if k.startswith(("train/", "val/")) and k.endswith("_loss"))
+    maps = [k for k in MAP_COLUMNS if k in columns]
+    if not losses or not maps:
+        raise ValueError(f"{path}: no loss or mAP columns")
+    figure = _figure(*size)
+    left, right = figure.subplots(1, 2)
+    for name in losses:
+        style = "--" if name.startswith("val/") else "-"
+        left.plot(epochs, columns[name], style, label=name)
+    left.set(title="losses", xlabel="epoch")
+    for name in maps:
+        right.plot(epochs, columns[name], label=name.removeprefix("metrics/").removesuffix("(B)"))
+    right.set(title="validation mAP", xlabel="epoch", ylim=(0, 1))
+    for axes in (left, right):
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="x-small")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def pr_curves(curves: Mapping[str, Series], colors: Mapping[str, str] | None = None) -> bytes:
+    """Precision against recall, one line per model, on the same split."""
+    return line_chart(curves, "precision-recall", "recall", "precision", colors=colors)
