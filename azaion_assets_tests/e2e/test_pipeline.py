@@ -4,11 +4,14 @@ The graph is materialised once per module on a SQLite-backed instance, with outb
 blocked for the whole run; the tests then read what the run left on disk and in the instance.
 """
 
+import base64
 import json
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime
@@ -177,6 +180,12 @@ def test_model_files_metadata_and_epoch_logs(pipeline):
     assert training == {"imgsz": 96, "imgsz_from": "settings"}  # what onnx_model reads
     assert meta["dataset_data_version"] == pipeline.metadata("dataset")["source_snapshot"]
     assert len(meta["diagnostic_val_ap_by_class"].records) >= 1
+    # The training curves: one PNG on the page, the same bytes in report/ beside the model.
+    (uri,) = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", meta["training_curves"])
+    chart = tree.model_dir(PARTITION) / "report" / "training_curves.png"
+    assert base64.b64decode(uri) == chart.read_bytes()
+    drawn = cv2.imdecode(np.frombuffer(chart.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+    assert drawn is not None and drawn.shape[1] > 0
     # The metrics must describe the head we ship: validation ran on the NMS-free head.
     import torch
 

@@ -11,6 +11,7 @@ Ultralytics are imported inside the step only.
 """
 
 import json
+from pathlib import Path
 
 from dagster import (
     AssetExecutionContext,
@@ -28,6 +29,7 @@ from dagster import (
 )
 
 from azaion_assets.defs.instance_facts import GPU_POOL, MODEL, TRAINING_RECORD, value_of
+from azaion_assets.defs.pictures import picture_entry, save_report
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.champion.start_weights import (
     CHAMPION,
@@ -39,11 +41,14 @@ from azaion_assets.lib.config.fields import IMGSZ_STRIDE, Scope
 from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.dataset.formed_dataset import DATA_YAML, read_manifest
 from azaion_assets.lib.fsio.atomic import atomic_write_text
+from azaion_assets.lib.pictures.charts import training_curves
+from azaion_assets.lib.pictures.embed import Picture
 from azaion_assets.lib.training.base_model import resolve_device
 from azaion_assets.lib.training.offline import prepare_ultralytics
 from azaion_assets.lib.training.train_params import TrainParams, TrainResult
 from azaion_assets.lib.training.trainer import train
 
+RESULTS_CSV = "results.csv"  # Ultralytics' per-epoch record in the training folder
 HISTORY_CAP = 100  # earlier trainings read to count fine-tunings when none forces a full one
 _AP_SCHEMA = TableSchema(
     columns=[
@@ -95,7 +100,8 @@ def model(
     # onnx_model exports at the size this model was trained at when the launchpad chose it.
     record = {"imgsz": params.imgsz, "imgsz_from": "launchpad" if config.imgsz else "settings"}
     atomic_write_text(result.run_dir / TRAINING_RECORD, json.dumps(record, indent=2))
-    return MaterializeResult(metadata=_metadata(result, params, manifest, start))
+    metadata = _metadata(result, params, manifest, start) | _curves(result.run_dir)
+    return MaterializeResult(metadata=metadata)
 
 
 def build_model(days: DailyPartitionsDefinition) -> AssetsDefinition:
@@ -110,6 +116,17 @@ def build_model(days: DailyPartitionsDefinition) -> AssetsDefinition:
             "export by onnx_model; the PyTorch validation figures here are training diagnostics"
         ),
     )(model)
+
+
+def _curves(run_dir: Path) -> dict:
+    """The losses and validation mAP per epoch as one chart: on the page and in ``report/``. A
+    chart that cannot be drawn says why instead: it never fails a trained model."""
+    try:
+        png = training_curves(run_dir / RESULTS_CSV)
+        save_report(run_dir, "training_curves.png", png)
+    except (OSError, ValueError) as exc:
+        return {"training_curves": MetadataValue.md(f"*No chart: {exc}*")}
+    return {"training_curves": picture_entry([Picture("training curves", png=png)])}
 
 
 def fine_tunings_since_full(instance: DagsterInstance, full_every: int) -> int:

@@ -11,10 +11,7 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
-
-from azaion_assets.lib.pictures.frames import thumbnail
 
 _QUALITIES = (85, 70, 55, 40)
 
@@ -37,6 +34,8 @@ class Embedded:
 
 
 def jpeg(image: np.ndarray, quality: int = 85) -> bytes:
+    import cv2  # heavy: not at the code location's load (test_definitions)
+
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("the frame could not be encoded as JPEG")
@@ -44,6 +43,8 @@ def jpeg(image: np.ndarray, quality: int = 85) -> bytes:
 
 
 def png(image: np.ndarray) -> bytes:
+    import cv2
+
     ok, encoded = cv2.imencode(".png", image)
     if not ok:
         raise ValueError("the image could not be encoded as PNG")
@@ -58,6 +59,8 @@ def _image_markdown(title: str, mime: str, data: bytes) -> str:
 def _encoded(picture: Picture, quality: int) -> str:
     if picture.png is not None:
         return _image_markdown(picture.title, "image/png", picture.png)
+    from azaion_assets.lib.pictures.frames import thumbnail
+
     assert picture.frame is not None
     frame = picture.frame
     if quality < _QUALITIES[0]:  # smaller as well as coarser, once quality alone is not enough
