@@ -74,10 +74,17 @@ def embed(pictures: Sequence[Picture], budget: int) -> Embedded:
     out until the rest do."""
     if any(p.frame is None and p.png is None for p in pictures):
         raise ValueError("a picture needs a frame or a PNG")
+    encoded: dict[tuple[int, int], str] = {}  # (picture, quality): each encoded once
+
+    def part(index: int, quality: int) -> str:
+        if (index, quality) not in encoded:
+            encoded[index, quality] = _encoded(pictures[index], quality)
+        return encoded[index, quality]
+
     kept = list(pictures)
     while kept:
         for quality in _QUALITIES:
-            parts = [_encoded(p, quality) for p in kept]
+            parts = [part(i, quality) for i in range(len(kept))]
             text = "\n".join(parts)
             size = len(text.encode("utf-8"))
             if size <= budget:
