@@ -39,7 +39,7 @@ from dagster import DagsterInstance, RunsFilter
 from bench.timing import load_average
 from bench.year_instance import templates
 from bench.year_runs import Rhythm, Templates, fill, retained_ticks, ticks_by_origin
-from bench.year_tree import ModelSizes, Rate, YearTree, build
+from bench.year_tree import ModelSizes, Rate, YearTree, build, scaled_disk
 
 REPO = Path(__file__).resolve().parents[1]
 GOALS = {"tick": 2.0, "page": 5.0, "forming": 1.5}
@@ -199,37 +199,34 @@ PG = {
 def make_instance(backend: str, home: Path, name: str) -> DagsterInstance:
     """A fresh instance: the root ``dagster.yaml`` (SQLite), or it with PostgreSQL storage in a
     new database ``name``."""
-    import sqlalchemy as db
     import yaml
 
     home.mkdir(parents=True)
     config = yaml.safe_load((REPO / "dagster.yaml").read_text())
     if backend == "postgres":
-        engine = db.create_engine(_pg_url("postgres"), isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(db.text(f'DROP DATABASE IF EXISTS "{name}"'))
-            conn.execute(db.text(f'CREATE DATABASE "{name}"'))
-        engine.dispose()
+        _execute("postgres", f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
         config["storage"] = {"postgres": {"postgres_db": {**PG, "password": "", "db_name": name}}}
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     return DagsterInstance.from_config(str(home))
 
 
 def vacuum(name: str) -> None:
-    import sqlalchemy as db
-
-    engine = db.create_engine(_pg_url(name), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(db.text("VACUUM ANALYZE"))
-    engine.dispose()
+    _execute(name, "VACUUM ANALYZE")
 
 
 def drop_database(name: str) -> None:
+    _execute("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _execute(database: str, *statements: str) -> None:
+    """``statements`` on ``database``, each outside a transaction (as CREATE DATABASE and VACUUM
+    must be)."""
     import sqlalchemy as db
 
-    engine = db.create_engine(_pg_url("postgres"), isolation_level="AUTOCOMMIT")
+    engine = db.create_engine(_pg_url(database), isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(db.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for statement in statements:
+            conn.execute(db.text(statement))
     engine.dispose()
 
 
@@ -449,13 +446,13 @@ def _run(args, defaults: dict, work: Path) -> int:
             ui[label] = time_pages(work / f"{backend}-{label}", env, folder, wanted)
         results[backend] = {"fills": fills, "ticks": ticks, "ui": ui}
         if backend == args.backends.split(",")[-1]:
-            before = _disk(tree, year)
+            before = scaled_disk(tree, year)
             seconds, report = time_housekeeping(instances["year"], tree_root)
             results["housekeeping"] = {
                 "seconds": seconds,
                 "report": report,
                 "before": before,
-                "after": _disk(tree, year),
+                "after": scaled_disk(tree, year),
                 "backend": backend,
             }
         for instance in instances.values():
@@ -490,14 +487,6 @@ def _last_block(instance: DagsterInstance) -> str:
     from azaion_assets.defs.partitions import ANNOTATION_BATCHES
 
     return instance.get_dynamic_partitions(ANNOTATION_BATCHES)[-1]
-
-
-def _disk(tree, year: YearTree) -> dict[str, float]:
-    from bench.year_tree import disk_by_kind
-
-    disk: dict[str, float] = dict(disk_by_kind(tree))
-    disk["datasets"] *= year.scale
-    return disk
 
 
 if __name__ == "__main__":

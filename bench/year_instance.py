@@ -27,7 +27,6 @@ from dagster._core.storage.event_log.schema import AssetEventTagsTable, SqlEvent
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.schema import RunsTable, RunTagsTable
 from dagster._core.storage.schedules.schema import JobTickTable
-from dagster._serdes import serialize_value
 
 _INDEXED = {t.value for t in (*ASSET_EVENTS, *ASSET_CHECK_EVENTS)} | {
     "PIPELINE_ENQUEUED",
@@ -285,7 +284,3 @@ def shifted_tick(row: dict, at: float) -> dict:
     when = datetime.fromtimestamp(at, UTC).replace(tzinfo=None)
     body = _TIMESTAMP.sub(lambda m: f"{m.group(1)}{at}", row["tick_body"])
     return dict(row, timestamp=when, create_timestamp=when, update_timestamp=when, tick_body=body)
-
-
-def serialized_size(instance: DagsterInstance, run_id: str) -> int:
-    return sum(len(serialize_value(e)) for e in instance.all_logs(run_id))

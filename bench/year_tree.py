@@ -165,7 +165,7 @@ def build(root: Path, year: YearTree, report_days: set[int], first: date = FIRST
             created[kind] = created.get(kind, 0) + size
         if n in report_days:  # the day's peak: before the night's housekeeping
             data = n * year.rate.annotations_per_day * year.rate.image_kb * 1000
-            year.by_day[n] = _scaled(disk_by_kind(tree), year) | {"data": data}
+            year.by_day[n] = scaled_disk(tree, year) | {"data": data}
             year.without[n] = created | {"data": data}
         if n < year.days:  # the last night's run is the one ``bench.year`` times
             window = (today - timedelta(days=keep.models_days)).isoformat()
@@ -188,9 +188,9 @@ def _annotate(tree: DataTree, n: int, count: int) -> None:
         (tree.data.labels / f"{name}.txt").write_text(format_label(boxes))
 
 
-def _scaled(disk: dict[str, int], year: YearTree) -> dict[str, float]:
+def scaled_disk(tree: DataTree, year: YearTree) -> dict[str, float]:
     """Full-scale bytes: the datasets' directory entries times ``scale``; models and quarantine
     are full size already. (The data is at the stated image size: the images here are tiny.)"""
-    out: dict[str, float] = dict(disk)
-    out["datasets"] = disk["datasets"] * year.scale
+    out: dict[str, float] = dict(disk_by_kind(tree))
+    out["datasets"] *= year.scale
     return out
