@@ -43,6 +43,7 @@ CONFIG_PREFIXES = (  # every settings variable starts with one of these
     "MONITOR_",
     "KEEP_",
     "HOUSEKEEPING_",
+    "PICTURES_",
 )
 
 # Tests that start a broker, a daemon or a code server, or train or export a model, are slow and

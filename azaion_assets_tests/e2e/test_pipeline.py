@@ -29,8 +29,9 @@ from azaion_assets.lib.champion.files import held_partition, read_record, record
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.sources import load_settings
 from azaion_assets.lib.evaluation import export as export_module
-from azaion_assets.lib.evaluation.champion_gate import evaluate, read_evaluation
+from azaion_assets.lib.evaluation.champion_gate import evaluate, evaluate_frames, read_evaluation
 from azaion_assets.lib.evaluation.export import read_export_record
+from azaion_assets.lib.evaluation.frame_errors import differ_most, rule, worst
 from azaion_assets.lib.evaluation.parity import check_parity, row_agreement
 from azaion_assets.lib.fsio.digest import sha256
 from azaion_assets.lib.labels.classes import load_classes, slot_names
@@ -151,6 +152,10 @@ def test_dataset_files_and_metadata(pipeline):
     }
     assert (tree.corrupted.labels / "broken.txt").exists()
     assert len(meta["source_snapshot"]) == 32
+    _assert_pictures(meta["pictures"], folder, ["boxes_by_class.png"])
+    assert {p.name for p in (folder / "report").iterdir()} == {
+        "boxes_by_class.png", "sheet_train.jpg", "sheet_valid.jpg", "sheet_test.jpg"
+    }  # fmt: skip
 
 
 def test_model_files_metadata_and_epoch_logs(pipeline):
@@ -226,6 +231,26 @@ def test_the_first_model_becomes_the_champion_with_its_test_score(pipeline):
     assert record is not None and record["partition"] == PARTITION
     evaluation = read_evaluation(pipeline.tree.model_dir(PARTITION))
     assert evaluation is not None and evaluation["promote"] is True
+    # No champion to differ from: the gallery shows the challenger's worst test frames.
+    names = slot_names(load_classes(tree.classes_file))
+    scored = evaluate_frames(tree.champion_onnx, tree.dataset_dir(PARTITION), names)
+    assert meta["gallery"]["rule"] == rule("worst")
+    assert meta["gallery"]["frames"] == [f.image.name for f in worst(scored.frames, 8)]
+    _assert_pictures(
+        meta["pictures"], tree.model_dir(PARTITION), ["pr_curves.png", "confusion.png"]
+    )
+
+
+def _assert_pictures(markdown: str, model_dir: Path, charts: list[str]) -> None:
+    """Every picture on the page decodes, and the charts are the files in ``report/``."""
+    uris = re.findall(r"data:image/(png|jpeg);base64,([A-Za-z0-9+/=]+)", markdown)
+    assert len(uris) >= len(charts)
+    for _, data in uris:
+        image = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None and image.shape[1] > 0
+    for (_, data), name in zip(uris, charts, strict=False):
+        assert base64.b64decode(data) == (model_dir / "report" / name).read_bytes()
+    assert len(markdown.encode()) <= 1_000_000 + 2_000  # the budget, and the words around it
 
 
 def test_champion_and_challenger_are_scored_on_the_same_test_images(configured):
@@ -284,14 +309,17 @@ def _tamper(path: Path, out: Path) -> Path:
 def test_a_worse_challenger_stays_in_its_folder_until_promoted_by_hand(configured, monkeypatch):
     tree = configured.tree
     champion_pt, champion_onnx = tree.champion.read_bytes(), tree.champion_onnx.read_bytes()
-    real_evaluate = onnx_module.evaluate
+    real_evaluate = onnx_module.evaluate_frames
+    scored = {}
 
     def champion_scores_higher(onnx_path, *args):  # the real evaluation, plus a handicap
-        score = real_evaluate(onnx_path, *args)
+        real = scored[Path(onnx_path)] = real_evaluate(onnx_path, *args)
         bonus = 0.5 if Path(onnx_path) == tree.champion_onnx else 0.0
-        return replace(score, map50=score.map50 + bonus, map50_95=score.map50_95 + bonus)
+        score = real.score
+        better = replace(score, map50=score.map50 + bonus, map50_95=score.map50_95 + bonus)
+        return replace(real, score=better)
 
-    monkeypatch.setattr(onnx_module, "evaluate", champion_scores_higher)
+    monkeypatch.setattr(onnx_module, "evaluate_frames", champion_scores_higher)
     monkeypatch.setenv("RETRAIN_PROMOTION_TOLERANCE", "0.01")
     result = materialize(
         GRAPH,
@@ -309,6 +337,15 @@ def test_a_worse_challenger_stays_in_its_folder_until_promoted_by_hand(configure
     table = {r.data["slot"]: r.data for r in meta["ap_by_class"].records}
     assert table and all("challenger_ap50_95" in row for row in table.values())
     assert any("champion_ap50_95" in row for row in table.values())  # side by side
+    # The gallery: the test frames where the two differ most, by the rule it states.
+    challenger_frames, champion_frames = (
+        scored[p].frames for p in (tree.model_dir(NEWER) / "weights" / "best.onnx",
+                                   tree.champion_onnx)
+    )  # fmt: skip
+    picked = differ_most(challenger_frames, champion_frames, 8)
+    assert meta["gallery"]["rule"] == rule("differ_most")
+    assert meta["gallery"]["frames"] == [mine.image.name for mine, _ in picked]
+    _assert_pictures(meta["pictures"], tree.model_dir(NEWER), ["pr_curves.png", "confusion.png"])
     assert tree.champion.read_bytes() == champion_pt  # the champion stays
     newest = configured.instance.get_latest_materialization_event(AssetKey("champion"))
     assert newest is not None and newest.run_id != result.run_id  # the champion did not change

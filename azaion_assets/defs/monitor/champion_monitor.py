@@ -39,13 +39,22 @@ from azaion_assets.defs.instance_facts import (
     NEW_SCORE,
     TEST_SCORE,
 )
+from azaion_assets.defs.pictures import show
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.champion.files import UNKNOWN, held_file, publish_lock
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.fields import Scope
+from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.evaluation.champion_gate import read_evaluation
-from azaion_assets.lib.evaluation.new_data import by_mode, new_annotations, sample_by_video
-from azaion_assets.lib.evaluation.onnx_eval import Score, score_onnx
+from azaion_assets.lib.evaluation.frame_errors import rule
+from azaion_assets.lib.evaluation.gallery import MONITOR_FILES, MONITOR_LEGEND, monitor_pictures
+from azaion_assets.lib.evaluation.new_data import (
+    by_mode,
+    new_annotations,
+    sample_by_video,
+    source_positions,
+)
+from azaion_assets.lib.evaluation.onnx_eval import Score, Scored, score_frames
 from azaion_assets.lib.fsio.digest import sha256
 from azaion_assets.lib.fsio.linking import KINDS, link_slice
 from azaion_assets.lib.ingest.day_totals import weather_mode
@@ -110,13 +119,44 @@ def champion_monitor(
             return
         prepare_ultralytics(settings.runtime_dir)
         names = slot_names(load_classes(tree.classes_file))
-        score = score_onnx(onnx, images, Path(tmp) / NEW / "labels", names)
+        threshold = settings.export_score_threshold
+        scored = score_frames(onnx, images, Path(tmp) / NEW / "labels", names, threshold)
+        pictures = _pictures(tree, champion, scored, names, settings)  # before tmp goes
+    score = scored.score
     test = evaluation["challenger"]  # the champion's own score when it was judged
     context.log.info(
         f"champion {champion}: mAP50-95 {score.map50_95:.4f} on new data, "
         f"{test['map50_95']:.4f} on its test split"
     )
-    yield MaterializeResult(metadata=_metadata(champion, score, test, sample))
+    yield MaterializeResult(metadata=_metadata(champion, score, test, sample) | pictures)
+
+
+def _pictures(
+    tree: DataTree, champion: str, scored: Scored, names: dict[int, str], settings: Settings
+) -> dict[str, Any]:
+    """The new frames the champion does worst on, on the page and in its model's
+    ``report/``; pictures that cannot be drawn say why, never failing the score."""
+    try:
+        shown = monitor_pictures(
+            scored,
+            names,
+            settings.pictures_gallery_size,
+            settings.pictures_thumbnail_width,
+            source_positions(tree.root),
+        )
+    except (OSError, ValueError) as exc:
+        return {"worst_frames": MetadataValue.md(f"*No pictures: {exc}*")}
+    gallery = {
+        "rule": rule("worst"),
+        "score_threshold": scored.threshold,
+        "frames": [s.frame for s in shown if s.frame],
+    }
+    header = f"Gallery: {gallery['rule']}. {MONITOR_LEGEND}"
+    budget = settings.pictures_budget_bytes
+    return {
+        "worst_frames": show(tree.model_dir(champion), shown, budget, header, MONITOR_FILES),
+        "gallery": MetadataValue.json(gallery),
+    }
 
 
 def _stable_copy(tree: DataTree, into: Path) -> tuple[Path, str]:

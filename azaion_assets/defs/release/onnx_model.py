@@ -28,6 +28,7 @@ from dagster import (
 )
 
 from azaion_assets.defs.instance_facts import TRAINING_RECORD
+from azaion_assets.defs.pictures import show
 from azaion_assets.defs.release.gate_metadata import gate_metadata
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.champion.card import build_card, embed_card
@@ -38,11 +39,14 @@ from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.dataset.formed_dataset import read_manifest, split_images
 from azaion_assets.lib.evaluation.champion_gate import (
     Verdict,
-    evaluate,
+    evaluate_frames,
     judge,
     write_evaluation,
 )
 from azaion_assets.lib.evaluation.export import install_export, staged_export
+from azaion_assets.lib.evaluation.frame_errors import rule
+from azaion_assets.lib.evaluation.gallery import GALLERY_FILES, LEGEND, gate_pictures
+from azaion_assets.lib.evaluation.onnx_eval import Scored
 from azaion_assets.lib.evaluation.parity import check_parity
 from azaion_assets.lib.fsio.digest import sha256
 from azaion_assets.lib.labels.classes import load_classes, slot_names
@@ -121,9 +125,10 @@ def onnx_model(
         failed = {"export": MetadataValue.json(export), "installed": False}
         return MaterializeResult(metadata={**export_meta, **failed}, check_results=[check])
     onnx_path = Path(record["onnx"])
-    verdict = _judge(tree, partition, onnx_path, names, settings)
+    verdict, challenger, champion = _judge(tree, partition, onnx_path, names, settings)
     write_evaluation(model_dir, verdict)  # the champion step applies it
     context.log.info(verdict.reason)
+    pictures = _pictures(model_dir, challenger, champion, names, settings)
     return MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(onnx_path)),
@@ -135,6 +140,7 @@ def onnx_model(
             "export": MetadataValue.json({**export, "size_bytes": onnx_path.stat().st_size}),
             **export_meta,
             **gate_metadata(verdict),
+            **pictures,
             "installed": True,
         },
         check_results=[check],
@@ -195,10 +201,12 @@ def _export_sizes(config: ExportConfig, settings: Settings, model_dir: Path) -> 
 
 def _judge(
     tree: DataTree, partition: str, onnx_path: Path, names: dict[int, str], settings: Settings
-) -> Verdict:
-    """Score the challenger's and the champion's ONNX files on the new test split."""
+) -> tuple[Verdict, Scored, Scored | None]:
+    """Score the challenger's and the champion's ONNX files on the new test split (each frame
+    kept as the edge shows it, for the pictures)."""
     dataset_dir = tree.dataset_dir(partition)
-    challenger = evaluate(onnx_path, dataset_dir, names)
+    threshold = settings.export_score_threshold
+    challenger = evaluate_frames(onnx_path, dataset_dir, names, threshold)
     held = held_partition(tree.champion)
     champion, error = None, None
     if held is not None:
@@ -206,14 +214,47 @@ def _judge(
         try:
             if held_onnx != held:
                 raise ValueError(f"{tree.champion_onnx.name} holds {held_onnx}, not {held}")
-            champion = evaluate(tree.champion_onnx, dataset_dir, names)
+            champion = evaluate_frames(tree.champion_onnx, dataset_dir, names, threshold)
         except Exception as exc:  # a champion of other classes, a missing or damaged file
             error = f"{type(exc).__name__}: {str(exc)[:200]}"
-    return judge(
-        challenger,
-        champion,
+    verdict = judge(
+        challenger.score,
+        champion.score if champion else None,
         held,
         settings.retrain_promotion_tolerance,
         floor=settings.retrain_min_test_map50_95,
         champion_error=error,
     )
+    return verdict, challenger, champion
+
+
+def _pictures(
+    model_dir: Path,
+    challenger: Scored,
+    champion: Scored | None,
+    names: dict[int, str],
+    settings: Settings,
+) -> dict:
+    """Curves, confusion and the gallery on the page and in ``report/``; the frames the rule
+    picked are listed too. Pictures that cannot be drawn say why: they never fail the gate."""
+    try:
+        shown = gate_pictures(
+            challenger,
+            champion,
+            names,
+            settings.pictures_gallery_size,
+            settings.pictures_thumbnail_width,
+        )
+    except (OSError, ValueError) as exc:
+        return {"pictures": MetadataValue.md(f"*No pictures: {exc}*")}
+    which = "differ_most" if champion is not None else "worst"
+    gallery = {
+        "rule": rule(which),
+        "score_threshold": challenger.threshold,
+        "frames": [s.frame for s in shown if s.frame],
+    }
+    header = f"Gallery: {gallery['rule']}. {LEGEND}"
+    return {
+        "pictures": show(model_dir, shown, settings.pictures_budget_bytes, header, GALLERY_FILES),
+        "gallery": MetadataValue.json(gallery),
+    }

@@ -30,8 +30,11 @@ from dagster import (
     asset_check,
 )
 
+from azaion_assets.defs.pictures import show
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.fields import Scope
+from azaion_assets.lib.config.settings import Settings
+from azaion_assets.lib.dataset.dataset_sheet import SHEET_FILES, SHEET_RULE, dataset_pictures
 from azaion_assets.lib.dataset.formed_dataset import DatasetReport, split_images
 from azaion_assets.lib.dataset.forming import form_dataset
 from azaion_assets.lib.dataset.split_record import tally_dataset
@@ -42,6 +45,7 @@ from azaion_assets.lib.labels.yolo_format import LabelError, parse_label
 from azaion_assets.lib.text import plural
 
 _SAMPLE = 20  # corrupted names listed in the run log and metadata
+SHEET_FRAMES = 4  # frames per split on the contact sheets (fewer if PICTURES_GALLERY_SIZE is)
 
 _CLASS_SCHEMA = TableSchema(
     columns=[
@@ -127,9 +131,26 @@ def dataset(
             "source_snapshot": report.data_version,
             "split": settings.dataset_split,
             **source_metadata(report.sources),
+            **_pictures(report, names, settings),
         },
         data_version=DataVersion(report.data_version),
     )
+
+
+def _pictures(report: DatasetReport, names: dict[int, str], settings: Settings) -> dict:
+    """Boxes per class per split, and a sheet of a few frames per split, on the page and in
+    the dataset's ``report/``; pictures that cannot be drawn say why, never failing a formed
+    dataset."""
+    per_split = min(SHEET_FRAMES, settings.pictures_gallery_size)
+    try:
+        shown = dataset_pictures(
+            report.path, report.boxes, names, per_split, settings.pictures_thumbnail_width // 2
+        )
+    except (OSError, ValueError) as exc:
+        return {"pictures": MetadataValue.md(f"*No pictures: {exc}*")}
+    header = f"Contact sheets: {plural(per_split, 'frame')} per split, {SHEET_RULE}."
+    budget = settings.pictures_budget_bytes
+    return {"pictures": show(report.path, shown, budget, header, SHEET_FILES)}
 
 
 def dataset_splits_non_empty(

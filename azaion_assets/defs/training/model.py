@@ -29,7 +29,7 @@ from dagster import (
 )
 
 from azaion_assets.defs.instance_facts import GPU_POOL, MODEL, TRAINING_RECORD, value_of
-from azaion_assets.defs.pictures import picture_entry, save_report
+from azaion_assets.defs.pictures import show
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.champion.start_weights import (
     CHAMPION,
@@ -42,7 +42,7 @@ from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.dataset.formed_dataset import DATA_YAML, read_manifest
 from azaion_assets.lib.fsio.atomic import atomic_write_text
 from azaion_assets.lib.pictures.charts import training_curves
-from azaion_assets.lib.pictures.embed import Picture
+from azaion_assets.lib.pictures.embed import Picture, Shown
 from azaion_assets.lib.training.base_model import resolve_device
 from azaion_assets.lib.training.offline import prepare_ultralytics
 from azaion_assets.lib.training.train_params import TrainParams, TrainResult
@@ -100,7 +100,8 @@ def model(
     # onnx_model exports at the size this model was trained at when the launchpad chose it.
     record = {"imgsz": params.imgsz, "imgsz_from": "launchpad" if config.imgsz else "settings"}
     atomic_write_text(result.run_dir / TRAINING_RECORD, json.dumps(record, indent=2))
-    metadata = _metadata(result, params, manifest, start) | _curves(result.run_dir)
+    curves = _curves(result.run_dir, settings.pictures_budget_bytes)
+    metadata = _metadata(result, params, manifest, start) | curves
     return MaterializeResult(metadata=metadata)
 
 
@@ -118,15 +119,15 @@ def build_model(days: DailyPartitionsDefinition) -> AssetsDefinition:
     )(model)
 
 
-def _curves(run_dir: Path) -> dict:
+def _curves(run_dir: Path, budget: int) -> dict:
     """The losses and validation mAP per epoch as one chart: on the page and in ``report/``. A
     chart that cannot be drawn says why instead: it never fails a trained model."""
     try:
         png = training_curves(run_dir / RESULTS_CSV)
-        save_report(run_dir, "training_curves.png", png)
+        chart = Shown("training_curves.png", Picture("training curves", png=png))
+        return {"training_curves": show(run_dir, [chart], budget)}
     except (OSError, ValueError) as exc:
         return {"training_curves": MetadataValue.md(f"*No chart: {exc}*")}
-    return {"training_curves": picture_entry([Picture("training curves", png=png)])}
 
 
 def fine_tunings_since_full(instance: DagsterInstance, full_every: int) -> int:

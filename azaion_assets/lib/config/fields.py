@@ -63,6 +63,7 @@ Count = Annotated[int, Field(ge=0)]
 MoreThanZero = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]  # scores, mAP, tolerances
 OpenFraction = Annotated[float, Field(gt=0, lt=1)]
+PictureWidth = Annotated[int, Field(ge=64, le=1920)]  # pixels of a thumbnail on the page
 AtLeastOneRatio = Annotated[float, Field(ge=1)]  # a long side over a short side
 ImageSize = Annotated[int, Field(ge=1), AfterValidator(_stride_multiple)]
 TrainingStart = Literal["base", "champion"]  # what a training loads: the base model or the champion

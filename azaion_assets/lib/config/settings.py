@@ -32,6 +32,7 @@ from azaion_assets.lib.config.fields import (
     ImageSize,
     MoreThanZero,
     OpenFraction,
+    PictureWidth,
     Scheme,
     Scope,
     TrainingStart,
@@ -217,6 +218,20 @@ class Settings(BaseSettings):
     )
     monitor_sensor_interval_seconds: AtLeastOne = _field(
         120, doc="How often champion_monitor_sensor looks for new data (read at location load)"
+    )
+    pictures_gallery_size: Count = _field(
+        8,
+        doc="Frames in each gallery on an asset page (where models differ most, worst on new "
+        "data); 0 shows charts only",
+    )
+    pictures_thumbnail_width: PictureWidth = _field(
+        320, doc="Width in pixels of a frame drawn on an asset page (the report files too)"
+    )
+    pictures_budget_bytes: Count = _field(
+        1_000_000,
+        doc="Most bytes of pictures one materialisation carries (a year of them stays in the "
+        "Dagster instance); frames are made smaller, then left out, to fit. 0: none on the pages "
+        "(the report files are still written)",
     )
     training_max_retries: Count = _field(
         2, doc="Retries of a failed training run; each resumes from the last checkpoint"

@@ -27,8 +27,8 @@ DEPLOYMENT = "deployment"
 # What reads each group: one line in the guide's list and under the group's heading.
 _READERS: dict[Scope | None, str] = {
     None: "the data tree (where annotations, datasets and models live), the first dated "
-    "partition, the health checks' thresholds. Every scope reads these, so an invalid value "
-    "stops every part",
+    "partition, the health checks' thresholds, the pictures on the asset pages. Every scope "
+    "reads these, so an invalid value stops every part",
     Scope.STREAM: "the broker and the annotation stream: `annotation_stream_sensor` and the "
     "ingest runs",
     Scope.TRAINING: "datasets, training, the ONNX export and its parity, the champion gate, the "

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from azaion_assets.lib.dataset.formed_dataset import split_images
-from azaion_assets.lib.evaluation.onnx_eval import Score, score_onnx
+from azaion_assets.lib.evaluation.onnx_eval import Score, Scored, score_frames
 from azaion_assets.lib.fsio.atomic import atomic_write_text
 from azaion_assets.lib.text import plural
 
@@ -43,8 +43,16 @@ class Verdict:
 
 def evaluate(onnx_path: Path, dataset_dir: Path, names: dict[int, str]) -> Score:
     """mAP of the ONNX file as shipped on the test split of a formed dataset."""
+    return evaluate_frames(onnx_path, dataset_dir, names).score
+
+
+def evaluate_frames(
+    onnx_path: Path, dataset_dir: Path, names: dict[int, str], threshold: float = 0.25
+) -> Scored:
+    """``evaluate``, with each frame as the edge shows it at ``threshold`` (the pictures)."""
     images = split_images(dataset_dir, TEST_SPLIT)
-    return score_onnx(onnx_path, images, Path(dataset_dir) / TEST_SPLIT / "labels", names)
+    labels = Path(dataset_dir) / TEST_SPLIT / "labels"
+    return score_frames(onnx_path, images, labels, names, threshold)
 
 
 def judge(

@@ -71,7 +71,7 @@ def sample_by_video(tree: DataTree, changed: dict[str, str], per_video: int, tot
     """At most ``per_video`` frames of each video, evenly spaced in time, videos in turn up to
     ``total``; all of it decided by names and positions, so the same data gives the same
     sample."""
-    positions = _positions(tree.root)
+    positions = source_positions(tree.root)
     videos: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for name in changed:
         media, ticks = positions.get(name, (None, 0))
@@ -96,7 +96,8 @@ def _spread(frames: list[tuple[int, str]], k: int) -> list[str]:
     return [frames[round(i * step)][1] for i in range(k)]
 
 
-def _positions(root: Path) -> dict[str, tuple[str, int]]:
+def source_positions(root: Path) -> dict[str, tuple[str, int]]:
+    """name -> (source media, position in ticks) of every annotation whose origin is known."""
     path = state_file(root)
     if not path.exists():
         return {}  # a tree written without the stream: every annotation is its own video

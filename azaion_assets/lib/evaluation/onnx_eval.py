@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from azaion_assets.lib.evaluation.frame_errors import Frame, frame
 from azaion_assets.lib.evaluation.preprocess import onnx_input_size, prepare
 
 # Ultralytics validates with conf=0.001: AP integrates over the whole precision-recall curve.
@@ -54,18 +55,46 @@ def session(onnx_path: Path):
     return ort.InferenceSession(str(onnx_path), providers=providers)
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A score with what the pictures need: each frame as the edge shows it (boxes above
+    ``threshold``), the precision-recall curve at IoU 0.5 (the mean over the classes present,
+    Ultralytics' "all classes"), and the confusion matrix at ``threshold`` ([predicted, true],
+    background last, Ultralytics' ``ConfusionMatrix``)."""
+
+    score: Score
+    threshold: float
+    frames: list[Frame]
+    recall: np.ndarray
+    precision: np.ndarray
+    confusion: np.ndarray
+
+
 def score_onnx(
     onnx_path: Path, images: list[Path], labels_dir: Path, names: dict[int, str]
 ) -> Score:
     """mAP50 and mAP50-95 of ``onnx_path`` on ``images`` (labels in ``labels_dir``)."""
+    return score_frames(onnx_path, images, labels_dir, names).score
+
+
+def score_frames(
+    onnx_path: Path,
+    images: list[Path],
+    labels_dir: Path,
+    names: dict[int, str],
+    threshold: float = 0.25,
+) -> Scored:
+    """``score_onnx`` in the same pass as the frames, curve and confusion at ``threshold``."""
     import torch
     from ultralytics.models.yolo.detect.val import DetectionValidator
-    from ultralytics.utils.metrics import DetMetrics, box_iou
+    from ultralytics.utils.metrics import ConfusionMatrix, DetMetrics, box_iou
 
     runner = session(onnx_path)
     input_name, size = runner.get_inputs()[0].name, onnx_input_size(runner)
     matcher = DetectionValidator(args={"conf": MIN_SCORE, "plots": False})
     metrics = DetMetrics(names=dict(names))
+    confusion = ConfusionMatrix(names={i: str(i) for i in range(max(names, default=-1) + 1)})
+    frames = []
     for path in images:
         x, box = prepare(path, size)
         rows = np.asarray(runner.run(None, {input_name: x})[0])[0]
@@ -90,6 +119,11 @@ def score_onnx(
                 "im_name": path.name,
             }
         )
+        shown = np.column_stack([pred_boxes, rows[:, 4:6]]).reshape(-1, 6)
+        detections = {"bboxes": shown[:, :4], "conf": shown[:, 4], "cls": shown[:, 5]}
+        truth = {"bboxes": targets, "cls": classes}
+        confusion.process_batch(_tensors(detections), _tensors(truth), conf=threshold)
+        frames.append(frame(path, box.orig_w, box.orig_h, classes, targets, shown, threshold))
     metrics.process(plot=False)
     box_metrics = metrics.box
     per_class = [
@@ -101,10 +135,24 @@ def score_onnx(
         }
         for i, c in enumerate(box_metrics.ap_class_index)
     ]
-    return Score(
+    score = Score(
         map50=round(float(box_metrics.map50), 4),
         map50_95=round(float(box_metrics.map), 4),
         images=len(images),
         imgsz=size,
         per_class=per_class,
     )
+    recall = np.asarray(getattr(box_metrics, "px", np.linspace(0, 1, 1000)), dtype=np.float64)
+    per_class_precision = np.asarray(getattr(box_metrics, "prec_values", []), dtype=np.float64)
+    precision = (
+        per_class_precision.reshape(-1, len(recall)).mean(axis=0)
+        if per_class_precision.size
+        else np.zeros(len(recall))  # nothing to score: no curve
+    )
+    return Scored(score, threshold, frames, recall, precision, confusion.matrix)
+
+
+def _tensors(arrays: dict[str, np.ndarray]) -> dict:
+    import torch
+
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).float() for k, v in arrays.items()}

@@ -93,3 +93,54 @@ def training_curves(path: Path, size: tuple[int, int] = (900, 360)) -> bytes:
 def pr_curves(curves: Mapping[str, Series], colors: Mapping[str, str] | None = None) -> bytes:
     """Precision against recall, one line per model, on the same split."""
     return line_chart(curves, "precision-recall", "recall", "precision", colors=colors)
+
+
+def bar_chart(
+    counts: Mapping[str, Mapping[str, int]],
+    title: str,
+    ylabel: str,
+    size: tuple[int, int] = (760, 360),
+) -> bytes:
+    """Grouped bars: one group per category (the inner keys, in first-seen order), one bar per
+    series (the outer keys) in each, with a legend naming the series."""
+    categories = list(dict.fromkeys(c for inner in counts.values() for c in inner))
+    if not categories:
+        raise ValueError(f"{title}: nothing to draw")
+    figure = _figure(*size)
+    axes = figure.add_subplot()
+    width = 0.8 / max(1, len(counts))
+    for i, (series, inner) in enumerate(counts.items()):
+        xs = [j + (i - (len(counts) - 1) / 2) * width for j in range(len(categories))]
+        axes.bar(xs, [inner.get(c, 0) for c in categories], width, label=series)
+    axes.set_xticks(range(len(categories)), categories, rotation=30, ha="right", fontsize="small")
+    axes.set(title=title, ylabel=ylabel)
+    axes.grid(alpha=0.3, axis="y")
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def confusion_chart(matrix: Sequence[Sequence[float]], labels: Sequence[str], title: str) -> bytes:
+    """A confusion matrix ([predicted, true], as Ultralytics keeps it) as a heatmap: each true
+    class's column normalised to 1, the counts written in the cells."""
+    import numpy as np
+
+    counts = np.asarray(matrix, dtype=np.float64)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] != len(labels):
+        raise ValueError(f"{title}: a square matrix with one label per row is needed")
+    share = counts / np.maximum(counts.sum(axis=0, keepdims=True), 1)
+    side = max(360, 60 + 36 * len(labels))
+    figure = _figure(side + 80, side)
+    axes = figure.add_subplot()
+    image = axes.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(labels))
+    axes.set_xticks(ticks, labels, rotation=45, ha="right", fontsize="small")
+    axes.set_yticks(ticks, labels, fontsize="small")
+    axes.set(title=title, xlabel="true", ylabel="predicted")
+    for (row, col), n in np.ndenumerate(counts):
+        if n:
+            color = "white" if share[row, col] > 0.5 else "black"
+            axes.text(col, row, f"{int(n)}", ha="center", va="center", fontsize=8, color=color)
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+    figure.tight_layout()
+    return _png(figure)

@@ -27,6 +27,27 @@ class Picture:
 
 
 @dataclass(frozen=True)
+class Shown:
+    """A picture for the page, the file name it is saved under beside the model, and the
+    frame it shows (None for a chart or a sheet)."""
+
+    file: str
+    picture: Picture
+    frame: str | None = None
+
+
+def file_bytes(picture: Picture) -> bytes:
+    """The picture as a file a person opens: a chart's PNG, a frame as a fine JPEG."""
+    return picture.png if picture.png is not None else jpeg(_frame_of(picture), 90)
+
+
+def _frame_of(picture: Picture) -> np.ndarray:
+    if picture.frame is None:
+        raise ValueError(f"{picture.title}: a picture needs a frame or a PNG")
+    return picture.frame
+
+
+@dataclass(frozen=True)
 class Embedded:
     markdown: str
     bytes: int  # of the Markdown, data URIs included

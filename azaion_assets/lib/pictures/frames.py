@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -31,6 +32,31 @@ class Layer:
     boxes: Sequence[YoloBox]
     color: tuple[int, int, int]
     dashed: bool = False  # the truth solid, predictions dashed where they overlap it
+
+
+def label_boxes(path: Path) -> list[YoloBox]:
+    """The boxes of a YOLO label file, to draw; no file, or a line that is not a box, draws
+    nothing (validation is the label parser's job, not the picture's)."""
+    try:
+        lines = path.read_text("utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    boxes: list[YoloBox] = []
+    for line in lines:
+        parts = line.split()
+        try:
+            cls, cx, cy, w, h = int(parts[0]), *map(float, parts[1:5])
+        except (ValueError, IndexError):
+            continue
+        boxes.append((cls, cx, cy, w, h))
+    return boxes
+
+
+def drawn_frame(image_path: Path, layers: Sequence[Layer], width: int, names: Sequence[str]):
+    """The image at ``image_path`` as a thumbnail ``width`` wide with ``layers`` drawn on it,
+    or None if it cannot be read."""
+    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+    return None if image is None else draw(thumbnail(image, width), layers, names)
 
 
 def box_pixels(box: YoloBox, width: int, height: int) -> tuple[int, int, int, int]:

@@ -6,6 +6,7 @@ instance, then requests a retraining and says it was the degradation rule.
 """
 
 import json
+import re
 import shutil
 
 import pytest
@@ -19,6 +20,9 @@ from azaion_assets.dev.synthetic import write_samples
 from azaion_assets.lib.champion.files import publish_pair
 from azaion_assets.lib.dataset.forming import form_dataset
 from azaion_assets.lib.evaluation.champion_gate import evaluate, judge, write_evaluation
+from azaion_assets.lib.evaluation.frame_errors import rule, worst
+from azaion_assets.lib.evaluation.new_data import new_annotations
+from azaion_assets.lib.evaluation.onnx_eval import score_frames
 from azaion_assets.lib.labels.classes import load_classes, slot_names
 from azaion_assets_tests.tiny_detector import IMAGES, PARTITION, tiny_detector
 
@@ -87,6 +91,19 @@ def test_a_summer_champion_falls_behind_on_winter_and_retraining_names_the_rule(
     assert {r["name"]: r["ap50_95"] for r in test.per_class} == {
         name: row["test_ap50_95"] for name, row in rows.items() if row["test_ap50_95"] >= 0
     }
+    # The gallery: the new frames it does worst on, by the rule it states, mostly snow.
+    new = sorted(tree.data.images / f for f in new_annotations(tree.data, dataset_dir).values())
+    rescored = score_frames(tree.champion_onnx, new, tree.data.labels, names, 0.25)
+    picked = [f.image.name for f in worst(rescored.frames, 8)]
+    assert winter["gallery"] == {"rule": rule("worst"), "score_threshold": 0.25, "frames": picked}
+    assert len(picked) == 8 and sum(name.startswith("snow") for name in picked) >= 6, picked
+    assert winter["worst_frames"].count("data:image/jpeg;base64,") == 8
+    titles = re.findall(r"\*\*([^*]+)\*\*", winter["worst_frames"])
+    assert [t.split(":")[0] for t in titles] == picked
+    assert all("; video unknown; weather " in t for t in titles)  # no stream: no source
+    assert sum("Wint" in t for t in titles) >= 4, titles
+    report = tree.model_dir(PARTITION) / "report"
+    assert len(list(report.glob("monitor_frame_*.jpg"))) == 8
 
     monkeypatch.setenv("RETRAIN_MIN_NEW_VALIDATED", "1000")
     monkeypatch.setenv("RETRAIN_DEGRADATION_MIN_IMAGES", "50")

@@ -58,3 +58,23 @@ def test_a_results_file_without_what_a_chart_needs_says_so(tmp_path: Path):
         training_curves(lossless)
     with pytest.raises(ValueError, match="nothing to draw"):
         pr_curves({})
+
+
+def test_a_bar_chart_draws_one_bar_per_series_and_category_in_the_series_colours():
+    from azaion_assets.lib.pictures.charts import bar_chart
+
+    counts = {"train": {"Truck": 10, "Vehicle": 4}, "test": {"Truck": 3}}
+    image = _image(bar_chart(counts, "boxes", "boxes", size=(500, 300)))
+    assert image.shape == (300, 500, 3)
+    assert _has(image, (0xB4, 0x77, 0x1F)) and _has(image, (0x0E, 0x7F, 0xFF))  # C0, C1
+    with pytest.raises(ValueError, match="nothing to draw"):
+        bar_chart({"train": {}}, "boxes", "boxes")
+
+
+def test_a_confusion_chart_needs_a_label_per_row_of_a_square_matrix():
+    from azaion_assets.lib.pictures.charts import confusion_chart
+
+    image = _image(confusion_chart([[3, 0], [1, 0]], ["Truck", "background"], "t"))
+    assert image.shape[0] == 360
+    with pytest.raises(ValueError, match="square matrix"):
+        confusion_chart([[3, 0], [1, 0]], ["Truck"], "t")
