@@ -32,7 +32,12 @@ from dagster import (
     asset,
 )
 
-from azaion_assets.defs.annotations.arrivals import arrivals_events, count_table, today
+from azaion_assets.defs.annotations.arrivals import (
+    Drawing,
+    arrivals_events,
+    count_table,
+    today,
+)
 from azaion_assets.defs.instance_facts import (
     LEFT_DATA_NAMES,
     VALIDATED,
@@ -138,7 +143,9 @@ def annotations(
     yield MaterializeResult()
     # After this run's partitions, so the day's totals are newer than what they sum (and the
     # UI does not call them unsynced).
-    yield from arrivals_events(tree, names, [started_on, today()])
+    every = settings.pictures_arrivals_every_minutes * 60
+    drawing = Drawing(context.run_id, settings, every_seconds=every)
+    yield from arrivals_events(tree, names, [started_on, today()], context.instance, drawing)
 
 
 def _segments(

@@ -5,9 +5,17 @@ calendar; this sums the ingest summaries of the segments (what one ingest run ap
 partition) applied on a day (``day_totals``). Each ingest run re-materialises today's partition
 as it ends, so the page is current within one run; the asset's own step rebuilds any day on
 request from the same records.
+
+Its pictures (the day's newest annotations, and its quarantined images that can be shown, with
+their reasons) are drawn by the asset's own step every time, but by an ingest run only when the
+last drawing is PICTURES_ARRIVALS_EVERY_MINUTES old: a run carries the figures every minute of
+a working day, and pictures on each would grow the instance by megabytes a day. In between, a
+materialisation names the run whose materialisation holds them.
 """
 
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,19 +25,26 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
+    AssetRecordsFilter,
     AssetsDefinition,
+    DagsterInstance,
     DailyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
     TableColumn,
     TableRecord,
     TableSchema,
+    TextMetadataValue,
+    TimestampMetadataValue,
     asset,
 )
 
+from azaion_assets.defs.pictures import picture_entry
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.datatree import DataTree
+from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.ingest.apply_events import state_path
+from azaion_assets.lib.ingest.arrival_sheet import arrival_pictures
 from azaion_assets.lib.ingest.day_totals import DayTotals, day_totals
 from azaion_assets.lib.ingest.ingest_state import IngestState
 from azaion_assets.lib.labels.classes import load_classes, slot_names
@@ -38,6 +53,18 @@ from azaion_assets.lib.text import plural
 DAILY_ARRIVALS = AssetKey("daily_arrivals")
 _LISTED = 30  # segments named one by one; the rest are counted
 COUNT_SCHEMA = TableSchema(columns=[TableColumn("what", "string"), TableColumn("count", "int")])
+PICTURES_DRAWN = "pictures_drawn_at"
+PICTURES_RUN = "pictures_run"
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """Who draws a day's pictures, with which settings, and whether only when they are due
+    (``every_seconds``; None draws now)."""
+
+    run_id: str
+    settings: Settings
+    every_seconds: float | None = None
 
 
 def count_table(counts: dict[str, int], schema: TableSchema = COUNT_SCHEMA) -> MetadataValue:
@@ -47,10 +74,14 @@ def count_table(counts: dict[str, int], schema: TableSchema = COUNT_SCHEMA) -> M
 
 
 def daily_arrivals(context: AssetExecutionContext, azaion_settings: AzaionSettingsResource):
+    settings = azaion_settings.load()
     tree = azaion_settings.tree()
     day = date.fromisoformat(context.partition_key)
     names = slot_names(load_classes(tree.classes_file))
-    return MaterializeResult(metadata=days_metadata(tree, names, [day])[day])
+    drawing = Drawing(context.run_id, settings)
+    return MaterializeResult(
+        metadata=days_metadata(tree, names, [day], context.instance, drawing)[day]
+    )
 
 
 def build_daily_arrivals(days: DailyPartitionsDefinition) -> AssetsDefinition:
@@ -68,22 +99,97 @@ def build_daily_arrivals(days: DailyPartitionsDefinition) -> AssetsDefinition:
 
 
 def days_metadata(
-    tree: DataTree, names: dict[int, str], days: Iterable[date]
+    tree: DataTree,
+    names: dict[int, str],
+    days: Iterable[date],
+    instance: DagsterInstance,
+    drawing: Drawing,
 ) -> dict[date, dict[str, Any]]:
     """Each day's metadata as the ingest state has it now, the state opened once."""
+    out = {}
     with IngestState(state_path(tree)) as state:
-        return {day: arrivals_metadata(day_totals(state, day), names) for day in sorted(set(days))}
+        for day in sorted(set(days)):
+            totals = day_totals(state, day)
+            pictures = _carried(instance, day, drawing) or _drawn(
+                tree, state, totals, names, drawing
+            )
+            out[day] = arrivals_metadata(totals, names) | pictures
+    return out
 
 
 def arrivals_events(
-    tree: DataTree, names: dict[int, str], days: Iterable[date]
+    tree: DataTree,
+    names: dict[int, str],
+    days: Iterable[date],
+    instance: DagsterInstance,
+    drawing: Drawing,
 ) -> list[AssetMaterialization]:
     """Materialisations of ``days`` (an ingest run logs today's, and the day it started on if
     that was yesterday)."""
     return [
         AssetMaterialization(DAILY_ARRIVALS, partition=day.isoformat(), metadata=metadata)
-        for day, metadata in days_metadata(tree, names, days).items()
+        for day, metadata in days_metadata(tree, names, days, instance, drawing).items()
     ]
+
+
+def _carried(instance: DagsterInstance, day: date, drawing: Drawing) -> dict[str, Any] | None:
+    """Where the day's pictures were drawn less than ``every_seconds`` ago: a pointer to them
+    instead of a new drawing; None when they are due."""
+    if drawing.every_seconds is None:
+        return None
+    where = AssetRecordsFilter(DAILY_ARRIVALS, asset_partitions=[day.isoformat()])
+    records = instance.fetch_materializations(where, limit=1).records
+    latest = records[0].asset_materialization if records else None
+    drawn = latest.metadata.get(PICTURES_DRAWN) if latest else None
+    run = latest.metadata.get(PICTURES_RUN) if latest else None
+    if not isinstance(drawn, TimestampMetadataValue) or not isinstance(run, TextMetadataValue):
+        return None
+    if time.time() - drawn.value >= drawing.every_seconds:
+        return None
+    at = datetime.fromtimestamp(drawn.value, UTC).strftime("%H:%M")
+    minutes = round(drawing.every_seconds / 60)
+    return {
+        "pictures": MetadataValue.md(
+            f"*The pictures of this day were drawn at {at} UTC by run `{run.value}`: open that "
+            f"run's materialisation on the Events tab. The ingest draws them again at most "
+            f"every {minutes} minutes (PICTURES_ARRIVALS_EVERY_MINUTES); materialise this day "
+            "to draw them now.*"
+        ),
+        PICTURES_DRAWN: drawn,
+        PICTURES_RUN: run,
+    }
+
+
+def _drawn(
+    tree: DataTree, state: IngestState, totals: DayTotals, names: dict[int, str], drawing: Drawing
+) -> dict[str, Any]:
+    """The day's pictures, drawn now; pictures that cannot be drawn say why, never failing
+    the figures."""
+    settings, now = drawing.settings, time.time()
+    classes = [names.get(i, str(i)) for i in range(max(names, default=-1) + 1)]
+    try:
+        shown = arrival_pictures(
+            tree,
+            state,
+            totals.day,
+            totals.partitions,
+            settings.pictures_gallery_size,
+            settings.pictures_thumbnail_width // 2,
+            classes,
+        )
+    except (OSError, ValueError) as exc:
+        return {"pictures": MetadataValue.md(f"*No pictures: {exc}*")}
+    header = "Green: the boxes as annotated (for a quarantined message, as it named them)."
+    entry = (
+        picture_entry([s.picture for s in shown], settings.pictures_budget_bytes, header)
+        if shown
+        else MetadataValue.md("*Nothing to show: no annotation or quarantined image this day.*")
+    )
+    return {
+        "pictures": entry,
+        PICTURES_DRAWN: MetadataValue.timestamp(now),
+        PICTURES_RUN: drawing.run_id,
+    }
 
 
 def today() -> date:

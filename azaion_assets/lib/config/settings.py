@@ -227,6 +227,12 @@ class Settings(BaseSettings):
     pictures_thumbnail_width: PictureWidth = _field(
         320, doc="Width in pixels of a frame drawn on an asset page (the report files too)"
     )
+    pictures_arrivals_every_minutes: AtLeastOne = _field(
+        60,
+        doc="The ingest redraws the day's arrivals pictures at most this often (every ingest "
+        "run updates the day's figures; pictures on each would grow the instance by megabytes "
+        "a day); materialising the day draws them at once",
+    )
     pictures_budget_bytes: Count = _field(
         1_000_000,
         doc="Most bytes of pictures one materialisation carries (a year of them stays in the "

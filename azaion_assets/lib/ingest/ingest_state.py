@@ -281,6 +281,18 @@ class IngestState:
         )
         return [row[0] for row in rows]
 
+    def into_data_between(self, start: str, end: str, limit: int) -> list[tuple[str, str]]:
+        """The latest ``limit`` names the segments applied in ``[start, end)`` brought into
+        data/, newest first, with the extension of each one's image (empty if unknown)."""
+        rows = self._db.execute(
+            "SELECT j.value, COALESCE(names.ext, '') FROM partitions, "
+            "json_each(partitions.summary, '$.into_data') AS j "
+            f"LEFT JOIN names ON names.name = j.value WHERE {_APPLIED} "
+            "ORDER BY partitions.first DESC, j.id DESC LIMIT ?",
+            (start, end, limit),
+        )
+        return [(str(name), str(ext)) for name, ext in rows]
+
     def total_between(self, start: str, end: str, path: str) -> int:
         """The number at JSON ``path`` in the summaries of those partitions, summed.
 

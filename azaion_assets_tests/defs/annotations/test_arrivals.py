@@ -1,14 +1,21 @@
 """daily_arrivals: each ingest run leaves today's totals; the asset rebuilds any day the same."""
 
 import asyncio
+import base64
+import re
+import time
 from datetime import UTC, datetime
 
+import cv2
+import numpy as np
 from dagster import AssetKey, materialize
 
+from azaion_assets.defs.annotations import arrivals as arrivals_module
 from azaion_assets.defs.annotations.annotations import annotations
 from azaion_assets.defs.partitions import ANNOTATION_BATCHES
 from azaion_assets.defs.resources import AzaionSettingsResource
-from azaion_assets.dev.messages import Author, bulk, synthetic
+from azaion_assets.dev.messages import Author, annotation, bulk, synthetic
+from azaion_assets.dev.synthetic import samples
 from azaion_assets.lib.stream.client import probe_tail, publish
 from azaion_assets.lib.stream.events import STATUS_PROPERTY, Role, Status
 from azaion_assets.lib.stream.offsets import OffsetRange
@@ -76,6 +83,55 @@ def test_each_ingest_run_updates_todays_totals_across_partitions(stream_env, ins
     again = _arrivals(instance)
     for key in ("messages", "validated", "quarantined", "boxes", "ingest_segments"):
         assert again[key] == meta[key]
+
+
+def _images(markdown: str) -> list[tuple[str, np.ndarray]]:
+    """Each picture's title and decoded image."""
+    found = re.findall(r"!\[([^\]]*)\]\(data:image/jpeg;base64,([A-Za-z0-9+/=]+)\)", markdown)
+    out = []
+    for title, data in found:
+        image = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None and image.shape[1] > 0
+        out.append((title, image))
+    return out
+
+
+def test_the_days_pictures_are_drawn_at_most_hourly_by_the_ingest_and_on_request(
+    stream_env, instance, monkeypatch
+):
+    tail = _ingest(instance, stream_env, synthetic(3, VALIDATOR, prefix="v", width=64), 0)
+    first = _arrivals(instance)
+    (sheet,) = _images(first["pictures"])
+    assert sheet[0] == f"the newest 3 annotations of {TODAY}"
+    drawn_by = first["pictures_run"]
+    (sample,) = samples(1, seed=3, prefix="bad", width=64)
+    refused = annotation("bad_0000", sample.image, ".jpg", [(200, 0.5, 0.5, 0.2, 0.2)], VALIDATOR)
+    tail = _ingest(
+        instance, stream_env, [refused, (b"\x93garbage", {STATUS_PROPERTY: 10})], tail + 1
+    )
+    later = _arrivals(instance)  # a minute later: the figures move, the pictures wait
+    assert later["quarantined"] == 2 and "data:image" not in later["pictures"]
+    assert "drawn at" in later["pictures"] and f"by run `{drawn_by}`" in later["pictures"]
+    assert later["pictures_run"] == drawn_by
+    assert later["pictures_drawn_at"] == first["pictures_drawn_at"]
+
+    hour_later = time.time() + 3600
+    with monkeypatch.context() as clock:
+        clock.setattr(arrivals_module.time, "time", lambda: hour_later)
+        _ingest(instance, stream_env, synthetic(1, VALIDATOR, prefix="w", width=64), tail + 1)
+    due = _arrivals(instance)
+    assert due["pictures_run"] != drawn_by and due["pictures_drawn_at"] == hour_later
+    titles = [title for title, _ in _images(due["pictures"])]
+    assert titles[0] == f"the newest 4 annotations of {TODAY}"
+    (quarantined,) = titles[1:]  # the garbage has no image to show
+    assert quarantined.startswith("quarantined, offset ") and "(bad_0000)" in quarantined
+    assert "200" in quarantined  # its reason names the class it refused
+
+    rebuilt = materialize(
+        [daily_arrivals], instance=instance, partition_key=TODAY, resources=RESOURCES
+    )  # the asset's own step draws at once
+    assert [t for t, _ in _images(_arrivals(instance)["pictures"])] == titles
+    assert _arrivals(instance)["pictures_run"] == rebuilt.run_id
 
 
 def test_a_day_without_arrivals_says_so(stream_env, instance):
