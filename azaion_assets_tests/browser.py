@@ -175,3 +175,32 @@ def screenshot(driver: webdriver.Chrome, name: str, settle: float = 3.0) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
     return path
+
+
+def markdown_images(
+    driver: webdriver.Chrome, key: str, timeout: float = 30
+) -> list[tuple[str, int]]:
+    """Open the Markdown metadata entry ``key`` of the page's materialisation (its
+    ``[Show Markdown]`` link) and return each image in it as (alt text, natural width) once all
+    have loaded; the dialog stays open for a screenshot."""
+    row = f"//tr[td[normalize-space()='{key}']]"
+    link = WebDriverWait(driver, timeout).until(
+        lambda d: d.find_element(By.XPATH, f"{row}//*[contains(text(), 'Show Markdown')]")
+    )
+    link.click()
+    script = (
+        "const d = [...document.querySelectorAll('[role=dialog]')].pop();"
+        "if (!d) return null; const imgs = [...d.querySelectorAll('img')];"
+        "return imgs.every(i => i.complete) ? imgs.map(i => [i.alt, i.naturalWidth]) : null;"
+    )
+    try:
+        found = WebDriverWait(driver, timeout, poll_frequency=0.25).until(
+            lambda d: d.execute_script(script)
+        )
+    except TimeoutException:
+        raise AssertionError(f"{driver.current_url}: {key}'s pictures did not load") from None
+    return [(alt, int(width)) for alt, width in found]
+
+
+def close_dialog(driver: webdriver.Chrome) -> None:
+    driver.find_element(By.XPATH, "//button[normalize-space()='Close']").click()

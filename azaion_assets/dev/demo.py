@@ -2,7 +2,8 @@
 
 1. A broker: the configured one if RABBITMQ_HOST is set, else a throwaway local broker.
 2. The synthetic set is published as Azaion messages (validators' and operators' annotations,
-   frames of a dozen videos; a bulk Validate, and one malformed message to show the quarantine).
+   frames of a dozen videos; a bulk Validate, and two messages for the quarantine: one that is
+   not msgpack, and a frame whose box names a class the platform does not have).
 3. ``dagster-daemon`` runs: ``annotation_stream_sensor`` turns the new offsets into partitions
    and the queued ingest runs carry them into ``data/``.
 4. ``retraining_sensor`` sees that enough validated annotations arrived and requests
@@ -42,6 +43,7 @@ from azaion_assets.dev.instance_runs import (
     wait_for,
     wait_for_ingest,
 )
+from azaion_assets.dev.synthetic import samples
 from azaion_assets.lib.config.settings import Settings
 from azaion_assets.lib.stream.client import probe_tail, publish
 from azaion_assets.lib.stream.events import STATUS_PROPERTY, Role, Status
@@ -52,7 +54,9 @@ DEMO_VIDEOS = 12  # the 96 validated frames: 8 videos land in train, 2 in valid,
 
 def demo_messages(count: int, seed: int) -> tuple[list[messages.Message], int]:
     """``count`` annotations by validators, plus a sixth as many by an operator, half of which
-    a validator then approves in bulk, and one malformed message; and how many are validated."""
+    a validator then approves in bulk, a message that is not msgpack and a frame with a box of
+    class 200 (both quarantined, the frame shown on ``daily_arrivals``); and how many are
+    validated."""
     validator = messages.Author(Role.VALIDATOR, "validator@azaion.local")
     operator = messages.Author(Role.OPERATOR, "operator@azaion.local")
     seeded = max(2, count // 6)
@@ -62,6 +66,9 @@ def demo_messages(count: int, seed: int) -> tuple[list[messages.Message], int]:
     approved = [f"seeded_{seed + 1:04d}_{i:06d}" for i in range(0, seeded, 2)]
     batch.append(messages.bulk(approved, Status.VALIDATED, validator))
     batch.append((b"\xc1 not msgpack", {STATUS_PROPERTY: int(Status.CREATED)}))
+    (odd,) = samples(1, seed=seed + 2, prefix="odd")
+    box = (200, *odd.boxes[0][1:]) if odd.boxes else (200, 0.5, 0.5, 0.2, 0.2)
+    batch.append(messages.annotation(odd.name, odd.image, ".jpg", [box], validator))
     return batch, count + len(approved)
 
 

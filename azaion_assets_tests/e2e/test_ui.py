@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterInstance, materialize
 from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.scheduler.instigation import TickStatus
 from selenium import webdriver
@@ -41,7 +41,11 @@ from azaion_assets.dev.localdaemon import local_daemon
 from azaion_assets.dev.messages import Author, synthetic
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.sources import load_settings
-from azaion_assets.lib.evaluation.champion_gate import read_evaluation
+from azaion_assets.lib.evaluation.champion_gate import evaluate_frames, read_evaluation
+from azaion_assets.lib.evaluation.frame_errors import worst
+from azaion_assets.lib.evaluation.new_data import new_annotations
+from azaion_assets.lib.evaluation.onnx_eval import score_frames
+from azaion_assets.lib.labels.classes import load_classes, slot_names
 from azaion_assets.lib.stream.client import probe_tail, publish
 from azaion_assets.lib.stream.events import Role
 from azaion_assets.lib.stream.offsets import OffsetRange
@@ -49,6 +53,8 @@ from azaion_assets.lib.stream.stream_connection import StreamTarget
 from azaion_assets_tests.browser import (
     PROJECT,
     chromium,
+    close_dialog,
+    markdown_images,
     open_page,
     screenshot,
     wait_for_text,
@@ -158,9 +164,14 @@ def operator(
             # A second batch, winter frames of new videos: the champion is scored on them.
             winter = list(synthetic(12, VALIDATOR, 7, "winter", videos=3, scene="winter"))
             _ingest(instance, defs, target, winter)
-            published = Published(len(batch) + 12, validated + 12, quarantined=1, partitions=2)
+            published = Published(len(batch) + 12, validated + 12, quarantined=2, partitions=2)
             scored = defs.resolve_job_def(MONITOR_JOB).execute_in_process(instance=instance)
             assert scored.success
+            # The ingest redraws the day's pictures hourly; the operator draws them now.
+            arrivals = materialize(
+                [defs.resolve_assets_def("daily_arrivals")], instance=instance, partition_key=today
+            )
+            assert arrivals.success
         tree = DataTree.from_settings(load_settings())
     descriptions = {s.name: s.description or "" for s in defs.sensors or ()}
     # The daemon ticks every sensor once, as on a live instance. Without the broker password its
@@ -291,8 +302,10 @@ def test_todays_arrivals_show_the_counts_and_the_summary(operator: Operator):
         f"\nquarantined\n{sent.quarantined}\n",
         f"{sent.messages} messages in {sent.partitions} ingest segments on {day}",
         f"{sent.validated} validated annotations reached data/",
-        f"{sent.quarantined} quarantined: undecodable msgpack",
-        "ingest_job",
+        f"{sent.quarantined} quarantined: ",
+        "undecodable msgpack (1)",
+        "invalid box (1)",
+        "\npictures_run\n",  # drawn by the operator's rebuild of the day, after the ingest runs
     )
     screenshot(operator.driver, "daily-arrivals")
 
@@ -324,3 +337,58 @@ def test_the_training_run_shows_its_steps_and_epochs(operator: Operator):
     text = operator.open(f"{run}?logs=epoch", *lines, "box_loss", "mAP50")
     assert f"epoch {epochs + 1}/" not in text
     screenshot(operator.driver, "training-run")
+
+
+def _pictures(operator: Operator, asset: str, key: str, shot: str, *texts: str) -> list[str]:
+    """The titles of the pictures in ``asset``'s Markdown entry ``key`` on today's
+    materialisation, each checked to have rendered (a natural width above zero)."""
+    partition = "" if asset == "champion_monitor" else f"&partition={operator.today}"
+    operator.open(f"/assets/{asset}?view=events{partition}", f"\n{key}\n", *texts)
+    images = markdown_images(operator.driver, key)
+    assert images, f"{asset}: no picture in {key}"
+    assert all(width > 0 for _, width in images), images
+    screenshot(operator.driver, shot)
+    if asset == "onnx_model" and len(images) > 2:  # and the gallery, below the charts
+        operator.driver.execute_script(
+            "[...document.querySelectorAll('[role=dialog] img')][2].scrollIntoView()"
+        )
+        screenshot(operator.driver, f"{shot}-gallery")
+    close_dialog(operator.driver)
+    return [title for title, _ in images]
+
+
+def test_the_gate_shows_curves_confusion_and_the_frames_its_rule_picks(operator: Operator):
+    titles = _pictures(operator, "onnx_model", "pictures", "pictures-onnx-model", "gallery")
+    assert titles[:2] == [
+        "precision-recall on the test split",
+        "challenger: confusion at the edge's threshold",
+    ]
+    # The first model has no champion to differ from: its own worst test frames.
+    tree, day = operator.tree, operator.today
+    names = slot_names(load_classes(tree.classes_file))
+    onnx = tree.model_dir(day) / "weights" / "best.onnx"
+    scored = evaluate_frames(onnx, tree.dataset_dir(day), names, 0.25)
+    assert [t.split(":")[0] for t in titles[2:]] == [f.image.name for f in worst(scored.frames, 8)]
+
+
+def test_the_model_dataset_and_arrivals_pages_show_their_pictures(operator: Operator):
+    assert _pictures(operator, "model", "training_curves", "pictures-model") == ["training curves"]
+    dataset = _pictures(operator, "dataset", "pictures", "pictures-dataset")
+    assert dataset[0] == "boxes per class per split"
+    assert [t.split(":")[0] for t in dataset[1:]] == ["train", "valid", "test"]
+    arrivals = _pictures(operator, "daily_arrivals", "pictures", "pictures-daily-arrivals")
+    assert arrivals[0] == f"the newest 8 annotations of {operator.today}"
+    (odd,) = arrivals[1:]  # the message that is not msgpack has no image to show
+    assert odd.startswith("quarantined, offset ") and "(odd_0002_000000)" in odd, odd
+    assert odd.endswith("invalid box: detection 1: class id 200 outside 0..79"), odd
+
+
+def test_the_monitor_shows_the_new_frames_the_champion_does_worst_on(operator: Operator):
+    titles = _pictures(operator, "champion_monitor", "worst_frames", "pictures-champion-monitor")
+    tree = operator.tree
+    names = slot_names(load_classes(tree.classes_file))
+    dataset_dir = tree.dataset_dir(operator.today)
+    new = sorted(tree.data.images / f for f in new_annotations(tree.data, dataset_dir).values())
+    scored = score_frames(tree.champion_onnx, new, tree.data.labels, names, 0.25)
+    assert [t.split(":")[0] for t in titles] == [f.image.name for f in worst(scored.frames, 8)]
+    assert all("; video winter" in t for t in titles), titles  # the source videos are named

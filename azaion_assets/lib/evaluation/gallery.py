@@ -18,6 +18,7 @@ from azaion_assets.lib.evaluation.frame_errors import Frame, differ_most, worst
 from azaion_assets.lib.evaluation.onnx_eval import Scored
 from azaion_assets.lib.ingest.day_totals import weather_mode
 from azaion_assets.lib.pictures.embed import Picture, Shown
+from azaion_assets.lib.text import plural
 
 LEGEND = "Green: the true boxes. Blue, dashed: the challenger's. Red, dashed: the champion's."
 MONITOR_LEGEND = "Green: the true boxes. Red, dashed: the champion's."
@@ -43,9 +44,10 @@ def confusion_picture(scored: Scored, names: Mapping[int, str], title: str) -> S
     from azaion_assets.lib.pictures.charts import confusion_chart
 
     matrix, labels = used_classes(np.asarray(scored.confusion), names)
-    return Shown(
-        "confusion.png", Picture(title, png=confusion_chart(matrix.tolist(), labels, title))
-    )
+    # Ultralytics' ConfusionMatrix matches at IoU 0.45 (its default), the boxes above the edge's
+    # threshold only.
+    chart = confusion_chart(matrix.tolist(), labels, f"score > {scored.threshold:g}, IoU 0.45")
+    return Shown("confusion.png", Picture(title, png=chart))
 
 
 def pr_picture(curves: Mapping[str, Scored]) -> Shown:
@@ -77,11 +79,7 @@ def gate_pictures(
     if champion is None:
         return shown + frame_pictures(worst(challenger.frames, gallery), names, width, _errors)
     for i, (mine, theirs) in enumerate(differ_most(challenger.frames, champion.frames, gallery)):
-        title = (
-            f"{mine.image.name}: challenger {mine.errors} errors "
-            f"({mine.missed} missed, {mine.false} false), champion {theirs.errors} "
-            f"({theirs.missed} missed, {theirs.false} false)"
-        )
+        title = f"{mine.image.name}: challenger {_errors(mine)}, champion {_errors(theirs)}"
         shown.append(_frame_shown(i, mine, title, names, width, theirs))
     return shown
 
@@ -124,7 +122,7 @@ def monitor_pictures(
 
 
 def _errors(frame: Frame) -> str:
-    return f"{frame.errors} errors ({frame.missed} missed, {frame.false} false)"
+    return f"{plural(frame.errors, 'error')} ({frame.missed} missed, {frame.false} false)"
 
 
 def _frame_shown(

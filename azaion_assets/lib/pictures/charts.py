@@ -40,8 +40,10 @@ def line_chart(
     ylabel: str,
     size: tuple[int, int] = (640, 360),
     colors: Mapping[str, str] | None = None,
+    unit_square: bool = False,
 ) -> bytes:
-    """One chart of named lines, a legend naming each."""
+    """One chart of named lines, a legend naming each; ``unit_square`` fixes both axes to
+    [0, 1] (a flat curve at 0 stays at the bottom, not in the middle)."""
     if not series:
         raise ValueError(f"{title}: nothing to draw")
     figure = _figure(*size)
@@ -49,6 +51,8 @@ def line_chart(
     for name, (xs, ys) in series.items():
         axes.plot(list(xs), list(ys), label=name, color=(colors or {}).get(name))
     axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if unit_square:
+        axes.set(xlim=(0, 1), ylim=(0, 1.02))
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     figure.tight_layout()
@@ -92,7 +96,14 @@ def training_curves(path: Path, size: tuple[int, int] = (900, 360)) -> bytes:
 
 def pr_curves(curves: Mapping[str, Series], colors: Mapping[str, str] | None = None) -> bytes:
     """Precision against recall, one line per model, on the same split."""
-    return line_chart(curves, "precision-recall", "recall", "precision", colors=colors)
+    return line_chart(
+        curves,
+        "precision-recall at IoU 0.5",
+        "recall",
+        "precision",
+        colors=colors,
+        unit_square=True,
+    )
 
 
 def bar_chart(
