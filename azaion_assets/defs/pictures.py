@@ -22,15 +22,11 @@ REPORT = "report"
 def picture_entry(pictures: Sequence[Picture], budget: int, header: str = "") -> MetadataValue:
     """The pictures as one Markdown entry under ``header``; what did not fit the budget is
     named under them."""
-    shown = embed(pictures, budget) if budget else None
-    parts = [header] if header else []
-    if shown is None:
-        parts.append("*Pictures are off (PICTURES_BUDGET_BYTES=0).*")
-    else:
-        parts.append(shown.markdown)
-        if shown.left_out:
-            left = ", ".join(shown.left_out)
-            parts.append(f"*Left out to stay within {budget:,} bytes: {left}.*")
+    shown = embed(pictures, budget)
+    parts = [header, shown.markdown] if header else [shown.markdown]
+    if shown.left_out:
+        left = ", ".join(shown.left_out)
+        parts.append(f"*Left out to stay within {budget:,} bytes: {left}.*")
     return MetadataValue.md("\n\n".join(parts))
 
 

@@ -583,6 +583,26 @@ def test_a_dataset_with_an_empty_split_blocks_training(tmp_path, monkeypatch, ru
     assert not tree.model_dir(PARTITION).exists()
 
 
+def test_with_no_picture_budget_nothing_is_drawn(tmp_path, monkeypatch, runtime_dir):
+    _configure(monkeypatch, tmp_path / "azaion", runtime_dir)
+    tree = DataTree.from_settings(load_settings()).ensure()
+    write_samples(tree.data, 12, seed=2)
+    with DagsterInstance.ephemeral() as instance:
+        for budget, drawn in (("0", False), ("1000000", True)):
+            monkeypatch.setenv("PICTURES_BUDGET_BYTES", budget)
+            result = materialize(
+                [annotations, dataset],
+                instance=instance,
+                partition_key=PARTITION,
+                resources=RESOURCES,
+                selection=[dataset],
+            )
+            assert result.success
+            meta = result.asset_materializations_for_node("dataset")[0].metadata
+            assert ("pictures" in meta) is drawn
+            assert (tree.dataset_dir(PARTITION) / "report").is_dir() is drawn
+
+
 def test_a_missing_base_model_fails_with_the_path(tmp_path, monkeypatch, runtime_dir):
     _configure(monkeypatch, tmp_path / "azaion", runtime_dir)
     monkeypatch.setenv("TRAINING_MODEL", "yolo26m.pt")

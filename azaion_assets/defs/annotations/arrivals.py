@@ -166,6 +166,8 @@ def _drawn(
     """The day's pictures, drawn now; pictures that cannot be drawn say why, never failing
     the figures."""
     settings, now = drawing.settings, time.time()
+    if not settings.pictures_budget_bytes:
+        return {}
     classes = [names.get(i, str(i)) for i in range(max(names, default=-1) + 1)]
     try:
         shown = arrival_pictures(

@@ -136,6 +136,8 @@ def _pictures(
 ) -> dict[str, Any]:
     """The new frames the champion does worst on, on the page and in its model's
     ``report/``; pictures that cannot be drawn say why, never failing the score."""
+    if not settings.pictures_budget_bytes:
+        return {}
     try:
         shown = monitor_pictures(
             scored,

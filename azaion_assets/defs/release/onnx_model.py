@@ -237,6 +237,8 @@ def _pictures(
 ) -> dict:
     """Curves, confusion and the gallery on the page and in ``report/``; the frames the rule
     picked are listed too. Pictures that cannot be drawn say why: they never fail the gate."""
+    if not settings.pictures_budget_bytes:
+        return {}
     try:
         shown = gate_pictures(
             challenger,

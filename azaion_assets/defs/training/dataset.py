@@ -141,6 +141,8 @@ def _pictures(report: DatasetReport, names: dict[int, str], settings: Settings) 
     """Boxes per class per split, and a sheet of a few frames per split, on the page and in
     the dataset's ``report/``; pictures that cannot be drawn say why, never failing a formed
     dataset."""
+    if not settings.pictures_budget_bytes:
+        return {}
     per_split = min(SHEET_FRAMES, settings.pictures_gallery_size)
     try:
         shown = dataset_pictures(

@@ -122,6 +122,8 @@ def build_model(days: DailyPartitionsDefinition) -> AssetsDefinition:
 def _curves(run_dir: Path, budget: int) -> dict:
     """The losses and validation mAP per epoch as one chart: on the page and in ``report/``. A
     chart that cannot be drawn says why instead: it never fails a trained model."""
+    if not budget:
+        return {}
     try:
         png = training_curves(run_dir / RESULTS_CSV)
         chart = Shown("training_curves.png", Picture("training curves", png=png))

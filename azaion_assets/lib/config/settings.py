@@ -236,8 +236,8 @@ class Settings(BaseSettings):
     pictures_budget_bytes: Count = _field(
         1_000_000,
         doc="Most bytes of pictures one materialisation carries (a year of them stays in the "
-        "Dagster instance); frames are made smaller, then left out, to fit. 0: none on the pages "
-        "(the report files are still written)",
+        "Dagster instance); frames are made smaller, then left out, to fit. 0: no pictures, none "
+        "drawn, neither on the pages nor in report/",
     )
     training_max_retries: Count = _field(
         2, doc="Retries of a failed training run; each resumes from the last checkpoint"
