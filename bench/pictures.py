@@ -9,16 +9,17 @@ SQLite instance, as the code location defines it; ``retraining_job`` then runs f
 the second day's model is judged against a champion, and a second batch (winter frames of new
 videos) gives ``champion_monitor`` new data to score.
 
-Then each asset is materialised again, alternately with the pictures on (the defaults) and off
-(``PICTURES_BUDGET_BYTES=0``, which draws nothing), R times each: ``dataset``, ``onnx_model``
-(export, parity, both models scored on the test split), ``champion_monitor`` and
-``daily_arrivals`` for the day. ``model`` is trained once each way (training dominates it; its
-picture is one chart). The time is the asset's step, from its start to its success in the event
-log; the ratio is the median with pictures over the median without, measured in the same run.
-The bytes are the picture entries of one materialisation (the Markdown, data URIs included),
-what the instance keeps of it for a year (docs/housekeeping.md). The fixed part (the charts and
-at most PICTURES_GALLERY_SIZE frames) does not grow with the split, so the ratio falls as the
-test split grows; production test splits are hundreds to thousands of frames.
+Then each asset is materialised again, alternately with the pictures on (the defaults, drawn
+every time: ``PICTURES_EVERY_MINUTES=0``) and off (``PICTURES_BUDGET_BYTES=0``, which draws
+nothing), R times each: ``champion_monitor``, ``daily_arrivals`` for the day, ``onnx_model``
+(export, parity, both models scored on the test split) and ``dataset``. ``model`` is trained
+twice each way, afresh (training dominates it; its picture is one chart). The time is the
+asset's step, from its start to its success in the event log; the ratio is the median with
+pictures over the median without, measured in the same run. The bytes are the picture entries
+of one materialisation (the Markdown, data URIs included), what the instance keeps of it for a
+year (docs/housekeeping.md). The fixed part (the charts and at most PICTURES_GALLERY_SIZE frames)
+does not grow with the split, so the ratio falls as the test split grows; production test splits
+are hundreds to thousands of frames.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -46,7 +48,6 @@ from azaion_assets.lib.stream.events import Role
 from azaion_assets.lib.stream.offsets import OffsetRange
 from bench.timing import load_average
 
-DAYS = ("2026-12-01", "2026-12-02")
 PICTURE_ENTRIES = ("pictures", "training_curves", "worst_frames")
 PROFILE = {  # the tests' tiny CPU profile: the model is small, the frames are full size
     "TRAINING_MODEL": "yolo26n.yaml",
@@ -57,7 +58,17 @@ PROFILE = {  # the tests' tiny CPU profile: the model is small, the frames are f
     "EXPORT_ONNX_IMGSZ": "128",
     "EXPORT_PARITY_IMAGES": "4",
     "RETRAIN_MIN_TEST_MAP50_95": "0",
+    "PICTURES_EVERY_MINUTES": "0",  # every materialisation draws: what drawing costs
 }
+
+
+def _days() -> tuple[str, str]:
+    """Yesterday and today (UTC): the second day's model meets the first as its champion."""
+    now = time.time()
+    yesterday, today = (time.strftime("%Y-%m-%d", time.gmtime(now - d * 86400)) for d in (1, 0))
+    return yesterday, today
+
+
 VALIDATOR = Author(Role.VALIDATOR, "validator@azaion.local")
 
 
@@ -97,17 +108,21 @@ def _picture_bytes(instance: DagsterInstance, asset: str) -> int:
     return sum(len(str(meta[k].value).encode()) for k in PICTURE_ENTRIES if k in meta)
 
 
-def _measure(instance, defs, asset: str, partition: str | None, repeat: int) -> dict:
-    """Alternate pictures on and off: the step's median seconds each way, and the bytes."""
+def _measure(instance, defs, asset: str, partition: str | None, repeat: int, before=None) -> dict:
+    """Pictures on and off in turn (ABBA): the step's median seconds each way, and the bytes.
+    ``before`` runs ahead of each materialisation (a training must start afresh)."""
     seconds: dict[bool, list[float]] = {True: [], False: []}
     size = 0
-    for _ in range(repeat):
-        for on in (True, False):
+    for i in range(repeat):
+        for on in (True, False) if i % 2 == 0 else (False, True):
             os.environ["PICTURES_BUDGET_BYTES"] = "1000000" if on else "0"
+            if before is not None:
+                before()
             result = materialize(
                 [defs.resolve_assets_def(asset)], instance=instance, partition_key=partition
             )
             assert result.success, asset
+            assert result.get_asset_materialization_events(), f"{asset} materialised nothing"
             seconds[on].append(_step_seconds(instance, result.run_id, asset))
             if on:
                 size = _picture_bytes(instance, asset)
@@ -139,12 +154,14 @@ def main() -> int:
                     "AZAION_RUNTIME_DIR": str(work / "runtime"),
                 }
             )
+            days = _days()
+            os.environ["DAILY_PARTITIONS_START"] = days[0]
             size = {"width": args.width, "height": args.height}
             defs = build_definitions()
             with DagsterInstance.from_config(str(work / "dagster")) as instance:
                 batch = list(synthetic(args.images, VALIDATOR, 1, "cam", videos=12, **size))
                 _ingest(instance, defs, target, batch + _quarantined(4, **size))
-                for day in DAYS:
+                for day in days:
                     job = defs.resolve_job_def(RETRAINING_JOB)
                     assert job.execute_in_process(instance=instance, partition_key=day).success
                 winter = synthetic(
@@ -154,13 +171,18 @@ def main() -> int:
                 monitor = defs.resolve_job_def(MONITOR_JOB)
                 assert monitor.execute_in_process(instance=instance).success
                 print(f"set up in {time.monotonic() - started:.0f} s; load {load_average()}")
-                today = time.strftime("%Y-%m-%d", time.gmtime())
+                model_dir = work / "azaion" / "models" / f"azaion-{days[1]}"
+
+                def afresh() -> None:  # a finished training re-run would only resume it
+                    shutil.rmtree(model_dir)
+
+                # The monitor first: a dataset formed again would hold its new data.
                 rows = [
-                    _measure(instance, defs, "dataset", DAYS[1], args.repeat),
-                    _measure(instance, defs, "model", DAYS[1], 1),
-                    _measure(instance, defs, "onnx_model", DAYS[1], args.repeat),
                     _measure(instance, defs, "champion_monitor", None, args.repeat),
-                    _measure(instance, defs, "daily_arrivals", today, args.repeat),
+                    _measure(instance, defs, "daily_arrivals", days[1], args.repeat),
+                    _measure(instance, defs, "onnx_model", days[1], args.repeat),
+                    _measure(instance, defs, "model", days[1], 2, before=afresh),
+                    _measure(instance, defs, "dataset", days[1], args.repeat),
                 ]
     print(f"\n{args.images} annotations of {args.width}x{args.height}, medians of {args.repeat}")
     print(f"{'asset':<18}{'without s':>10}{'with s':>9}{'ratio':>8}{'extra s':>9}{'bytes':>10}")

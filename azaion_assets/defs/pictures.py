@@ -8,15 +8,64 @@ The Dagster UI renders a Markdown metadata entry, data-URI images included, when
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from dagster import MetadataValue
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    MetadataValue,
+    TextMetadataValue,
+    TimestampMetadataValue,
+)
 
 from azaion_assets.lib.fsio.atomic import atomic_write_bytes
 from azaion_assets.lib.pictures.embed import Picture, Shown, embed, file_bytes
 
 REPORT = "report"
+# An asset materialised many times a day redraws its pictures at most every PICTURES_EVERY_MINUTES;
+# every materialisation carries when and by which run they were drawn last.
+PICTURES_DRAWN = "pictures_drawn_at"
+PICTURES_RUN = "pictures_run"
+
+
+def drawn_marks(run_id: str) -> dict[str, Any]:
+    """The entries that say this materialisation's pictures were drawn now, by ``run_id``."""
+    return {PICTURES_DRAWN: MetadataValue.timestamp(time.time()), PICTURES_RUN: run_id}
+
+
+def carried(
+    instance: DagsterInstance,
+    key: AssetKey,
+    partition: str | None,
+    every_seconds: float,
+    entry: str,
+    draw_now: str,
+) -> dict[str, Any] | None:
+    """Where the pictures of ``key`` (``partition``) were drawn less than ``every_seconds``
+    ago: ``entry`` pointing to them, and the marks carried on; None when they are due."""
+    if every_seconds <= 0:
+        return None
+    where = AssetRecordsFilter(key, asset_partitions=[partition] if partition else None)
+    records = instance.fetch_materializations(where, limit=1).records
+    latest = records[0].asset_materialization if records else None
+    drawn = latest.metadata.get(PICTURES_DRAWN) if latest else None
+    run = latest.metadata.get(PICTURES_RUN) if latest else None
+    if not isinstance(drawn, TimestampMetadataValue) or not isinstance(run, TextMetadataValue):
+        return None
+    if time.time() - drawn.value >= every_seconds:
+        return None
+    at = datetime.fromtimestamp(drawn.value, UTC).strftime("%H:%M")
+    text = (
+        f"*These pictures were drawn at {at} UTC by run `{run.value}`: open that run's "
+        f"materialisation on the Events tab. They are drawn again at most every "
+        f"{round(every_seconds / 60)} minutes (PICTURES_EVERY_MINUTES); {draw_now}.*"
+    )
+    return {entry: MetadataValue.md(text), PICTURES_DRAWN: drawn, PICTURES_RUN: run}
 
 
 def picture_entry(pictures: Sequence[Picture], budget: int, header: str = "") -> MetadataValue:

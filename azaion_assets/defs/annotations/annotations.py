@@ -143,7 +143,7 @@ def annotations(
     yield MaterializeResult()
     # After this run's partitions, so the day's totals are newer than what they sum (and the
     # UI does not call them unsynced).
-    every = settings.pictures_arrivals_every_minutes * 60
+    every = settings.pictures_every_minutes * 60
     drawing = Drawing(context.run_id, settings, every_seconds=every)
     yield from arrivals_events(tree, names, [started_on, today()], context.instance, drawing)
 

@@ -8,12 +8,11 @@ request from the same records.
 
 Its pictures (the day's newest annotations, and its quarantined images that can be shown, with
 their reasons) are drawn by the asset's own step every time, but by an ingest run only when the
-last drawing is PICTURES_ARRIVALS_EVERY_MINUTES old: a run carries the figures every minute of
+last drawing is PICTURES_EVERY_MINUTES old: a run carries the figures every minute of
 a working day, and pictures on each would grow the instance by megabytes a day. In between, a
 materialisation names the run whose materialisation holds them.
 """
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -25,7 +24,6 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
-    AssetRecordsFilter,
     AssetsDefinition,
     DagsterInstance,
     DailyPartitionsDefinition,
@@ -34,12 +32,10 @@ from dagster import (
     TableColumn,
     TableRecord,
     TableSchema,
-    TextMetadataValue,
-    TimestampMetadataValue,
     asset,
 )
 
-from azaion_assets.defs.pictures import picture_entry
+from azaion_assets.defs.pictures import carried, drawn_marks, picture_entry
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.config.datatree import DataTree
 from azaion_assets.lib.config.settings import Settings
@@ -53,8 +49,6 @@ from azaion_assets.lib.text import plural
 DAILY_ARRIVALS = AssetKey("daily_arrivals")
 _LISTED = 30  # segments named one by one; the rest are counted
 COUNT_SCHEMA = TableSchema(columns=[TableColumn("what", "string"), TableColumn("count", "int")])
-PICTURES_DRAWN = "pictures_drawn_at"
-PICTURES_RUN = "pictures_run"
 
 
 @dataclass(frozen=True)
@@ -132,40 +126,12 @@ def arrivals_events(
     ]
 
 
-def _carried(instance: DagsterInstance, day: date, drawing: Drawing) -> dict[str, Any] | None:
-    """Where the day's pictures were drawn less than ``every_seconds`` ago: a pointer to them
-    instead of a new drawing; None when they are due."""
-    if drawing.every_seconds is None:
-        return None
-    where = AssetRecordsFilter(DAILY_ARRIVALS, asset_partitions=[day.isoformat()])
-    records = instance.fetch_materializations(where, limit=1).records
-    latest = records[0].asset_materialization if records else None
-    drawn = latest.metadata.get(PICTURES_DRAWN) if latest else None
-    run = latest.metadata.get(PICTURES_RUN) if latest else None
-    if not isinstance(drawn, TimestampMetadataValue) or not isinstance(run, TextMetadataValue):
-        return None
-    if time.time() - drawn.value >= drawing.every_seconds:
-        return None
-    at = datetime.fromtimestamp(drawn.value, UTC).strftime("%H:%M")
-    minutes = round(drawing.every_seconds / 60)
-    return {
-        "pictures": MetadataValue.md(
-            f"*The pictures of this day were drawn at {at} UTC by run `{run.value}`: open that "
-            f"run's materialisation on the Events tab. The ingest draws them again at most "
-            f"every {minutes} minutes (PICTURES_ARRIVALS_EVERY_MINUTES); materialise this day "
-            "to draw them now.*"
-        ),
-        PICTURES_DRAWN: drawn,
-        PICTURES_RUN: run,
-    }
-
-
 def _drawn(
     tree: DataTree, state: IngestState, totals: DayTotals, names: dict[int, str], drawing: Drawing
 ) -> dict[str, Any]:
     """The day's pictures, drawn now; pictures that cannot be drawn say why, never failing
     the figures."""
-    settings, now = drawing.settings, time.time()
+    settings = drawing.settings
     if not settings.pictures_budget_bytes:
         return {}
     classes = [names.get(i, str(i)) for i in range(max(names, default=-1) + 1)]
@@ -187,11 +153,16 @@ def _drawn(
         if shown
         else MetadataValue.md("*Nothing to show: no annotation or quarantined image this day.*")
     )
-    return {
-        "pictures": entry,
-        PICTURES_DRAWN: MetadataValue.timestamp(now),
-        PICTURES_RUN: drawing.run_id,
-    }
+    return {"pictures": entry, **drawn_marks(drawing.run_id)}
+
+
+def _carried(instance: DagsterInstance, day: date, drawing: Drawing) -> dict[str, Any] | None:
+    if drawing.every_seconds is None:
+        return None
+    draw_now = "materialise this day to draw them now"
+    return carried(
+        instance, DAILY_ARRIVALS, day.isoformat(), drawing.every_seconds, "pictures", draw_now
+    )
 
 
 def today() -> date:

@@ -39,7 +39,7 @@ from azaion_assets.defs.instance_facts import (
     NEW_SCORE,
     TEST_SCORE,
 )
-from azaion_assets.defs.pictures import show
+from azaion_assets.defs.pictures import carried, drawn_marks, show
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.champion.files import UNKNOWN, held_file, publish_lock
 from azaion_assets.lib.config.datatree import DataTree
@@ -121,7 +121,11 @@ def champion_monitor(
         names = slot_names(load_classes(tree.classes_file))
         threshold = settings.export_score_threshold
         scored = score_frames(onnx, images, Path(tmp) / NEW / "labels", names, threshold)
-        pictures = _pictures(tree, champion, scored, names, settings)  # before tmp goes
+        every = settings.pictures_every_minutes * 60
+        draw_now = "set it to 0 to draw them at every score"
+        pictures = carried(context.instance, MONITOR, None, every, "worst_frames", draw_now)
+        if pictures is None:  # due: drawn before the snapshot in tmp goes
+            pictures = _pictures(tree, champion, scored, names, settings, context.run_id)
     score = scored.score
     test = evaluation["challenger"]  # the champion's own score when it was judged
     context.log.info(
@@ -132,7 +136,12 @@ def champion_monitor(
 
 
 def _pictures(
-    tree: DataTree, champion: str, scored: Scored, names: dict[int, str], settings: Settings
+    tree: DataTree,
+    champion: str,
+    scored: Scored,
+    names: dict[int, str],
+    settings: Settings,
+    run_id: str,
 ) -> dict[str, Any]:
     """The new frames the champion does worst on, on the page and in its model's
     ``report/``; pictures that cannot be drawn say why, never failing the score."""
@@ -157,6 +166,7 @@ def _pictures(
     budget = settings.pictures_budget_bytes
     return {
         "worst_frames": show(tree.model_dir(champion), shown, budget, header, MONITOR_FILES),
+        **drawn_marks(run_id),
         "gallery": MetadataValue.json(gallery),
     }
 

@@ -227,11 +227,12 @@ class Settings(BaseSettings):
     pictures_thumbnail_width: PictureWidth = _field(
         320, doc="Width in pixels of a frame drawn on an asset page (the report files too)"
     )
-    pictures_arrivals_every_minutes: AtLeastOne = _field(
+    pictures_every_minutes: Count = _field(
         60,
-        doc="The ingest redraws the day's arrivals pictures at most this often (every ingest "
-        "run updates the day's figures; pictures on each would grow the instance by megabytes "
-        "a day); materialising the day draws them at once",
+        doc="Assets materialised many times a day redraw their pictures at most this often: "
+        "daily_arrivals (every ingest run) and champion_monitor (about 30 times a day at 30,000 "
+        "annotations); in between, each names the run whose materialisation holds them. 0: "
+        "every time. Materialising a day of daily_arrivals draws at once",
     )
     pictures_budget_bytes: Count = _field(
         1_000_000,

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from dagster import AssetKey, materialize
 
-from azaion_assets.defs.annotations import arrivals as arrivals_module
+from azaion_assets.defs import pictures as pictures_module
 from azaion_assets.defs.annotations.annotations import annotations
 from azaion_assets.defs.partitions import ANNOTATION_BATCHES
 from azaion_assets.defs.resources import AzaionSettingsResource
@@ -117,7 +117,7 @@ def test_the_days_pictures_are_drawn_at_most_hourly_by_the_ingest_and_on_request
 
     hour_later = time.time() + 3600
     with monkeypatch.context() as clock:
-        clock.setattr(arrivals_module.time, "time", lambda: hour_later)
+        clock.setattr(pictures_module.time, "time", lambda: hour_later)
         _ingest(instance, stream_env, synthetic(1, VALIDATOR, prefix="w", width=64), tail + 1)
     due = _arrivals(instance)
     assert due["pictures_run"] != drawn_by and due["pictures_drawn_at"] == hour_later

@@ -91,6 +91,13 @@ def test_a_summer_champion_falls_behind_on_winter_and_retraining_names_the_rule(
     assert {r["name"]: r["ap50_95"] for r in test.per_class} == {
         name: row["test_ap50_95"] for name, row in rows.items() if row["test_ap50_95"] >= 0
     }
+    # Scored twice within PICTURES_EVERY_MINUTES: the second points to the first's pictures.
+    assert summer["worst_frames"].count("data:image/jpeg;base64,") >= 1
+    assert "data:image" not in winter["worst_frames"]
+    assert "drawn at" in winter["worst_frames"] and summer["pictures_run"] in winter["worst_frames"]
+    assert winter["pictures_run"] == summer["pictures_run"]
+    monkeypatch.setenv("PICTURES_EVERY_MINUTES", "0")  # every score draws
+    winter = _score(instance)
     # The gallery: the new frames it does worst on, by the rule it states, mostly snow.
     new = sorted(tree.data.images / f for f in new_annotations(tree.data, dataset_dir).values())
     rescored = score_frames(tree.champion_onnx, new, tree.data.labels, names, 0.25)
