@@ -80,6 +80,7 @@ bench: install
 	$(BIN)/python -m bench.release_prepare
 	$(BIN)/python -m bench.champion_gate
 	$(BIN)/python -m bench.retraining_steps
+	$(BIN)/python -m bench.pictures
 	$(BIN)/python -m bench.year
 
 env-example: install
