@@ -97,3 +97,27 @@ def show(
         for stale in set((folder / REPORT).glob(owns)) - written:
             stale.unlink(missing_ok=True)
     return picture_entry([item.picture for item in pictures], budget, header)
+
+
+def gallery_entries(
+    entry: str,
+    folder: Path,
+    pictures: Sequence[Shown],
+    rule: str,
+    threshold: float,
+    legend: str,
+    budget: int,
+    owns: str,
+) -> dict[str, Any]:
+    """A gallery as ``entry`` (its rule and legend above the pictures, ``show``n), and a
+    ``gallery`` entry naming the rule, the score threshold and the frames it picked."""
+    gallery = {
+        "rule": rule,
+        "score_threshold": threshold,
+        "frames": [item.frame for item in pictures if item.frame],
+    }
+    header = f"Gallery: {rule}. {legend}"
+    return {
+        entry: show(folder, pictures, budget, header, owns),
+        "gallery": MetadataValue.json(gallery),
+    }

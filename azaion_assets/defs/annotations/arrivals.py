@@ -43,7 +43,7 @@ from azaion_assets.lib.ingest.apply_events import state_path
 from azaion_assets.lib.ingest.arrival_sheet import arrival_pictures
 from azaion_assets.lib.ingest.day_totals import DayTotals, day_totals
 from azaion_assets.lib.ingest.ingest_state import IngestState
-from azaion_assets.lib.labels.classes import load_classes, slot_names
+from azaion_assets.lib.labels.classes import load_classes, slot_list, slot_names
 from azaion_assets.lib.text import plural
 
 DAILY_ARRIVALS = AssetKey("daily_arrivals")
@@ -134,7 +134,6 @@ def _drawn(
     settings = drawing.settings
     if not settings.pictures_budget_bytes:
         return {}
-    classes = [names.get(i, str(i)) for i in range(max(names, default=-1) + 1)]
     try:
         shown = arrival_pictures(
             tree,
@@ -143,7 +142,7 @@ def _drawn(
             totals.partitions,
             settings.pictures_gallery_size,
             settings.pictures_thumbnail_width // 2,
-            classes,
+            slot_list(names),
         )
     except (OSError, ValueError) as exc:
         return {"pictures": MetadataValue.md(f"*No pictures: {exc}*")}

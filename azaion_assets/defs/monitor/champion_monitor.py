@@ -39,7 +39,7 @@ from azaion_assets.defs.instance_facts import (
     NEW_SCORE,
     TEST_SCORE,
 )
-from azaion_assets.defs.pictures import carried, drawn_marks, show
+from azaion_assets.defs.pictures import carried, drawn_marks, gallery_entries
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.champion.files import UNKNOWN, held_file, publish_lock
 from azaion_assets.lib.config.datatree import DataTree
@@ -157,17 +157,19 @@ def _pictures(
         )
     except (OSError, ValueError) as exc:
         return {"worst_frames": MetadataValue.md(f"*No pictures: {exc}*")}
-    gallery = {
-        "rule": rule("worst"),
-        "score_threshold": scored.threshold,
-        "frames": [s.frame for s in shown if s.frame],
-    }
-    header = f"Gallery: {gallery['rule']}. {MONITOR_LEGEND}"
-    budget = settings.pictures_budget_bytes
+    folder, budget = tree.model_dir(champion), settings.pictures_budget_bytes
     return {
-        "worst_frames": show(tree.model_dir(champion), shown, budget, header, MONITOR_FILES),
+        **gallery_entries(
+            "worst_frames",
+            folder,
+            shown,
+            rule("worst"),
+            scored.threshold,
+            MONITOR_LEGEND,
+            budget,
+            MONITOR_FILES,
+        ),
         **drawn_marks(run_id),
-        "gallery": MetadataValue.json(gallery),
     }
 
 

@@ -28,7 +28,7 @@ from dagster import (
 )
 
 from azaion_assets.defs.instance_facts import TRAINING_RECORD
-from azaion_assets.defs.pictures import show
+from azaion_assets.defs.pictures import gallery_entries
 from azaion_assets.defs.release.gate_metadata import gate_metadata
 from azaion_assets.defs.resources import AzaionSettingsResource
 from azaion_assets.lib.champion.card import build_card, embed_card
@@ -250,13 +250,14 @@ def _pictures(
     except (OSError, ValueError) as exc:
         return {"pictures": MetadataValue.md(f"*No pictures: {exc}*")}
     which = "differ_most" if champion is not None else "worst"
-    gallery = {
-        "rule": rule(which),
-        "score_threshold": challenger.threshold,
-        "frames": [s.frame for s in shown if s.frame],
-    }
-    header = f"Gallery: {gallery['rule']}. {LEGEND}"
-    return {
-        "pictures": show(model_dir, shown, settings.pictures_budget_bytes, header, GALLERY_FILES),
-        "gallery": MetadataValue.json(gallery),
-    }
+    budget = settings.pictures_budget_bytes
+    return gallery_entries(
+        "pictures",
+        model_dir,
+        shown,
+        rule(which),
+        challenger.threshold,
+        LEGEND,
+        budget,
+        GALLERY_FILES,
+    )

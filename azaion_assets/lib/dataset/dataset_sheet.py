@@ -10,18 +10,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from azaion_assets.lib.dataset.formed_dataset import split_images
 from azaion_assets.lib.dataset.video_split import SPLITS
+from azaion_assets.lib.labels.classes import slot_list
 from azaion_assets.lib.pictures.embed import Picture, Shown
 
+T = TypeVar("T")
 SHEET_COLUMNS = 4
 SHEET_FILES = "sheet_*.jpg"  # in report/ (a glob: an older dataset's sheets are removed)
 SHEET_RULE = "frames of each split evenly spaced over its names in order"
 
 
-def spaced(items: list[Path], k: int) -> list[Path]:
-    """``k`` of ``items`` evenly spaced from the first to the last (all if there are fewer)."""
+def spaced(items: list[T], k: int) -> list[T]:
+    """``k`` of ``items`` evenly spaced from the first to the last (all if there are fewer; the
+    middle one if one): the sheets' frames, and the monitor's frames of a video."""
     if k <= 0:
         return []
     if len(items) <= k:
@@ -74,6 +78,6 @@ def dataset_pictures(
     width: int,
 ) -> list[Shown]:
     """The chart, then a sheet per split that has frames."""
-    class_names = [names.get(i, str(i)) for i in range(max(names, default=-1) + 1)]
+    class_names = slot_list(names)
     sheets = [split_sheet(dataset_dir, s, per_split, width, class_names) for s in SPLITS]
     return [boxes_chart(boxes, names), *(s for s in sheets if s is not None)]

@@ -17,6 +17,7 @@ import numpy as np
 from azaion_assets.lib.evaluation.frame_errors import Frame, differ_most, worst
 from azaion_assets.lib.evaluation.onnx_eval import Scored
 from azaion_assets.lib.ingest.day_totals import weather_mode
+from azaion_assets.lib.labels.classes import slot_list
 from azaion_assets.lib.pictures.embed import Picture, Shown
 from azaion_assets.lib.text import plural
 
@@ -24,11 +25,6 @@ LEGEND = "Green: the true boxes. Blue, dashed: the challenger's. Red, dashed: th
 MONITOR_LEGEND = "Green: the true boxes. Red, dashed: the champion's."
 GALLERY_FILES = "frame_*.jpg"  # the gate's gallery in report/ (globs: an older one is removed)
 MONITOR_FILES = "monitor_frame_*.jpg"
-
-
-def class_list(names: Mapping[int, str]) -> list[str]:
-    """Slot-indexed class names, for drawing (a slot without a name shows its number)."""
-    return [names.get(i, str(i)) for i in range(max(names, default=-1) + 1)]
 
 
 def used_classes(matrix: np.ndarray, names: Mapping[int, str]) -> tuple[np.ndarray, list[str]]:
@@ -150,9 +146,9 @@ def _frame_shown(
     ]
     if champion is not None:
         layers.append(Layer(champion.yolo("shown"), CHAMPION, dashed=True))
-    drawn = drawn_frame(frame.image, layers, width, class_list(names))
+    drawn = drawn_frame(frame.image, layers, width, slot_list(names))
     if drawn is None:  # scored a moment ago; a file gone since is drawn on a blank frame
         blank = np.zeros((frame.height, frame.width, 3), dtype=np.uint8)
-        drawn = draw(thumbnail(blank, width), layers, class_list(names))
+        drawn = draw(thumbnail(blank, width), layers, slot_list(names))
     file = f"frame_{index + 1:02d}_{frame.image.stem}.jpg"
     return Shown(file, Picture(title, drawn), frame.image.name)

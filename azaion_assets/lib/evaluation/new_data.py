@@ -16,6 +16,7 @@ from pathlib import Path
 from statistics import fmean
 
 from azaion_assets.lib.config.datatree import AnnotationDir, DataTree
+from azaion_assets.lib.dataset.dataset_sheet import spaced
 from azaion_assets.lib.dataset.slices import scan_images
 from azaion_assets.lib.dataset.split_record import group_of
 from azaion_assets.lib.dataset.video_split import SPLITS
@@ -76,7 +77,10 @@ def sample_by_video(tree: DataTree, changed: dict[str, str], per_video: int, tot
     for name in changed:
         media, ticks = positions.get(name, (None, 0))
         videos[group_of(media) or f"\0{name}"].append((ticks, name))
-    picks = [_spread(sorted(frames), per_video) for _, frames in sorted(videos.items())]
+    picks = [
+        [name for _, name in spaced(sorted(frames), per_video)]
+        for _, frames in sorted(videos.items())
+    ]
     chosen: list[str] = []
     for turn in range(max((len(p) for p in picks), default=0)):
         chosen += [p[turn] for p in picks if turn < len(p)]
@@ -84,16 +88,6 @@ def sample_by_video(tree: DataTree, changed: dict[str, str], per_video: int, tot
     taken = set(chosen)
     used = sum(1 for p in picks if p and p[0] in taken)  # a video's first frame goes first
     return Sample([tree.data.images / changed[n] for n in chosen], len(changed), used)
-
-
-def _spread(frames: list[tuple[int, str]], k: int) -> list[str]:
-    """``k`` frames spread evenly over a video's length (all of them if it has fewer)."""
-    if len(frames) <= k:
-        return [name for _, name in frames]
-    if k == 1:
-        return [frames[len(frames) // 2][1]]
-    step = (len(frames) - 1) / (k - 1)
-    return [frames[round(i * step)][1] for i in range(k)]
 
 
 def source_positions(root: Path) -> dict[str, tuple[str, int]]:

@@ -9,6 +9,7 @@ weights stay transferable between datasets.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -75,3 +76,8 @@ def slot_names(classes: list[AnnotationClass]) -> dict[int, str]:
         for mode, offset in MODE_OFFSETS.items():
             names[cls.id + offset] = cls.name if mode == "Norm" else f"{cls.name}({mode})"
     return names
+
+
+def slot_list(names: Mapping[int, str]) -> list[str]:
+    """``names`` indexed by slot, for drawing (a slot without a name shows its number)."""
+    return [names.get(i, str(i)) for i in range(max(names, default=-1) + 1)]
