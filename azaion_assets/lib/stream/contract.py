@@ -40,11 +40,15 @@ from azaion_assets.lib.stream.events import (
 from azaion_assets.lib.stream.image_door import check_image
 from azaion_assets.lib.stream.limits import DEFAULT_LIMITS, MessageLimits
 from azaion_assets.lib.stream.message_fields import (
+    MAX_EMAIL_BYTES,
+    MAX_MEDIA_NAME_BYTES,
     Reject,
+    bounded_text,
     check_name,
     exact_decimal,
     image_extension,
     int_text,
+    media_time,
     named,
     parse_date,
     parse_detections,
@@ -165,10 +169,9 @@ def _annotation(
             fields[9],
             fields[10],
         )
-        if not isinstance(media, str) or not isinstance(email, str):
-            raise Reject("originalMediaName and createdEmail must be strings")
-        if isinstance(ticks, bool) or not isinstance(ticks, int):
-            raise Reject(f"time is {type(ticks).__name__}, not an integer of 100-ns ticks")
+        media = bounded_text(media, "originalMediaName", MAX_MEDIA_NAME_BYTES)
+        email = bounded_text(email, "createdEmail", MAX_EMAIL_BYTES)
+        ticks = media_time(ticks)
         real_ext = check_image(image, limits)
         event = AnnotationEvent(
             status=status,
@@ -192,6 +195,8 @@ def _annotation(
 def _bulk(status: Status, fields: list[Any], limits: MessageLimits, notes: list[str]) -> BulkEvent:
     if not fields or not isinstance(fields[0], (list, tuple)):
         raise Reject("bulk message needs a list of names first", status)
+    if not fields[0]:
+        raise Reject("bulk message names no annotation: its list of names is empty", status)
     if len(fields[0]) > limits.max_bulk_names:
         raise Reject(
             f"too many names: {len(fields[0])} over STREAM_MAX_BULK_NAMES "
@@ -199,20 +204,21 @@ def _bulk(status: Status, fields: list[Any], limits: MessageLimits, notes: list[
             status,
         )
     names = tuple(named(check_name, n, status) for n in fields[0])
-    if len(fields) > 1 and fields[1] is not None:
-        try:
+    try:
+        if len(fields) > 1 and fields[1] is not None:
             _body_status(fields[1], status, notes)
-        except Reject as exc:
-            raise Reject(str(exc), status) from None
-    else:
-        notes.append("bulk status missing")
-    email = fields[2] if len(fields) > 2 else None
-    if email is not None and not isinstance(email, str):
-        notes.append(f"bulk email is {type(email).__name__}, not a string; ignored")
-        email = None
-    date = (
-        parse_date(fields[3], "date", notes) if len(fields) > 3 and fields[3] is not None else None
-    )
+        else:
+            notes.append("bulk status missing")
+        email = fields[2] if len(fields) > 2 else None
+        if email is not None and not isinstance(email, str):
+            notes.append(f"bulk email is {type(email).__name__}, not a string; ignored")
+            email = None
+        if email is not None:
+            email = bounded_text(email, "bulk email", MAX_EMAIL_BYTES)
+        has_date = len(fields) > 3 and fields[3] is not None
+        date = parse_date(fields[3], "date", notes) if has_date else None
+    except Reject as exc:
+        raise Reject(str(exc), status) from None
     return BulkEvent(status=status, names=names, email=email, date=date)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,6 +23,13 @@ from azaion_assets.lib.stream.events import Detection, Status
 from azaion_assets.lib.stream.limits import DEFAULT_MAX_BOXES
 
 MAX_NAME_BYTES = 200
+MAX_MEDIA_NAME_BYTES = 1024  # a video's file name, perhaps with its folders
+MAX_EMAIL_BYTES = 254  # the longest address SMTP carries (RFC 5321)
+MAX_TICKS = (1 << 63) - 1  # SQLite's largest integer: 29,000 years of 100-ns ticks
+# Dates an event may carry: from the year the platform's oldest footage could come from to a day
+# past the ingest's own clock (a publisher's clock may run a little ahead, not by years).
+EARLIEST_DATE = datetime(2000, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(days=1)
 
 
 class Reject(Exception):
@@ -49,6 +56,18 @@ def check_name(name: Any) -> str:
 
 
 def parse_date(value: Any, what: str, notes: list[str]) -> datetime:
+    """A date in the window ``EARLIEST_DATE`` to a ``CLOCK_SKEW`` past now, in UTC if naive."""
+    date = _date(value, what, notes)
+    latest = datetime.now(UTC) + CLOCK_SKEW
+    if not EARLIEST_DATE <= date <= latest:
+        raise Reject(
+            f"{what} {date.isoformat()} is outside {EARLIEST_DATE.date()} to a day past the "
+            "ingest's clock"
+        )
+    return date
+
+
+def _date(value: Any, what: str, notes: list[str]) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -65,6 +84,26 @@ def parse_date(value: Any, what: str, notes: list[str]) -> datetime:
         notes.append(f"{what} given as text")
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise Reject(f"{what} is {type(value).__name__}, not a date")
+
+
+def bounded_text(value: Any, what: str, max_bytes: int) -> str:
+    """A string field of at most ``max_bytes`` in UTF-8 (it is kept in the ingest state)."""
+    if not isinstance(value, str):
+        raise Reject(f"{what} is {described(value)}, not a string")
+    if len(value) > max_bytes or len(value.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise Reject(f"{what} longer than {max_bytes:,} bytes")
+    return value
+
+
+def media_time(value: Any) -> int:
+    """The frame's time in its video: 100-ns ticks from 0, within a 64-bit integer."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Reject(f"time is {type(value).__name__}, not an integer of 100-ns ticks")
+    if value < 0:
+        raise Reject(f"time is negative ({int_text(value)} ticks)")
+    if value > MAX_TICKS:
+        raise Reject(f"time of {int_text(value)} ticks is past a 64-bit integer")
+    return value
 
 
 def described(value: Any) -> str:

@@ -3,7 +3,7 @@ that the decoder shares with the dataset, checked over many random boxes."""
 
 import json
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -130,6 +130,56 @@ REJECTED = {
         {"dets": json.dumps([BOX]).replace('"w": 0.2', f'"w": {HUGE}')},
         CREATED,
         "detections hold an integer of over 4300 digits",
+    ),
+    # Text and numbers without bounds (issue 28): each refused with its own reason.
+    "a 31 MB media name": (
+        {"media": "v" * (31 << 20)},
+        CREATED,
+        "originalMediaName longer than 1,024 bytes",
+    ),
+    "a media name of 342 three-byte characters": (
+        {"media": "\u0915" * 342},  # Devanagari KA
+        CREATED,
+        "originalMediaName longer than 1,024 bytes",
+    ),
+    "a media name that is a number": (
+        {"media": 7},
+        CREATED,
+        "originalMediaName is int 7, not a string",
+    ),
+    "a 31 MB email": (
+        {"email": "v" * (31 << 20) + "@azaion.com"},
+        CREATED,
+        "createdEmail longer than 254 bytes",
+    ),
+    "an email of 255 bytes": (
+        {"email": "v" * 244 + "@azaion.com"},
+        CREATED,
+        "createdEmail longer than 254 bytes",
+    ),
+    "a negative frame time": ({"ticks": -1}, CREATED, "time is negative (-1 ticks)"),
+    "a frame time past 64 bits": (
+        {"ticks": 1 << 63},
+        CREATED,
+        "time of 9223372036854775808 ticks is past a 64-bit integer",
+    ),
+    "a creation date in year 1": (
+        {"date": datetime(1, 1, 1, tzinfo=UTC)},
+        CREATED,
+        "createdDate 0001-01-01T00:00:00+00:00 is outside 2000-01-01 to a day past the "
+        "ingest's clock",
+    ),
+    "a creation date in year 9999": (
+        {"date": "9999-12-31T23:59:59Z"},
+        CREATED,
+        "createdDate 9999-12-31T23:59:59+00:00 is outside 2000-01-01 to a day past the "
+        "ingest's clock",
+    ),
+    "a creation date as epoch 0": (
+        {"date": 0},
+        CREATED,
+        "createdDate 1970-01-01T00:00:00+00:00 is outside 2000-01-01 to a day past the "
+        "ingest's clock",
     ),
 }
 
@@ -280,3 +330,31 @@ def test_a_bulk_message_naming_too_many_names_is_refused():
     event = decode_message(four, {"AnnotationStatus": 30}, message_limits=LIMITS).event
     assert isinstance(event, Rejected)
     assert event.reason == "too many names: 4 over STREAM_MAX_BULK_NAMES (3)"
+
+
+def test_a_creation_date_a_day_ahead_is_accepted_and_two_days_ahead_refused(jpeg):
+    """The window's end follows the ingest's clock: a publisher a little ahead is not refused."""
+    ahead = datetime.now(UTC) + timedelta(hours=23)
+    decoded = decode_message(_annotation(jpeg, date=ahead), CREATED)
+    assert isinstance(decoded.event, AnnotationEvent) and decoded.event.created_date == ahead
+    later = ahead + timedelta(days=1)
+    event = decode_message(_annotation(jpeg, date=later), CREATED).event
+    assert isinstance(event, Rejected)
+    assert event.reason.startswith(f"createdDate {later.isoformat()} is outside 2000-01-01")
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ([[], 30, "v@x"], "bulk message names no annotation: its list of names is empty"),
+        ([["a_1"], 30, "v" * 255], "bulk email longer than 254 bytes"),
+        (
+            [["a_1"], 30, "v@x", datetime(9999, 1, 1, tzinfo=UTC)],
+            "date 9999-01-01T00:00:00+00:00 is outside 2000-01-01 to a day past the ingest's "
+            "clock",
+        ),
+    ],
+)
+def test_a_bulk_message_s_bounds_each_have_their_reason(fields, reason):
+    event = decode_message(pack(fields), {"AnnotationStatus": 30}).event
+    assert event == Rejected(reason, Status.VALIDATED)

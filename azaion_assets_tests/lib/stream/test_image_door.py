@@ -183,7 +183,19 @@ def test_an_image_the_trainer_would_drop_is_quarantined():
 
 
 def test_the_decoder_applies_the_limits_it_is_given(jpeg):
-    fields = [0, "frame_1", "video.mp4", 0, ".jpg", "[]", jpeg, 20, "v@azaion.local", 1, 10]
+    fields = [
+        1_765_000_000,
+        "frame_1",
+        "video.mp4",
+        0,
+        ".jpg",
+        "[]",
+        jpeg,
+        20,
+        "v@azaion.local",
+        1,
+        10,
+    ]
     body, props = pack(fields), {"AnnotationStatus": 10}
     assert isinstance(decode_message(body, props).event, AnnotationEvent)
     small = MessageLimits(max_pixels=1000)
