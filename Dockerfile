@@ -14,9 +14,10 @@ ENV PYTHONUNBUFFERED=1 \
     YOLO_AUTOINSTALL=0 \
     YOLO_CONFIG_DIR=/azaion/.runtime/ultralytics
 
-# OpenCV (Ultralytics) needs libGL and glib.
+# OpenCV (Ultralytics) needs libGL and glib; PyICU (the ingest's confusable names) is built
+# against the system's ICU, whose runtime stays when its build tools go.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+ && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 libicu72 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/azaion-assets
@@ -27,7 +28,11 @@ RUN pip install torch==2.14.1 torchvision==0.29.1
 
 COPY pyproject.toml README.md ./
 COPY azaion_assets ./azaion_assets
-RUN pip install .
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libicu-dev pkg-config g++ \
+ && pip install . \
+ && apt-get purge -y --auto-remove libicu-dev pkg-config g++ \
+ && rm -rf /var/lib/apt/lists/*
 
 COPY deploy/docker/dagster.yaml ${DAGSTER_HOME}/dagster.yaml
 COPY deploy/docker/workspace.yaml ./workspace.yaml

@@ -20,7 +20,9 @@ DEMO_ENV := AZAION_ROOT_DIR=$(VAR)/azaion DAGSTER_HOME=$(VAR)/dagster \
 # throwaway brokers that the tests, the demo and the benchmarks start, docker-compose (v1) for
 # the tests that validate docker-compose.yml (no Docker engine needed), systemd for the
 # systemd-analyze that checks deploy/systemd (no running systemd needed), chromium and
-# chromium-driver for the browser test of the Dagster UI (Selenium drives Debian's own build).
+# chromium-driver for the browser test of the Dagster UI (Selenium drives Debian's own build),
+# libicu-dev, pkg-config and g++ to build PyICU (the ingest's confusable names) against the
+# system's ICU.
 system-deps:
 	@missing=""; \
 	$(PYTHON) -m venv --help >/dev/null 2>&1 || missing="$$missing python3-venv"; \
@@ -29,6 +31,8 @@ system-deps:
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
+	pkg-config --exists icu-i18n 2>/dev/null || missing="$$missing libicu-dev pkg-config"; \
+	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi

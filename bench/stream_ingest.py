@@ -155,7 +155,7 @@ def child_peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
 
 
-def header_check(image: object, _limits: object = None) -> str:
+def header_check(image: object, _limits: object = None, _judge: object = None) -> str:
     """The image check before issue 16: Pillow reads the header, nothing is decoded."""
     from PIL import Image
 

@@ -48,6 +48,10 @@ DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
 DEFAULT_MAX_IMAGE_ASPECT = 8.0  # a 16:9 frame is 1.8; a strip of 8:1 is a letterboxed sliver
 DEFAULT_MAX_BOXES = 1000  # a dense frame holds tens; Ultralytics keeps at most 300 detections
 DEFAULT_MAX_BULK_NAMES = 10_000  # a day's validation by one person, in one message
+# The work of judging one image that the JPEG walk does not judge (``image_judge``): a 4096x4096
+# lossless WebP or PNG takes about 0.2 s and 130 MiB; a hostile one is cut off at these.
+DEFAULT_IMAGE_SECONDS = 0.6
+DEFAULT_IMAGE_MEMORY_MB = 160
 
 DEFAULT_CONFIG_FILE = Path("config.yaml")
 DEFAULT_ENV_FILE = Path(".env")
@@ -179,6 +183,16 @@ class Settings(BaseSettings):
     )
     stream_max_bulk_names: AtLeastOne = _field(
         DEFAULT_MAX_BULK_NAMES, doc="A bulk Validated/Deleted naming more names is quarantined"
+    )
+    stream_image_seconds: MoreThanZero = _field(
+        DEFAULT_IMAGE_SECONDS,
+        doc="Longest the ingest spends judging one image that is not a plain JPEG (decoded by "
+        "the trainer's reader in a child process); one taking longer is quarantined",
+    )
+    stream_image_memory_mb: AtLeastOne = _field(
+        DEFAULT_IMAGE_MEMORY_MB,
+        doc="Most memory judging one such image may take (the decode estimated from its header, "
+        "and a limit on the child process); an image needing more is quarantined",
     )
     stream_read_timeout_seconds: float = _field(
         10.0, doc="An ingest run fails (and retries) if the stream stalls this long"

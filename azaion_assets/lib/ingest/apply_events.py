@@ -45,6 +45,7 @@ from azaion_assets.lib.ingest.name_gate import admit
 from azaion_assets.lib.ingest.planning import Group, Planner, quarantine_dir, real_names
 from azaion_assets.lib.ingest.summary import IngestSummary
 from azaion_assets.lib.stream.contract import Decoded, Rejected, decode_message
+from azaion_assets.lib.stream.image_judge import ImageJudge
 from azaion_assets.lib.stream.limits import DEFAULT_LIMITS, MessageLimits
 
 TEMP_SUFFIX = ".ingest-tmp"
@@ -76,6 +77,8 @@ class Ingest:
         self.tree, self.state, self.partition = tree, state, partition
         self.max_bytes, self.group_size = max_bytes, group_size
         self.message_limits = message_limits
+        # Images the JPEG walk does not judge are decoded in a child, within the budget.
+        self._judge = ImageJudge(message_limits.image_seconds, message_limits.image_memory)
         self.summary = IngestSummary()
         self._planner = Planner(tree, partition, self.summary)
         self._group: Group = []
@@ -88,7 +91,7 @@ class Ingest:
     # -- feeding ---------------------------------------------------------------------------
 
     def add(self, offset: int, body: bytes, properties: Mapping[Any, Any]) -> None:
-        decoded = decode_message(body, properties, self.max_bytes, self.message_limits)
+        decoded = decode_message(body, properties, self.max_bytes, self.message_limits, self._judge)
         self.summary.count(offset, body, decoded)
         names = _names_of(decoded, offset)
         full = len(self._group) >= self.group_size or self._group_bytes >= GROUP_BYTES
@@ -104,6 +107,15 @@ class Ingest:
         """Apply the pending group durably; return once every group added so far is applied."""
         self._hand_over()
         self._wait()
+
+    def close(self) -> None:
+        """End the image judge's child, if one was started (the partition's messages are in)."""
+        self._judge.close()
+
+    @property
+    def judges_started(self) -> int:
+        """Image judge children started: one if any image needed it, one more per cut-off."""
+        return self._judge.started
 
     def settle(self) -> None:
         """Wait for a group still being applied, ignoring its errors (the caller is failing

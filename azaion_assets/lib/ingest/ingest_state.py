@@ -14,8 +14,10 @@ Each name also keeps the ``Origin`` of its newest content (source video, positio
 date), committed in the same row as its log: forming keeps the frames of one video in one split.
 Databases of older versions gain these columns in place when opened; their names have none.
 
-Each name also keeps its ``fold`` (``portable_names``), indexed: a new name that collides with a
-stored one by case or Unicode form is found in one query per group.
+Each name also keeps its ``look`` (``confusables``: the TR39 skeleton of its fold), indexed: a
+new name that collides with a stored one by case, Unicode form or look is found in one query per
+group. The Unicode version the looks were computed with is kept too; when ICU's data changes,
+every look is computed anew on opening (a few seconds a million names).
 
 Each applied segment of a partition (the offsets one run applied; a whole partition before
 partitions filled over several runs) is a row with its summary: the day's totals sum them.
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from azaion_assets.lib.fsio import sqlitedb
-from azaion_assets.lib.stream.portable_names import fold
+from azaion_assets.lib.stream.confusables import look, unicode_version
 
 
 class Place(enum.StrEnum):
@@ -111,7 +113,12 @@ CREATE TABLE IF NOT EXISTS names (
     ticks   INTEGER,
     role    INTEGER,
     created TEXT,
-    fold    TEXT               -- portable_names.fold(name): where case or Unicode forms collide
+    fold    TEXT,              -- unused since looks (kept in databases that have it)
+    look    TEXT               -- confusables.look(name): where names that look alike collide
+);
+CREATE TABLE IF NOT EXISTS facts (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS partitions (
     partition   TEXT PRIMARY KEY,  -- the segment's range (a whole partition, before segments)
@@ -122,7 +129,6 @@ CREATE TABLE IF NOT EXISTS partitions (
 );
 CREATE INDEX IF NOT EXISTS partitions_applied_at ON partitions (applied_at);
 """
-_UNFOLDED = "SELECT name FROM names WHERE fold IS NULL"
 _APPLIED = "summary IS NOT NULL AND applied_at >= ? AND applied_at < ?"
 _ADDED_COLUMNS = {
     "media": "TEXT",
@@ -130,7 +136,9 @@ _ADDED_COLUMNS = {
     "role": "INTEGER",
     "created": "TEXT",
     "fold": "TEXT",
+    "look": "TEXT",
 }
+_LOOKS_FROM = "looks computed with"  # the facts key: the Unicode data of the stored looks
 
 
 def _origin_row(origin: Origin | None) -> tuple:
@@ -155,29 +163,38 @@ class IngestState:
         self._migrate()
 
     def _migrate(self) -> None:
-        """Bring a database made by an older version up to date, in place: add the origin and
-        fold columns, fill in the fold of names stored without one, index it."""
-        if self._missing_columns() or self._unfolded():
+        """Bring a database made by an older version, or by another version of Unicode's
+        confusables data, up to date in place: add the origin and look columns, compute the
+        look of every name if any is missing or stale, index it."""
+        if self._missing_columns() or self._stale_looks():
             with sqlitedb.transaction(self._db):  # another process may be migrating it too
                 for column in self._missing_columns():
                     self._db.execute(
                         f"ALTER TABLE names ADD COLUMN {column} {_ADDED_COLUMNS[column]}"
                     )
-                names = [row[0] for row in self._db.execute(_UNFOLDED)]
-                self._db.executemany(
-                    "UPDATE names SET fold = ? WHERE name = ?", ((fold(n), n) for n in names)
-                )
-        self._db.execute("CREATE INDEX IF NOT EXISTS names_fold ON names (fold)")
+                if self._stale_looks():
+                    names = [row[0] for row in self._db.execute("SELECT name FROM names")]
+                    self._db.executemany(
+                        "UPDATE names SET look = ? WHERE name = ?", ((look(n), n) for n in names)
+                    )
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO facts VALUES (?, ?)",
+                        (_LOOKS_FROM, unicode_version()),
+                    )
+        self._db.execute("CREATE INDEX IF NOT EXISTS names_look ON names (look)")
 
     def _missing_columns(self) -> list[str]:
         present = {row[1] for row in self._db.execute("PRAGMA table_info(names)")}
         return [c for c in _ADDED_COLUMNS if c not in present]
 
-    def _unfolded(self) -> bool:
-        """Names without their fold: stored by a version before the portable-name policy."""
-        return "fold" in self._missing_columns() or bool(
-            self._db.execute(_UNFOLDED + " LIMIT 1").fetchone()
-        )
+    def _stale_looks(self) -> bool:
+        """Looks missing (a version before them) or computed from other Unicode data."""
+        if "look" in self._missing_columns():
+            return True
+        row = self._db.execute("SELECT value FROM facts WHERE key = ?", (_LOOKS_FROM,)).fetchone()
+        if row is None or row[0] != unicode_version():
+            return True
+        return bool(self._db.execute("SELECT 1 FROM names WHERE look IS NULL LIMIT 1").fetchone())
 
     def close(self) -> None:
         self._db.close()
@@ -212,28 +229,28 @@ class IngestState:
                 json.dumps([[o, int(k)] for o, k in s.log]),
                 s.ext,
                 *_origin_row(s.origin),
-                fold(name),
+                look(name),
             )
             for name, s in states.items()
         ]
         with sqlitedb.transaction(self._db):
             self._db.executemany(
-                "INSERT INTO names (name, log, ext, media, ticks, role, created, fold) "
+                "INSERT INTO names (name, log, ext, media, ticks, role, created, look) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
                 "log = excluded.log, ext = excluded.ext, media = excluded.media, "
                 "ticks = excluded.ticks, role = excluded.role, created = excluded.created",
                 rows,
             )
 
-    def holders(self, folds: Iterable[str]) -> dict[str, list[str]]:
-        """The stored names under each of ``folds`` (``portable_names.fold``), by the index."""
-        wanted = list(dict.fromkeys(folds))
+    def holders(self, looks: Iterable[str]) -> dict[str, list[str]]:
+        """The stored names under each of ``looks`` (``confusables.look``), by the index."""
+        wanted = list(dict.fromkeys(looks))
         found: dict[str, list[str]] = {}
         for i in range(0, len(wanted), 500):
             part = wanted[i : i + 500]
             marks = ",".join("?" * len(part))
             rows = self._db.execute(
-                f"SELECT fold, name FROM names WHERE fold IN ({marks}) ORDER BY rowid", part
+                f"SELECT look, name FROM names WHERE look IN ({marks}) ORDER BY rowid", part
             )
             for key, name in rows:
                 found.setdefault(key, []).append(name)

@@ -3,8 +3,9 @@
 The decoder holds back an event that names an unportable name (``portable_names.held_back``);
 here, with the group's names loaded, it is applied after all if every such name is stored
 already: names stored before the policy stay readable, editable and deletable. A name that is
-new and collides by case or Unicode form (``fold``) with a different stored name, or with a new
-name earlier in the same group, is rejected with a reason naming the first. An event is judged
+new and collides with a different stored name, or with a new name earlier in the same group, by
+case or Unicode form (``fold``) or by looking alike (``confusables``), is rejected with a reason
+naming the first and the code points where they differ. An event is judged
 whole: a bulk message with one refused new name is quarantined, as the decoder does for an
 unsafe name, so a bulk is never half applied.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from azaion_assets.lib.ingest.ingest_state import NameState
+from azaion_assets.lib.stream.confusables import confusable, differences, look
 from azaion_assets.lib.stream.events import AnnotationEvent, BulkEvent, Decoded, Rejected
 from azaion_assets.lib.stream.portable_names import fold, unportable
 
@@ -42,8 +44,9 @@ def admit(
     """
     items = list(decoded)
     new = {n for d in items if (e := candidate(d.event)) for n in names_of(e) if not states[n].log}
-    stored = holders(fold(n) for n in new)
-    claimed: dict[str, str] = {}  # fold -> the new name this group admitted under it
+    looks = {n: look(n) for n in new}
+    stored = holders(looks.values())
+    claimed: dict[str, list[str]] = {}  # look -> the new names this group admitted under it
     out = []
     for item in items:
         event = candidate(item.event)
@@ -51,9 +54,10 @@ def admit(
             out.append(item)
             continue
         fresh = [n for n in dict.fromkeys(names_of(event)) if n in new]
-        refusal = _refusal(fresh, stored, claimed)
+        refusal = _refusal(fresh, looks, stored, claimed)
         if refusal is None:
-            claimed.update((fold(n), n) for n in fresh)
+            for name in fresh:
+                claimed.setdefault(looks[name], []).append(name)
             out.append(item if event is item.event else Decoded(event, item.notes))
         else:
             reason, name = refusal
@@ -62,15 +66,24 @@ def admit(
 
 
 def _refusal(
-    fresh: list[str], stored: Mapping[str, list[str]], claimed: Mapping[str, str]
+    fresh: list[str],
+    looks: Mapping[str, str],
+    stored: Mapping[str, list[str]],
+    claimed: Mapping[str, list[str]],
 ) -> tuple[str, str] | None:
     """Why one of an event's new names may not be stored, and which; None if all may."""
     for name in fresh:
         reason = unportable(name)
         if reason:
             return reason, name
-        key = fold(name)
-        first = next((s for s in stored.get(key, ()) if s != name), claimed.get(key))
-        if first is not None and first != name:
-            return f"{COLLISION}: differs only by case or Unicode form from stored {first!r}", name
+        alike = [*stored.get(looks[name], ()), *claimed.get(looks[name], ())]
+        first = next((s for s in alike if confusable(name, s)), None)
+        if first is None:
+            continue
+        how = (
+            "differs only by case or Unicode form from"
+            if fold(name) == fold(first)
+            else "looks like (its TR39 skeleton is that of)"
+        )
+        return f"{COLLISION}: {how} stored {first!r}: {differences(name, first)}", name
     return None

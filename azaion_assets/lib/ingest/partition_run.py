@@ -99,6 +99,7 @@ class _Applier(threading.Thread):
             with self._room:
                 self.queued -= size
                 self._room.notify_all()
+        self.ingest.close()  # the image judge's child ends with the messages
         if self.error is None:
             try:
                 self.ingest.flush()

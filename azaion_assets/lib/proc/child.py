@@ -106,10 +106,15 @@ class Child:
         except OSError:
             pass  # the child is gone already
 
-    def receive(self) -> Any:
+    def receive(self, timeout: float | None = None) -> Any:
         """The child's next answer; raises what the child sent instead, or ``error`` if it
-        ended without an answer."""
-        header = self._receive_exactly(_HEADER.size)
+        ended without an answer, or ``TimeoutError`` after ``timeout`` seconds without one
+        (the frame is then lost: the caller must end the child)."""
+        self._answers.settimeout(timeout)
+        try:
+            header = self._receive_exactly(_HEADER.size)
+        finally:
+            self._answers.settimeout(None)
         if header is None:
             code = self._proc.wait()
             raise self._error(f"{self._name} ended early (exit code {code})")

@@ -38,6 +38,7 @@ from azaion_assets.lib.stream.events import (
     Status,
 )
 from azaion_assets.lib.stream.image_door import check_image
+from azaion_assets.lib.stream.image_judge import ImageJudge
 from azaion_assets.lib.stream.limits import DEFAULT_LIMITS, MessageLimits
 from azaion_assets.lib.stream.message_fields import (
     MAX_EMAIL_BYTES,
@@ -67,11 +68,14 @@ def decode_message(
     properties: Mapping[Any, Any] | None,
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     message_limits: MessageLimits = DEFAULT_LIMITS,
+    judge: ImageJudge | None = None,
 ) -> Decoded:
-    """Decode one stream message; never raises for bad input."""
+    """Decode one stream message; never raises for bad input. ``judge`` decodes the images
+    the JPEG walk does not judge, within the limits' budget (``image_door``)."""
     notes: list[str] = []
     try:
-        event = held_back(_decode(body, _properties(properties), max_bytes, message_limits, notes))
+        props = _properties(properties)
+        event = held_back(_decode(body, props, max_bytes, message_limits, notes, judge))
     except Reject as exc:
         event = Rejected(str(exc), exc.status, exc.name)
     except Exception as exc:  # a message must never stop the batch
@@ -92,7 +96,12 @@ def _properties(properties: Mapping[Any, Any] | None) -> dict[str, Any]:
 
 
 def _decode(
-    body: bytes, props: dict[str, Any], max_bytes: int, limits: MessageLimits, notes: list[str]
+    body: bytes,
+    props: dict[str, Any],
+    max_bytes: int,
+    limits: MessageLimits,
+    notes: list[str],
+    judge: ImageJudge | None,
 ):
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise Reject(f"body is {type(body).__name__}, not bytes")
@@ -108,7 +117,7 @@ def _decode(
     if not isinstance(fields, (list, tuple)):
         raise Reject(f"body is a msgpack {type(fields).__name__}, not an array", status)
     if status in ANNOTATION_STATUSES:
-        return _annotation(status, list(fields), limits, notes)
+        return _annotation(status, list(fields), limits, notes, judge)
     return _bulk(status, list(fields), limits, notes)
 
 
@@ -145,7 +154,11 @@ ANNOTATION_FIELDS = 11
 
 
 def _annotation(
-    status: Status, fields: list[Any], limits: MessageLimits, notes: list[str]
+    status: Status,
+    fields: list[Any],
+    limits: MessageLimits,
+    notes: list[str],
+    judge: ImageJudge | None,
 ) -> AnnotationEvent:
     if len(fields) < ANNOTATION_FIELDS:
         raise Reject(
@@ -172,7 +185,7 @@ def _annotation(
         media = bounded_text(media, "originalMediaName", MAX_MEDIA_NAME_BYTES)
         email = bounded_text(email, "createdEmail", MAX_EMAIL_BYTES)
         ticks = media_time(ticks)
-        real_ext = check_image(image, limits)
+        real_ext = check_image(image, limits, judge)
         event = AnnotationEvent(
             status=status,
             created_date=parse_date(created, "createdDate", notes),

@@ -14,9 +14,9 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from azaion_assets.lib.labels.yolo_format import format_label
+from azaion_assets.lib.stream.trainer_reader import IMAGE_FORMATS as IMAGE_FORMATS
 
 STATUS_PROPERTY = "AnnotationStatus"
-IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp", "TIFF": ".tif"}
 
 
 class Status(enum.IntEnum):

@@ -1,114 +1,76 @@
-"""Images checked at the door: whole, readable, of bounded size, in a format the trainer reads.
+"""Images checked at the door: whole, of bounded size and work, read as the trainer reads them.
 
 A header alone says nothing of the rest: a JPEG cut in half or a 13000x13000 PNG of 20 KB passes
 it, and one such image stalls or kills a training dataloader days later. So the size is judged
 from the header first (a decompression bomb is never decompressed), then the image is read to its
-end: a JPEG's structure is walked (``jpeg_structure``: a tenth of the cost of decoding it even at
-1/8 scale), any other format is decoded. ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` must stay off
-(it would pad a cut image; a test checks the trainer's imports leave it off). What this cannot
-catch is in docs/message-contract.md ("Images").
+end. A plain JPEG, nearly every frame, has its structure walked in the ingest's own process
+(``jpeg_structure``: a tenth of the cost of decoding it even at 1/8 scale), its EXIF orientation
+included; any other image is decoded by the trainer's own reader (``trainer_reader``), in the
+image judge's child process within a time and memory budget (``image_judge``), and accepted only
+at the size its header declares. ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` must stay off (a test
+checks the trainer's imports leave it off). What this cannot catch is in
+docs/message-contract.md ("Images").
 """
 
 from __future__ import annotations
 
-import io
-import sys
 from typing import Any
 
 from azaion_assets.lib.stream import jpeg_structure
-from azaion_assets.lib.stream.events import IMAGE_FORMATS
+from azaion_assets.lib.stream.image_judge import ImageJudge
 from azaion_assets.lib.stream.limits import DEFAULT_LIMITS, MessageLimits
-from azaion_assets.lib.stream.message_fields import Reject
-
-MIN_SIDE = 10  # Ultralytics' check_image drops an image under 10 pixels a side as corrupt
-# Pillow modes OpenCV (the trainer's reader) decodes; it returns nothing for 32-bit int or float.
-TRAINER_MODES = frozenset(
-    {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "LAB"}
-    | {"I;16", "I;16L", "I;16B", "I;16N"}
+from azaion_assets.lib.stream.reject import Reject
+from azaion_assets.lib.stream.trainer_reader import (
+    IMAGE_FORMATS,
+    Judged,
+    check_orientation,
+    check_size,
+    judge_decoded,
 )
+
 JPEG_MODES = {1: "L", 3: "RGB", 4: "CMYK"}  # by components, as Pillow opens a JPEG
 
 
-def _pil_open():
-    """Pillow's own ``Image.open``. Importing Ultralytics replaces it with one that, on bytes
-    Pillow cannot identify, tries to install pi-heif from the network (and fails offline)."""
-    from PIL import Image
-
-    patches = sys.modules.get("ultralytics.utils.patches")
-    return getattr(patches, "_image_open", Image.open)
-
-
-def check_image(image: Any, limits: MessageLimits = DEFAULT_LIMITS) -> str:
+def check_image(
+    image: Any, limits: MessageLimits = DEFAULT_LIMITS, judge: ImageJudge | None = None
+) -> str:
     """The extension of the image's real format, once it was read whole within ``limits``."""
+    return judge_image(image, limits, judge).ext
+
+
+def judge_image(
+    image: Any, limits: MessageLimits = DEFAULT_LIMITS, judge: ImageJudge | None = None
+) -> Judged:
+    """The image's format and size as the trainer reads it; raises ``Reject`` with the reason.
+
+    ``judge`` decodes what the JPEG walk does not judge, within the limits' time and memory
+    budget; without one (tools, tests) it is decoded here, bounded by the memory estimate only.
+    """
     if not isinstance(image, (bytes, bytearray)) or not image:
         raise Reject("image is missing or not bytes")
     if image[:3] == b"\xff\xd8\xff":  # a JPEG, as Pillow identifies one
         seen = jpeg_structure.walk(bytes(image))
         if not seen.unhandled:
             return _judged_jpeg(seen, limits)
-    return _decoded(image, limits)
+    if judge is not None:
+        return judge.judge(image, limits.max_pixels, limits.max_aspect)
+    return judge_decoded(image, limits.max_pixels, limits.max_aspect, limits.image_memory)
 
 
-def _judged_jpeg(seen: jpeg_structure.Inspection, limits: MessageLimits) -> str:
+def _judged_jpeg(seen: jpeg_structure.Inspection, limits: MessageLimits) -> Judged:
     """A JPEG by its walked structure: the frame's size and components first, as from a header
-    (``jpeg_structure`` decodes nothing, so there is no bomb to defuse), then its integrity."""
+    (``jpeg_structure`` decodes nothing, so there is no bomb to defuse), then its EXIF
+    orientation, then its integrity."""
     if seen.size is not None:
-        check_size(*seen.size, limits)
+        check_size(*seen.size, limits.max_pixels, limits.max_aspect)
         if seen.components not in JPEG_MODES:
             raise Reject(
                 f"unsupported image mode: {seen.components} components (JPEG): OpenCV reads none"
             )
+    if seen.exif_problem is not None:
+        raise Reject(f"image with EXIF the door cannot read (JPEG): {seen.exif_problem}")
+    check_orientation(seen.orientation, "JPEG")
     if seen.problem is not None:
         raise Reject(f"image truncated or corrupt: JPEG ({seen.problem})")
-    return IMAGE_FORMATS["JPEG"]
-
-
-def _decoded(image: bytes | bytearray, limits: MessageLimits) -> str:
-    """Any other image, or a kind of JPEG the walk does not judge: Pillow reads its header,
-    then decodes it whole (a JPEG at 1/8 scale: libjpeg still reads every entropy-coded byte,
-    so a cut is caught)."""
-    from PIL import Image, UnidentifiedImageError
-
-    fmt = None
-    try:
-        with _pil_open()(io.BytesIO(image)) as img:
-            fmt = img.format
-            if fmt not in IMAGE_FORMATS:
-                raise Reject(f"unsupported image format {fmt}")
-            width, height = img.size
-            check_size(width, height, limits)
-            if img.mode not in TRAINER_MODES:
-                raise Reject(f"unsupported image mode {img.mode} ({fmt}): OpenCV reads none")
-            if fmt == "JPEG":
-                img.draft(img.mode, (1, 1))  # the smallest scale libjpeg offers
-            img.load()
-    except Reject:
-        raise
-    except Image.DecompressionBombError:
-        raise Reject(
-            "image over STREAM_MAX_IMAGE_PIXELS: Pillow refuses it as a decompression bomb"
-        ) from None
-    except UnidentifiedImageError:
-        raise Reject("image bytes are not an image") from None
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError) as exc:
-        detail = f"{type(exc).__name__}: {str(exc)[:80]}"
-        raise Reject(f"image truncated or corrupt: {fmt} ({detail})") from None
-    return IMAGE_FORMATS[fmt]
-
-
-def check_size(width: int, height: int, limits: MessageLimits) -> None:
-    """The header's size against ``limits`` and what the trainer reads, before any decoding."""
-    size = f"{width}x{height}"
-    if width * height > limits.max_pixels:
-        raise Reject(
-            f"image over STREAM_MAX_IMAGE_PIXELS: {size} is {width * height:,} pixels, "
-            f"more than {limits.max_pixels:,}"
-        )
-    if min(width, height) < MIN_SIDE:
-        raise Reject(f"image under {MIN_SIDE} pixels a side: {size} (the trainer drops it)")
-    if max(width, height) > limits.max_aspect * min(width, height):
-        ratio = max(width, height) / min(width, height)
-        raise Reject(
-            f"image over STREAM_MAX_IMAGE_ASPECT: {size} is {ratio:.1f}:1, "
-            f"more than {limits.max_aspect:g}:1"
-        )
+    assert seen.size is not None  # a whole JPEG has its frame
+    return Judged(IMAGE_FORMATS["JPEG"], *seen.size)

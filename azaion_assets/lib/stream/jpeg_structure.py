@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from azaion_assets.lib.stream.exif_orientation import EXIF_HEADER, orientation
+
 # In entropy-coded data 0xFF is followed by 0x00 (a stuffed byte), a restart marker, or more
 # 0xFF (fill); any other byte after 0xFF is a marker, which ends the scan.
 _SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
@@ -31,6 +33,11 @@ _SEGMENTS = _HUFFMAN_FRAMES | OTHER_FRAMES | {SOS, DHT, DQT, DRI} | _SKIPPED
 _PARAMETERLESS = {0x01} | set(range(0xD0, 0xD8))  # TEM, RSTn: libjpeg passes them by
 MAX_BLOCKS_IN_MCU = 10  # libjpeg's D_MAX_BLOCKS_IN_MCU, for a scan of several components
 MAX_SCANS = 100  # a progressive encoder writes about 10; each scan is a pass over the image
+# A camera's JPEG has a few dozen markers; a 32 MB message of 4-byte segments has 8 million, and
+# walking them in Python would take seconds: the walk stops, and refuses, past this many.
+MAX_MARKERS = 5000
+APP1 = 0xE1
+_NOT_FILL = re.compile(rb"[^\xff]")
 UNHANDLED = "unhandled"  # a kind of JPEG this module does not judge: decode it instead
 
 
@@ -56,6 +63,8 @@ class Inspection:
     components: int = 0
     problem: str | None = None  # why it cannot be read to its end; None if it can
     unhandled: bool = False  # a kind this module does not judge: decode it instead
+    orientation: int | None = None  # the EXIF orientation tag, if any (``exif_orientation``)
+    exif_problem: str | None = None  # why the EXIF cannot be read for sure; None if it can
 
 
 def walk(data: bytes) -> Inspection:
@@ -82,7 +91,8 @@ def _walk_into(data: bytes, seen: Inspection) -> bool:
     progressive, scans, pos = False, 0, 2
     huffman: Tables = {}
     quant: set[int] = set()
-    while True:
+    exif = False
+    for _ in range(MAX_MARKERS):
         code, pos = _marker(data, pos)
         if code == EOI:
             if not scans:
@@ -106,6 +116,9 @@ def _walk_into(data: bytes, seen: Inspection) -> bool:
             _tables(body, huffman)
         elif code == DQT:
             _quantisation(body, quant)
+        elif code == APP1 and not scans and body.startswith(EXIF_HEADER):
+            _exif(body, seen, exif)  # read by OpenCV (and Pillow) before the first scan only
+            exif = True
         elif code == DRI:
             if length != 4:
                 raise Damage(f"restart interval segment of {length} bytes, not 4")
@@ -122,6 +135,18 @@ def _walk_into(data: bytes, seen: Inspection) -> bool:
             pos = found.start()
             continue
         pos = end
+    raise Damage(f"more than {MAX_MARKERS} markers")
+
+
+def _exif(body: bytes, seen: Inspection, again: bool) -> None:
+    """The orientation of an EXIF segment, or why it cannot be known for sure."""
+    if again:
+        seen.exif_problem = "two EXIF segments, which readers take differently"
+        return
+    try:
+        seen.orientation = orientation(body)
+    except ValueError as exc:
+        seen.exif_problem = str(exc)
 
 
 def _marker(data: bytes, pos: int) -> tuple[int, int]:
@@ -130,11 +155,10 @@ def _marker(data: bytes, pos: int) -> tuple[int, int]:
         raise Damage("data ends before the end marker")
     if data[pos] != 0xFF:
         raise Damage(f"byte 0x{data[pos]:02X} at {pos} where a marker belongs")
-    while pos < len(data) and data[pos] == 0xFF:
-        pos += 1
-    if pos >= len(data):
+    code = _NOT_FILL.search(data, pos)  # past any fill bytes, at C speed
+    if code is None:
         raise Damage("data ends before the end marker")
-    return data[pos], pos + 1
+    return data[code.start()], code.start() + 1
 
 
 def _segment(data: bytes, pos: int, code: int) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from azaion_assets.lib.labels.classes import NUM_SLOTS
 from azaion_assets.lib.labels.yolo_format import LabelError, check_box
 from azaion_assets.lib.stream.events import Detection, Status
 from azaion_assets.lib.stream.limits import DEFAULT_MAX_BOXES
+from azaion_assets.lib.stream.reject import Reject as Reject
 
 MAX_NAME_BYTES = 200
 MAX_MEDIA_NAME_BYTES = 1024  # a video's file name, perhaps with its folders
@@ -30,14 +31,6 @@ MAX_TICKS = (1 << 63) - 1  # SQLite's largest integer: 29,000 years of 100-ns ti
 # past the ingest's own clock (a publisher's clock may run a little ahead, not by years).
 EARLIEST_DATE = datetime(2000, 1, 1, tzinfo=UTC)
 CLOCK_SKEW = timedelta(days=1)
-
-
-class Reject(Exception):
-    """A field that fails its check; ``decode_message`` turns it into ``Rejected``."""
-
-    def __init__(self, reason: str, status: int | None = None, name: str | None = None):
-        super().__init__(reason)
-        self.status, self.name = status, name
 
 
 def check_name(name: Any) -> str:

@@ -21,6 +21,9 @@ class _HeldIngest:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
     def settle(self) -> None:
         pass
 

@@ -336,3 +336,29 @@ def test_a_state_database_of_an_older_version_is_migrated_in_place(tree):
         assert state.media() == {"new": "v"}
     with IngestState(path):  # opening a migrated database again changes nothing
         pass
+
+
+def test_an_image_over_the_time_budget_is_quarantined_and_the_partition_goes_on(tree):
+    """A 32 MB PNG of tiny chunks (13 s in the ingest's own process, before) is cut off at
+    STREAM_IMAGE_SECONDS in the image judge's child; the messages around it are applied."""
+    png = _png()
+    flood = png[:33] + b"\x00\x00\x00\x00prVt\xa6\x87\x8c\x49" * (32_000_000 // 12) + png[33:]
+    messages = [
+        created("before"),
+        annotation("flood", flood, ".png", BOX, VALIDATOR),
+        annotation("after_png", png, ".png", BOX, VALIDATOR),
+        created("after_jpeg", seed=1),
+    ]
+    with IngestState(state_path(tree)) as state:
+        ingest = Ingest(tree, state, "p", max_bytes=64 << 20)
+        for offset, (body, props) in enumerate(messages):
+            ingest.add(offset, body, props)
+        ingest.flush()
+        ingest.close()
+    summary = ingest.summary
+    assert summary.events == {"Created": 3} and summary.quarantined == 1
+    assert summary.quarantine_reasons == {"image over STREAM_IMAGE_SECONDS": 1}
+    record = json.loads((quarantine_dir(tree) / f"{1:020d}.json").read_text())
+    assert record["reason"] == "image over STREAM_IMAGE_SECONDS: not judged within 0.6 s"
+    assert ingest.judges_started == 2  # the stuck child was replaced for the next PNG
+    assert list(places(tree, "after_png")) == ["data"]

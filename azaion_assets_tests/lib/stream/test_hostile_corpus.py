@@ -350,8 +350,7 @@ def test_a_creation_date_a_day_ahead_is_accepted_and_two_days_ahead_refused(jpeg
         ([["a_1"], 30, "v" * 255], "bulk email longer than 254 bytes"),
         (
             [["a_1"], 30, "v@x", datetime(9999, 1, 1, tzinfo=UTC)],
-            "date 9999-01-01T00:00:00+00:00 is outside 2000-01-01 to a day past the ingest's "
-            "clock",
+            "date 9999-01-01T00:00:00+00:00 is outside 2000-01-01 to a day past the ingest's clock",
         ),
     ],
 )

@@ -8,10 +8,10 @@ import random
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image
 
 from azaion_assets.dev.synthetic import render
-from azaion_assets.lib.stream import jpeg_structure
+from azaion_assets.lib.stream import jpeg_structure, trainer_reader
 from azaion_assets.lib.stream.image_door import check_image
 from azaion_assets.lib.stream.jpeg_structure import UNHANDLED, damage
 
@@ -78,15 +78,18 @@ def test_what_libjpeg_reads_past_passes(frame):
 
 
 def test_kinds_it_does_not_judge_are_left_to_the_decoder(frame, monkeypatch):
-    """Arithmetic-coded or 12-bit JPEGs (rare from cameras) are decoded at 1/8 scale instead."""
+    """Arithmetic-coded or 12-bit JPEGs (rare from cameras) are decoded by the trainer's
+    reader instead."""
     jpeg = _jpeg(frame)
     arithmetic = _rebuilt(jpeg, change=lambda s: b"\xff\xc9" + s[2:] if s[1] == 0xC0 else s)
     assert damage(arithmetic) == UNHANDLED
     twelve_bit = _rebuilt(jpeg, change=lambda s: s[:4] + b"\x0c" + s[5:] if s[1] == 0xC0 else s)
     assert damage(twelve_bit) == UNHANDLED
     loads = []
-    real_load = ImageFile.ImageFile.load
-    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda img: loads.append(1) or real_load(img))
+    real_read = trainer_reader.read_like_trainer
+    monkeypatch.setattr(
+        trainer_reader, "read_like_trainer", lambda *a: loads.append(1) or real_read(*a)
+    )
     assert check_image(arithmetic) == ".jpg"  # libjpeg reads the data on, with warnings
     assert loads == [1]
     assert check_image(jpeg) == ".jpg"  # a kind it judges: walked, not decoded
