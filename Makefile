@@ -77,6 +77,7 @@ lint: install
 bench: install
 	$(BIN)/python -m bench.dataset_forming
 	$(BIN)/python -m bench.stream_ingest
+	$(BIN)/python -m bench.hostile_ingest
 	$(BIN)/python -m bench.day_totals
 	$(BIN)/python -m bench.retraining_tick
 	$(BIN)/python -m bench.ingest_daemon

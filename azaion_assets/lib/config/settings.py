@@ -186,8 +186,9 @@ class Settings(BaseSettings):
     )
     stream_image_seconds: MoreThanZero = _field(
         DEFAULT_IMAGE_SECONDS,
-        doc="Longest the ingest spends judging one image that is not a plain JPEG (decoded by "
-        "the trainer's reader in a child process); one taking longer is quarantined",
+        doc="Most CPU time the ingest spends judging one image that is not a plain JPEG (decoded "
+        "by the trainer's reader in a child process, cut off at 4 times this of wall time if "
+        "it gets no CPU); one taking longer is quarantined",
     )
     stream_image_memory_mb: AtLeastOne = _field(
         DEFAULT_IMAGE_MEMORY_MB,

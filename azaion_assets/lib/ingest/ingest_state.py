@@ -182,6 +182,7 @@ class IngestState:
                         (_LOOKS_FROM, unicode_version()),
                     )
         self._db.execute("CREATE INDEX IF NOT EXISTS names_look ON names (look)")
+        self._db.execute("DROP INDEX IF EXISTS names_fold")  # folds are no longer looked up
 
     def _missing_columns(self) -> list[str]:
         present = {row[1] for row in self._db.execute("PRAGMA table_info(names)")}

@@ -99,14 +99,16 @@ class _Applier(threading.Thread):
             with self._room:
                 self.queued -= size
                 self._room.notify_all()
-        self.ingest.close()  # the image judge's child ends with the messages
-        if self.error is None:
-            try:
-                self.ingest.flush()
-            except BaseException as exc:
-                self.error = exc
-        else:
-            self.ingest.settle()  # a group may still be applying: let it end before failing
+        try:
+            if self.error is None:
+                try:
+                    self.ingest.flush()
+                except BaseException as exc:
+                    self.error = exc
+            else:
+                self.ingest.settle()  # a group may still be applying: let it end before failing
+        finally:
+            self.ingest.close()  # the image judge's child ends with the messages
 
 
 def ingest_partition(

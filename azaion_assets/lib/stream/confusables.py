@@ -38,9 +38,13 @@ def _checker() -> Any:
     return _icu().SpoofChecker()
 
 
+LOOK_VERSION = 1  # of ``look`` and ``portable_names.fold``: raise it when either changes
+
+
 def unicode_version() -> str:
-    """The Unicode version of the confusables data the skeletons come from."""
-    return f"Unicode {_icu().UNICODE_VERSION} (ICU {_icu().ICU_VERSION})"
+    """What the stored looks depend on: this code's version and the Unicode version of the
+    confusables data the skeletons come from."""
+    return f"look {LOOK_VERSION}, Unicode {_icu().UNICODE_VERSION} (ICU {_icu().ICU_VERSION})"
 
 
 def look(name: str) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import msgpack
@@ -38,7 +39,7 @@ from azaion_assets.lib.stream.events import (
     Status,
 )
 from azaion_assets.lib.stream.image_door import check_image
-from azaion_assets.lib.stream.image_judge import ImageJudge
+from azaion_assets.lib.stream.image_judge import ImageJudge, JudgeError
 from azaion_assets.lib.stream.limits import DEFAULT_LIMITS, MessageLimits
 from azaion_assets.lib.stream.message_fields import (
     MAX_EMAIL_BYTES,
@@ -71,13 +72,16 @@ def decode_message(
     judge: ImageJudge | None = None,
 ) -> Decoded:
     """Decode one stream message; never raises for bad input. ``judge`` decodes the images
-    the JPEG walk does not judge, within the limits' budget (``image_door``)."""
+    the JPEG walk does not judge, within the limits' budget (``image_door``); ``JudgeError``
+    if it cannot be run at all."""
     notes: list[str] = []
     try:
         props = _properties(properties)
         event = held_back(_decode(body, props, max_bytes, message_limits, notes, judge))
     except Reject as exc:
         event = Rejected(str(exc), exc.status, exc.name)
+    except JudgeError:
+        raise  # not a verdict on the message: no image could be judged, so the run fails
     except Exception as exc:  # a message must never stop the batch
         # Anything the checks above did not foresee (a library raising on hostile input):
         # still a rejection, with the exception type as the reason.
@@ -229,10 +233,24 @@ def _bulk(status: Status, fields: list[Any], limits: MessageLimits, notes: list[
         if email is not None:
             email = bounded_text(email, "bulk email", MAX_EMAIL_BYTES)
         has_date = len(fields) > 3 and fields[3] is not None
+        if has_date and _min_value(fields[3]):
+            notes.append("bulk date is .NET's DateTime.MinValue, no date; ignored")
+            has_date = False
         date = parse_date(fields[3], "date", notes) if has_date else None
     except Reject as exc:
         raise Reject(str(exc), status) from None
     return BulkEvent(status=status, names=names, email=email, date=date)
+
+
+_MIN_VALUE = datetime(1, 1, 1)
+
+
+def _min_value(value: Any) -> bool:
+    """Whether a date is .NET's ``DateTime.MinValue``, a ``default(DateTime)``: no date, for an
+    optional field (a bulk message's); ``createdDate`` must be a real one."""
+    if isinstance(value, str):
+        return value.rstrip("Z").split("+")[0] in ("0001-01-01T00:00:00", "0001-01-01 00:00:00")
+    return isinstance(value, datetime) and value.replace(tzinfo=None) == _MIN_VALUE
 
 
 def pack(fields: Any) -> bytes:

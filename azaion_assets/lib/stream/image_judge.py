@@ -2,8 +2,9 @@
 
 Why a process: decoding is C (libpng, libwebp, libtiff in OpenCV) that no thread can stop, and
 hostile bytes make it slow or greedy: a 32 MB PNG of a million tiny chunks took 13 s and
-288 MiB in the ingest's own process. Here the ingest waits ``STREAM_IMAGE_SECONDS`` for the
-answer and kills the child past it; the child caps its own data segment (``RLIMIT_DATA``) at
+288 MiB in the ingest's own process. Here the ingest lets the child spend
+``STREAM_IMAGE_SECONDS`` of CPU on the answer (CPU, so that a busy machine does not refuse what a
+quiet one accepts) and kills it past that; the child caps its own data segment (``RLIMIT_DATA``) at
 ``STREAM_IMAGE_MEMORY_MB`` past what it holds before each image. Either way the message is
 quarantined with a reason naming the budget, and the next image gets a fresh child. The
 ingest's own memory never holds a decode.
@@ -17,17 +18,35 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 
 from azaion_assets.lib.proc import child
 from azaion_assets.lib.stream.reject import Reject
-from azaion_assets.lib.stream.trainer_reader import Judged, judge_decoded
+from azaion_assets.lib.stream.trainer_reader import Judged, judge_decoded, memory_reason, sniffed
 
 _START_SECONDS = 60.0  # the child's imports, on a loaded machine
 _READY = "ready"
+WALL_FACTOR = 4  # wall time an image may take, in budgets, when the machine starves the child
+_SLICE = 0.05  # seconds between looks at the child's CPU time once its budget is nearly spent
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class JudgeError(RuntimeError):
     """The judge cannot be run at all (not a verdict on an image): the ingest run fails."""
+
+
+class _OverBudget(Exception):
+    """The child spent the time budget on one image."""
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used (``/proc/<pid>/stat``); 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 class ImageJudge:
@@ -45,18 +64,33 @@ class ImageJudge:
         judge = self._running()
         try:
             judge.send((bytes(image), max_pixels, max_aspect))
-            answer = judge.receive(timeout=self.seconds)
-        except TimeoutError:
+            answer = self._answer(judge)
+        except _OverBudget as exc:
             self._replace()
-            raise Reject(
-                f"image over STREAM_IMAGE_SECONDS: not judged within {self.seconds:g} s"
-            ) from None
+            raise Reject(f"image over STREAM_IMAGE_SECONDS: {exc}") from None
         except (JudgeError, OSError) as exc:
             self._replace()
             raise Reject(f"image reader died judging it ({exc})") from None
         if isinstance(answer, str):
             raise Reject(answer)
         return answer
+
+    def _answer(self, judge: child.Child) -> Judged | str:
+        """The child's verdict once it spent at most ``seconds`` of CPU on it: CPU, not wall
+        time, so a busy machine does not quarantine an image a quiet one accepts. A child that
+        gets no CPU is still cut off at ``WALL_FACTOR`` times the budget of wall time."""
+        start_cpu, start = _cpu_seconds(judge.pid), time.monotonic()
+        while True:
+            used = _cpu_seconds(judge.pid) - start_cpu
+            if used >= self.seconds:
+                raise _OverBudget(f"not judged within {self.seconds:g} s of CPU")
+            if time.monotonic() - start >= self.seconds * WALL_FACTOR:
+                waited = self.seconds * WALL_FACTOR
+                raise _OverBudget(f"not judged within {waited:g} s ({used:.2f} s of CPU)")
+            try:
+                return judge.receive(timeout=max(self.seconds - used, _SLICE))
+            except TimeoutError:
+                continue  # the answer's header is 8 bytes written at once: nothing was read
 
     def _running(self) -> child.Child:
         """The child, started and ready (its imports done, not charged to an image)."""
@@ -67,6 +101,9 @@ class ImageJudge:
             try:
                 if self._child.receive(timeout=_START_SECONDS) != _READY:
                     raise JudgeError("the image judge did not start")
+            except TimeoutError:
+                self._end(kill=True)
+                raise JudgeError(f"the image judge did not start in {_START_SECONDS:g} s") from None
             except BaseException:
                 self._end(kill=True)
                 raise
@@ -119,12 +156,15 @@ def _main() -> None:
             verdict: Judged | str = judge_decoded(image, max_pixels, max_aspect, budget)
         except Reject as exc:
             verdict = str(exc)
+        except MemoryError:
+            verdict = memory_reason(sniffed(image), budget)
         except Exception as exc:  # a bug, not a verdict on the image: still one message
             verdict = f"image judge error: {type(exc).__name__}: {str(exc)[:120]}"
         finally:
             os.dup2(stderr, 2)
             os.close(stderr)
-        del image
+            del image
+            _uncap_data()  # the next request is read whole, whatever this image left behind
         child.answer(answers, verdict)
 
 
@@ -149,6 +189,11 @@ def _cap_data(budget: int) -> None:
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
     resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+def _uncap_data() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    resource.setrlimit(resource.RLIMIT_DATA, (hard, hard))
 
 
 if __name__ == "__main__":

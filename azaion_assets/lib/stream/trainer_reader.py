@@ -16,6 +16,7 @@ standard library, Pillow, NumPy and OpenCV, nothing else of the package.
 from __future__ import annotations
 
 import io
+import struct
 import sys
 import warnings
 from typing import Any, NamedTuple
@@ -124,7 +125,7 @@ def _pil_header(
             width, height = img.size
             _check_kind(fmt, width, height, img.mode, max_pixels, max_aspect, memory_bytes)
             _check_frames(getattr(img, "n_frames", 1), fmt)
-            check_orientation(_orientation(img), fmt)
+            check_orientation(_orientation(img, image), fmt)
     except Reject:
         raise
     except Image.DecompressionBombError:
@@ -182,18 +183,42 @@ def _check_frames(frames: int, fmt: str) -> None:
         )
 
 
-def _orientation(img: Any) -> Any:
-    """The EXIF orientation Pillow's header holds. A PNG's from its eXIf chunk before the pixels
-    only: asking Pillow for one after them decodes the whole image first."""
+def _orientation(img: Any, image: bytes | bytearray) -> Any:
+    """The EXIF orientation the trainer's reader turns by. A PNG's from its own chunks: Pillow
+    reads an ``eXIf`` before the pixels only (and the last of two), libpng one anywhere (the
+    first of two); asking Pillow for one after the pixels decodes the whole image first."""
     if img.format != "PNG":
         return img.getexif().get(ORIENTATION)
-    raw = img.info.get("exif")
-    if not raw:
+    found = png_exif(image)
+    if len(found) > 1:
+        raise Reject(
+            f"image with EXIF the door cannot read (PNG): {len(found)} eXIf chunks, which "
+            "readers take differently"
+        )
+    if not found:
         return None
+    raw = found[0]
     try:
         return orientation(raw if raw.startswith(EXIF_HEADER) else EXIF_HEADER + raw)
     except ValueError as exc:
         raise Reject(f"image with EXIF the door cannot read (PNG): {exc}") from None
+
+
+_CHUNK = struct.Struct(">I4s")
+
+
+def png_exif(image: bytes | bytearray) -> list[bytes]:
+    """The bodies of a PNG's ``eXIf`` chunks, wherever they are, up to its end chunk (a chunk
+    that runs past the data ends the walk: the decode judges the damage)."""
+    found, pos, end = [], 8, len(image)
+    while pos + 12 <= end:
+        size, kind = _CHUNK.unpack_from(image, pos)
+        if kind == b"eXIf":
+            found.append(bytes(image[pos + 8 : pos + 8 + size]))
+        elif kind == b"IEND":
+            break
+        pos += 12 + size
+    return found
 
 
 _SIGNATURES = {

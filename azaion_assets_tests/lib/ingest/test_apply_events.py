@@ -359,6 +359,6 @@ def test_an_image_over_the_time_budget_is_quarantined_and_the_partition_goes_on(
     assert summary.events == {"Created": 3} and summary.quarantined == 1
     assert summary.quarantine_reasons == {"image over STREAM_IMAGE_SECONDS": 1}
     record = json.loads((quarantine_dir(tree) / f"{1:020d}.json").read_text())
-    assert record["reason"] == "image over STREAM_IMAGE_SECONDS: not judged within 0.6 s"
+    assert record["reason"] == "image over STREAM_IMAGE_SECONDS: not judged within 0.6 s of CPU"
     assert ingest.judges_started == 2  # the stuck child was replaced for the next PNG
     assert list(places(tree, "after_png")) == ["data"]

@@ -175,7 +175,7 @@ def test_looks_are_computed_anew_when_the_unicode_data_changes(tree):
     _apply(tree, [created("case_0001")])
     with closing(sqlite3.connect(state_path(tree))) as db:
         db.execute("UPDATE names SET look = 'stale'")
-        db.execute("UPDATE facts SET value = 'Unicode 1.0 (ICU 1.0)'")
+        db.execute("UPDATE facts SET value = 'look 1, Unicode 1.0 (ICU 1.0)'")
         db.commit()
     with IngestState(state_path(tree)) as state:
         assert state.holders([look("case_0001"), "stale"]) == {look("case_0001"): ["case_0001"]}

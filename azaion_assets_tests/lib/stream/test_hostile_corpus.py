@@ -251,6 +251,16 @@ def test_each_remaining_leniency_is_accepted_and_noted(jpeg, over, props, note):
         ([["a_1"]], "bulk status missing", None),
         ([["a_1"], None, "v@x"], "bulk status missing", "v@x"),
         ([["a_1"], 30, 17], "bulk email is int, not a string; ignored", None),
+        (
+            [["a_1"], 30, None, datetime(1, 1, 1, tzinfo=UTC)],
+            "bulk date is .NET's DateTime.MinValue, no date; ignored",
+            None,
+        ),
+        (
+            [["a_1"], 30, None, "0001-01-01T00:00:00Z"],
+            "bulk date is .NET's DateTime.MinValue, no date; ignored",
+            None,
+        ),
     ],
 )
 def test_a_bulk_message_s_leniencies_are_noted(fields, note, email):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import struct
 import zlib
 
@@ -13,11 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from azaion_assets.lib.stream import image_judge
+from azaion_assets.lib.stream.contract import decode_message, pack
 from azaion_assets.lib.stream.image_door import judge_image
-from azaion_assets.lib.stream.image_judge import ImageJudge
+from azaion_assets.lib.stream.image_judge import ImageJudge, JudgeError
 from azaion_assets.lib.stream.limits import DEFAULT_LIMITS, MessageLimits
 from azaion_assets.lib.stream.reject import Reject
 from azaion_assets.lib.stream.trainer_reader import Judged
+from azaion_assets_tests.lib.stream.test_contract import _fields
 
 MIB = 1 << 20
 
@@ -65,7 +69,9 @@ def test_a_png_flooded_with_tiny_chunks_is_cut_off_at_the_time_budget(png, judge
     flood = _before_idat(png, _chunk(b"prVt", b"") * (32_000_000 // 12))
     assert _verdict(png, judge) == Judged(".png", 64, 48)
     started = judge.started
-    assert _verdict(flood, judge) == "image over STREAM_IMAGE_SECONDS: not judged within 0.6 s"
+    assert (
+        _verdict(flood, judge) == "image over STREAM_IMAGE_SECONDS: not judged within 0.6 s of CPU"
+    )
     assert judge.started == started + 1  # the stuck child was replaced
     assert _verdict(png, judge) == Judged(".png", 64, 48)  # and the next image is judged
 
@@ -190,3 +196,26 @@ def test_a_plain_jpeg_never_starts_the_child():
     with ImageJudge(5, DEFAULT_LIMITS.image_memory) as judge:
         assert judge_image(jpeg, DEFAULT_LIMITS, judge) == Judged(".jpg", 64, 48)
         assert judge.started == 0
+
+
+def test_the_budget_is_cpu_time_and_a_starved_child_is_still_cut_off_by_the_wall(png):
+    """A busy machine slows the child's clock, not its CPU: the verdict waits for CPU, up to
+    WALL_FACTOR budgets of wall time (a child stopped outright gets none)."""
+    with ImageJudge(0.2, DEFAULT_LIMITS.image_memory) as judge:
+        assert _verdict(png, judge) == Judged(".png", 64, 48)
+        child = judge._child
+        assert child is not None
+        os.kill(child.pid, signal.SIGSTOP)
+        reason = _verdict(png, judge)
+        assert isinstance(reason, str)
+        assert reason.startswith("image over STREAM_IMAGE_SECONDS: not judged within 0.8 s (0.0")
+        assert _verdict(png, judge) == Judged(".png", 64, 48) and judge.started == 2
+
+
+def test_a_judge_that_cannot_start_fails_the_run_not_the_message(png, monkeypatch):
+    """No image could be judged at all: quarantining each would lose them to a broken install."""
+    monkeypatch.setattr(image_judge, "__file__", "/nonexistent/image_judge.py")
+    body = pack(_fields(png, ext=".png"))
+    broken = ImageJudge(5, DEFAULT_LIMITS.image_memory)
+    with broken, pytest.raises(JudgeError, match="the image judge ended early"):
+        decode_message(body, {"AnnotationStatus": 10}, judge=broken)

@@ -1,5 +1,6 @@
 """The door agrees with the trainer: every image it accepts, Ultralytics' own ``imread`` (as the
-dataset loader calls it) reads, at the size the door reported.
+dataset loader calls it) reads, at the size the door reported, and without turning it by an
+EXIF orientation (the same pixels as a read that ignores orientation).
 
 2,000 images generated over every accepted format, with the options encoders and cameras use
 (progressive and subsampled JPEGs, interlaced and 16-bit PNGs, lossless WebPs, compressed and
@@ -165,13 +166,13 @@ def _oddities(rng: random.Random, fmt: str, data: bytes) -> tuple[bytes, list[st
     return data, how
 
 
-def _trainer_read(folder: Path, data: bytes, ext: str, index: int):
+def _trainer_read(folder: Path, data: bytes, ext: str, index: int, flags=cv2.IMREAD_COLOR):
     """The dataset loader's read of a stored image: Ultralytics' ``imread``, flags and all."""
     from ultralytics.utils.patches import imread
 
     path = folder / f"image_{index}{ext}"
     path.write_bytes(data)
-    return imread(str(path), flags=cv2.IMREAD_COLOR)
+    return imread(str(path), flags=flags)
 
 
 def test_every_image_the_door_accepts_the_trainer_reads_at_the_size_it_reported(tmp_path):
@@ -191,6 +192,10 @@ def test_every_image_the_door_accepts_the_trainer_reads_at_the_size_it_reported(
         assert im.shape[:2] == (judged.height, judged.width), f"{how}: {im.shape}"
         ours = read_like_trainer(data, judged.ext)  # the door's copy of the reader agrees
         assert ours is not None and ours.shape == im.shape, how
+        if judged.ext != ".tif":  # and it did not turn the image (libtiff turns by any flags)
+            upright = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+            as_stored = _trainer_read(tmp_path, data, judged.ext, index, upright)
+            assert as_stored is not None and np.array_equal(im, as_stored), f"turned: {how}"
     assert sum(accepted.values()) + sum(refused.values()) == IMAGES
     assert all(accepted[ext] >= 100 for ext in (".jpg", ".png", ".bmp", ".webp", ".tif")), (
         accepted,
