@@ -574,7 +574,7 @@ def test_the_image_installs_the_package_without_extras():
     """The image gets the runtime dependencies only: no [dev] (pytest, linters), no [demo]
     (moto), and so no dev stand-ins (the wheel leaves them out; test_packaging)."""
     installs = [
-        line.split("pip install", 1)[1].split()
+        line.split("pip install", 1)[1].split("&&")[0].split()  # up to the next command
         for line in _dockerfile_instructions()
         if line.startswith("RUN ") and "pip install" in line
     ]

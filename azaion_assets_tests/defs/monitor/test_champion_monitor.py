@@ -23,6 +23,7 @@ from azaion_assets.lib.evaluation.champion_gate import evaluate, judge, write_ev
 from azaion_assets.lib.evaluation.frame_errors import rule, worst
 from azaion_assets.lib.evaluation.new_data import new_annotations
 from azaion_assets.lib.evaluation.onnx_eval import score_frames
+from azaion_assets.lib.ingest.day_totals import weather_mode
 from azaion_assets.lib.labels.classes import load_classes, slot_names
 from azaion_assets_tests.tiny_detector import IMAGES, PARTITION, tiny_detector
 
@@ -108,7 +109,13 @@ def test_a_summer_champion_falls_behind_on_winter_and_retraining_names_the_rule(
     titles = re.findall(r"\*\*([^*]+)\*\*", winter["worst_frames"])
     assert [t.split(":")[0] for t in titles] == picked
     assert all("; video unknown; weather " in t for t in titles)  # no stream: no source
-    assert sum("Wint" in t for t in titles) >= 4, titles
+    for title, name in zip(titles, picked, strict=True):  # each frame's modes, by its boxes
+        label = tree.data.labels / f"{name.rsplit('.', 1)[0]}.txt"
+        modes = sorted(
+            {weather_mode(int(line.split()[0])) for line in label.read_text().split("\n") if line}
+        )
+        assert title.endswith(f"; weather {'/'.join(modes)}"), (title, modes)
+    assert any("Wint" in t for t in titles), titles  # snow's own class is among them
     report = tree.model_dir(PARTITION) / "report"
     assert len(list(report.glob("monitor_frame_*.jpg"))) == 8
 
