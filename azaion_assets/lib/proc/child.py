@@ -94,6 +94,10 @@ class Child:
     def pid(self) -> int:
         return self._proc.pid
 
+    def alive(self) -> bool:
+        """Whether the child is still running (not reaped: ``close`` still must be called)."""
+        return self._proc.poll() is None
+
     def send(self, request: Any) -> None:
         """Hand ``request`` to the child; OSError if it is gone (``receive`` then says how)."""
         pickle.dump(request, self._requests, pickle.HIGHEST_PROTOCOL)

@@ -93,7 +93,10 @@ class ImageJudge:
                 continue  # the answer's header is 8 bytes written at once: nothing was read
 
     def _running(self) -> child.Child:
-        """The child, started and ready (its imports done, not charged to an image)."""
+        """The child, started and ready (its imports done, not charged to an image). One that
+        died between images (killed from outside) is replaced: no image is blamed for it."""
+        if self._child is not None and not self._child.alive():
+            self._end(kill=True)
         if self._child is None:
             self._spawn()
         assert self._child is not None

@@ -8,6 +8,7 @@ import io
 import os
 import signal
 import struct
+import threading
 import zlib
 
 import numpy as np
@@ -178,17 +179,26 @@ def test_a_jpeg_of_millions_of_markers_or_fill_bytes_is_refused_at_once():
     assert _verdict(filled, None) == Judged(".jpg", 64, 48)
 
 
-def test_a_child_that_dies_is_reported_and_replaced(png):
-    with ImageJudge(5, DEFAULT_LIMITS.image_memory) as judge:
+def test_a_child_that_dies_judging_an_image_is_reported_and_replaced(png):
+    """A decoder that crashes on an image would crash the trainer too: that image is refused.
+    A child that died between images (killed from outside) costs no image anything."""
+    flood = _before_idat(png, _chunk(b"prVt", b"") * 2_000_000)
+    with ImageJudge(30, DEFAULT_LIMITS.image_memory) as judge:
         assert _verdict(png, judge) == Judged(".png", 64, 48)
         child = judge._child
         assert child is not None
-        os.kill(child.pid, 9)
-        child._proc.wait()
-        reason = _verdict(png, judge)
+        killer = threading.Timer(0.3, os.kill, (child.pid, signal.SIGKILL))
+        killer.start()
+        reason = _verdict(flood, judge)
+        killer.join()
         assert isinstance(reason, str)
-        assert reason.startswith("image reader died judging it (")  # a broken pipe, or EOF
+        assert reason.startswith("image reader died judging it (the image judge ended early")
         assert _verdict(png, judge) == Judged(".png", 64, 48) and judge.started == 2
+        between = judge._child
+        assert between is not None
+        os.kill(between.pid, signal.SIGKILL)
+        between._proc.wait()
+        assert _verdict(png, judge) == Judged(".png", 64, 48) and judge.started == 3
 
 
 def test_a_plain_jpeg_never_starts_the_child():
