@@ -113,7 +113,6 @@ CREATE TABLE IF NOT EXISTS names (
     ticks   INTEGER,
     role    INTEGER,
     created TEXT,
-    fold    TEXT,              -- unused since looks (kept in databases that have it)
     look    TEXT               -- confusables.look(name): where names that look alike collide
 );
 CREATE TABLE IF NOT EXISTS facts (
@@ -135,7 +134,6 @@ _ADDED_COLUMNS = {
     "ticks": "INTEGER",
     "role": "INTEGER",
     "created": "TEXT",
-    "fold": "TEXT",
     "look": "TEXT",
 }
 _LOOKS_FROM = "looks computed with"  # the facts key: the Unicode data of the stored looks
@@ -182,7 +180,9 @@ class IngestState:
                         (_LOOKS_FROM, unicode_version()),
                     )
         self._db.execute("CREATE INDEX IF NOT EXISTS names_look ON names (look)")
-        self._db.execute("DROP INDEX IF EXISTS names_fold")  # folds are no longer looked up
+        # Databases of the versions that kept each name's fold keep the column, unused; its
+        # index is dropped.
+        self._db.execute("DROP INDEX IF EXISTS names_fold")
 
     def _missing_columns(self) -> list[str]:
         present = {row[1] for row in self._db.execute("PRAGMA table_info(names)")}

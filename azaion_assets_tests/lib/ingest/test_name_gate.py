@@ -181,3 +181,17 @@ def test_looks_are_computed_anew_when_the_unicode_data_changes(tree):
         assert state.holders([look("case_0001"), "stale"]) == {look("case_0001"): ["case_0001"]}
     summary = _apply(tree, [created("\u0441ase_0001")], first=10)
     assert summary.quarantined == 1
+
+
+def test_a_state_of_the_version_that_kept_folds_gains_looks_and_drops_the_fold_index(tree):
+    _old_state(tree, ["CaseCollision"])
+    with closing(sqlite3.connect(state_path(tree))) as db:  # as the previous version left it
+        db.execute("ALTER TABLE names ADD COLUMN fold TEXT")
+        db.execute("UPDATE names SET fold = lower(name)")
+        db.execute("CREATE INDEX names_fold ON names (fold)")
+        db.commit()
+    summary = _apply(tree, [created("casecollision", seed=1)], first=10)
+    assert summary.quarantined == 1
+    with closing(sqlite3.connect(state_path(tree))) as db:
+        indexes = {row[1] for row in db.execute("PRAGMA index_list(names)")}
+    assert "names_look" in indexes and "names_fold" not in indexes
