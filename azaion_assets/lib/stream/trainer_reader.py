@@ -232,7 +232,7 @@ _SIGNATURES = {
 
 def sniffed(image: bytes | bytearray) -> str:
     """The format its first bytes claim, for a reason where Pillow could not open it."""
-    if image[:4] == b"RIFF" and image[8:12] == b"WEBP":
+    if webp_header.is_webp(image):
         return "WEBP"
     return next((f for sig, f in _SIGNATURES.items() if image.startswith(sig)), "unknown format")
 

@@ -35,7 +35,8 @@ from azaion_assets.lib.stream.events import AnnotationEvent, BulkEvent, Rejected
 from azaion_assets.lib.stream.image_judge import ImageJudge
 from azaion_assets.lib.stream.limits import DEFAULT_LIMITS
 from azaion_assets.lib.stream.trainer_reader import read_like_trainer
-from azaion_assets_tests.lib.stream.test_image_judge import _after_idat, _before_idat, _chunk
+from azaion_assets_tests.lib.stream.test_image_door import _chunk
+from azaion_assets_tests.lib.stream.test_image_judge import _after_idat, _before_idat
 
 JPEG = render(random.Random(1), 64, 48)[0]
 BOX = {"cls": 20, "x": 0.5, "y": 0.5, "w": 0.2, "h": 0.3}

@@ -32,9 +32,9 @@ def _reason(image: bytes, limits: MessageLimits = DEFAULT_LIMITS) -> str:
     return str(caught.value)
 
 
-def _saved(img: Image.Image, fmt: str) -> bytes:
+def _saved(img: Image.Image, fmt: str, **options) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, format=fmt)
+    img.save(buf, format=fmt, **options)
     return buf.getvalue()
 
 

@@ -4,7 +4,6 @@ and memory budget, each hostile case quarantined with a reason that names what i
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import struct
@@ -23,18 +22,9 @@ from azaion_assets.lib.stream.limits import DEFAULT_LIMITS, MessageLimits
 from azaion_assets.lib.stream.reject import Reject
 from azaion_assets.lib.stream.trainer_reader import Judged
 from azaion_assets_tests.lib.stream.test_contract import _fields
+from azaion_assets_tests.lib.stream.test_image_door import _chunk, _saved
 
 MIB = 1 << 20
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _saved(img: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    img.save(buffer, fmt, **options)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ from azaion_assets.lib.stream.image_judge import ImageJudge
 from azaion_assets.lib.stream.limits import DEFAULT_LIMITS
 from azaion_assets.lib.stream.reject import Reject
 from azaion_assets.lib.stream.trainer_reader import read_like_trainer
+from azaion_assets_tests.lib.stream.test_image_door import _chunk
 
 IMAGES = 2_000
 pytestmark = pytest.mark.slow  # about half a minute: `make test` runs it, test-fast does not
@@ -67,10 +68,6 @@ def _big_endian_exif(orientation: int) -> bytes:
 def _with_app1(jpeg: bytes, body: bytes) -> bytes:
     """``jpeg`` with an APP1 segment of ``body`` put right after its start marker."""
     return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + jpeg[2:]
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def _png_with(png: bytes, chunk: bytes, after_idat: bool) -> bytes:
